@@ -43,7 +43,7 @@ export const errorCatalogue = {
   InvalidInputSchema: { category: "validation", when: "The workflow's `input` is not a valid JSON Schema (draft 2020-12)." },
 
   // --- step: how steps and executions fail at run time ----------------------------------------
-  Timeout: { category: "step", retryable: true, when: "An attempt, a step or a `receive` ran past its timeout." },
+  Timeout: { category: "step", retryable: true, when: "An attempt, a step, a `receive` or the whole execution ran past its timeout (the execution then ends `timed_out`)." },
   WorkerCrashed: { category: "step", retryable: true, when: "The worker died, or the function crashed its process or thread, during the attempt." },
   FunctionError: { category: "step", retryable: true, when: "The function threw something that is not a Baton error." },
   InputInvalid: { category: "step", retryable: false, when: "The input was rejected against its declared schema (a function's, or the workflow's at start)." },
@@ -52,7 +52,6 @@ export const errorCatalogue = {
   ItemsFailed: { category: "step", retryable: false, when: "A `map` had more failed items than its `tolerate`." },
   StepBudgetExceeded: { category: "step", retryable: false, when: "The execution took more backward `next` jumps than its budget." },
   Cancelled: { category: "step", retryable: false, when: "The execution was cancelled." },
-  ExecutionTimedOut: { category: "step", retryable: false, when: "The execution ran past its workflow's `timeout`." },
   WorkflowNotFound: { category: "step", retryable: false, when: "A `workflow` step, or a start, names a workflow that has not been submitted." },
 
   // --- api: answers to clients ---------------------------------------------------------------
