@@ -87,6 +87,8 @@ export interface StepError {
   message: string;
   retryable: boolean;
   details?: unknown;
+  /** `ItemsFailed` only: which items of the `map` failed, and how. */
+  items?: { index: number; error: StepError }[];
 }
 
 /** Builds a step error with the catalogue's default retryability for Baton's own codes. */

@@ -1,0 +1,12 @@
+import { Ajv2020 } from "ajv/dist/2020.js";
+import addFormats from "ajv-formats";
+import schema from "./engine/workflow/schema/workflow.schema.json" with { type: "json" };
+const warnings: unknown[] = [];
+const ajv = new Ajv2020({ allErrors: true, allowUnionTypes: true, verbose: true, logger: { log: (...a) => warnings.push(a), warn: (...a) => warnings.push(a), error: (...a) => warnings.push(a) } });
+addFormats.default(ajv);
+const v = ajv.compile(schema);
+console.log("warnings", warnings);
+const doc = { baton: "v1", name: "x", steps: [{ name: "a", call: "f", wiht: 1 }, { name: "b", set: { "bad-name": 1 } }, {name: "c", parallel: {branches: {Left: [{name: "d", call: "x"}]}}}] };
+console.log(v(doc), JSON.stringify(v.errors?.map(e => ({ k: e.keyword, i: e.instancePath, s: e.schemaPath, p: e.params, m: e.message })), null, 0));
+const s = ajv.getSchema("https://baton.dev/schemas/workflow-v1.json#/$defs/setStep")!;
+console.log(s({ name: "b", set: { "bad-name": 1 }, foo: 2 }), JSON.stringify(s.errors?.map(e => ({ k: e.keyword, i: e.instancePath, s: e.schemaPath, p: e.params, m: e.message, ps: Object.keys(e.parentSchema ?? {}) }))));

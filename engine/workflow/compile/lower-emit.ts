@@ -1,0 +1,58 @@
+/**
+ * `emit`: publish an event. The command carries a deduplication id made of the execution, the
+ * step and the run, so the driver's publish happens once per step run however often a crash
+ * makes it replay the command.
+ */
+import type { EmitStep } from "../definition.ts";
+import { evaluateString, evaluateTemplate, hasExpression } from "../expressions.ts";
+import {
+  attempt,
+  bindingsFor,
+  command,
+  evaluationOptions,
+  hasError,
+  ids,
+  pendingOf,
+  target,
+  enqueueing,
+  type EnqueueArgs,
+  type ListFrame,
+  type LoweredKind,
+} from "./lowering.ts";
+
+export function lowerEmit(step: EmitStep, frame: ListFrame): LoweredKind {
+  const { name } = step;
+  const { subject, data } = step.emit;
+  return {
+    run: {
+      entry: [
+        enqueueing(({ context, event, enqueue }: EnqueueArgs) => {
+          const args = { context, event };
+          const pending = pendingOf(context, name);
+          const bindings = bindingsFor(context, frame.scope);
+          const outcome = attempt(() => {
+            const options = evaluationOptions(args, name);
+            const resolved = hasExpression(subject) ? evaluateString(subject, bindings, options) : subject;
+            const payload = data === undefined ? (context.last[frame.scope] ?? null) : evaluateTemplate(data, bindings, options);
+            return { subject: String(resolved), data: payload };
+          });
+          if (!outcome.ok) {
+            enqueue.assign({ pending: { ...context.pending, [name]: { ...pending, error: outcome.error } } });
+            return;
+          }
+          enqueue.assign({ pending: { ...context.pending, [name]: { ...pending, result: outcome.value } } });
+          enqueue(
+            command("emitEvent", {
+              step: name,
+              run: pending.run,
+              ...outcome.value,
+              id: `${context.execution.id}:${name}:${pending.run}`,
+            }),
+          );
+          enqueue(command("record", { type: "EventEmitted", step: name, data: outcome.value }));
+        }),
+      ],
+      always: [{ guard: hasError(name), target: target(ids.failing(name)) }, { target: target(ids.finishing(name)) }],
+    },
+  };
+}

@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# The one command that sets up and runs Baton's whole test suite on a fresh Debian/Ubuntu machine
+# with Node 20: installs the npm dependencies (npm ci), installs nats-server if it is missing,
+# then runs `npm run verify` (format check, lint, typecheck, tests).
+# The last line it prints is always the test summary, `N passed, N failed[, N skipped]`; when a
+# step before the tests fails, that line is `0 passed, 1 failed`. Works with no stdin (CI=true).
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+step="start"
+summary_file="$(mktemp "${TMPDIR:-/tmp}/baton-test-summary.XXXXXX")"
+export BATON_TEST_SUMMARY_FILE="$summary_file"
+
+on_exit() {
+  local status=$?
+  # scripts/run-tests.mjs writes the summary file once the tests have run; their summary is
+  # already the last line printed. Otherwise a step before the tests failed: say which, and
+  # print a summary that CI reads as a failure.
+  if [[ $status -ne 0 && ! -s "$summary_file" ]]; then
+    echo "test.sh: FAILED during: $step (exit code $status). See the output above." >&2
+    echo "0 passed, 1 failed"
+  fi
+  rm -f "$summary_file"
+  exit "$status"
+}
+trap on_exit EXIT
+
+section() {
+  step="$1"
+  printf '\n==> %s\n' "$1" >&2
+}
+
+section "checking Node.js (20.19 or newer)"
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+  echo "test.sh: Node.js 20 (node and npm) is required: https://nodejs.org/en/download" >&2
+  exit 1
+fi
+node -e '
+  const [major, minor] = process.versions.node.split(".").map(Number);
+  if (major < 20 || (major === 20 && minor < 19)) {
+    console.error(`test.sh: Node.js ${process.versions.node} is too old; Baton needs 20.19 or newer.`);
+    process.exit(1);
+  }
+  console.error(`node ${process.versions.node}`);
+'
+
+if [[ -f package-lock.json ]]; then
+  section "installing dependencies (npm ci)"
+  npm ci --no-audit --no-fund </dev/null
+else
+  section "installing dependencies (npm install: no package-lock.json)"
+  npm install --no-audit --no-fund </dev/null
+fi
+
+section "making sure nats-server is installed (scripts/ensure-nats-server.sh)"
+bash scripts/ensure-nats-server.sh </dev/null
+
+section "npm run verify: format check, lint, typecheck, tests"
+# --silent keeps npm's own notices (and, on npm 10, its "Lifecycle script failed" lines) after
+# the test summary out of the output; the tools' own output is unchanged.
+npm run --silent verify </dev/null
