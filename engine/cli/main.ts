@@ -16,9 +16,7 @@ const processIo: Io = {
 
 /** Node's `parseArgs` reports bad options with these codes; they are the user's mistakes, not ours. */
 function isParseArgsError(error: unknown): error is Error {
-  return (
-    error instanceof Error && "code" in error && String(error.code).startsWith("ERR_PARSE_ARGS_")
-  );
+  return error instanceof Error && "code" in error && String(error.code).startsWith("ERR_PARSE_ARGS_");
 }
 
 function suggestion(name: string): string {
@@ -43,7 +41,9 @@ export async function main(argv: readonly string[], io: Io = processIo): Promise
   }
   const command = commands.find((candidate) => candidate.name === name);
   if (!command) {
-    io.stderr(`baton: unknown command "${name}"${suggestion(name)}. Run "baton help" for the list of commands.\n`);
+    io.stderr(
+      `baton: unknown command "${name}"${suggestion(name)}. Run "baton help" for the list of commands.\n`,
+    );
     return exitCodes.usage;
   }
   const options = args.slice(0, args.includes("--") ? args.indexOf("--") : args.length);
@@ -59,7 +59,9 @@ export async function main(argv: readonly string[], io: Io = processIo): Promise
       return exitCodes.usage;
     }
     // A bug of ours, not the user's: say so plainly, with the stack, and do not pose as exit 1 ("problems found").
-    io.stderr(`baton ${command.name}: unexpected error: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+    io.stderr(
+      `baton ${command.name}: unexpected error: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`,
+    );
     return exitCodes.internal;
   }
 }

@@ -137,7 +137,9 @@ function mapNodes(text: string, contents: unknown): Map<string, NodeInfo> {
   const nodes = new Map<string, NodeInfo>();
   const visit = (node: unknown, path: PathSegment[], key?: number): void => {
     if (!isScalar(node) && !isMap(node) && !isSeq(node) && !isAlias(node)) return;
-    const start = node.range?.[0] ?? key ?? 0;
+    // `key:` with nothing after it parses to a null scalar that covers no text: point at the key.
+    const isEmpty = isScalar(node) && node.value === null && node.range?.[0] === node.range?.[1];
+    const start = (isEmpty ? key : node.range?.[0]) ?? key ?? 0;
     const info: NodeInfo = { value: start };
     if (key !== undefined) info.key = key;
     nodes.set(pathKey(path), info);
@@ -152,8 +154,8 @@ function mapNodes(text: string, contents: unknown): Map<string, NodeInfo> {
         const name = isScalar(keyNode) ? String(keyNode.value) : String(keyNode);
         const keyStart = isScalar(keyNode) || isMap(keyNode) || isSeq(keyNode) ? keyNode.range?.[0] : undefined;
         const childPath = [...path, name];
-        if (pair.value === null || pair.value === undefined) {
-          // `key:` with nothing after it: the value is null, and the key is the best place to point at.
+        if (pair.value === null) {
+          // `{ key }` in a flow mapping: no value node at all.
           if (keyStart !== undefined) nodes.set(pathKey(childPath), { value: keyStart, key: keyStart });
         } else visit(pair.value, childPath, keyStart);
       }

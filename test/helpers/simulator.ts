@@ -136,6 +136,7 @@ class Simulation {
       if (++processed > maxEvents) throw new Error(`simulation did not end after ${maxEvents} events`);
       const next = this.queue.shift()!;
       if (next.cancelled) continue;
+      this.release(next);
       this.now = Math.max(this.now, next.at);
       const execution = this.executions.get(next.execution);
       if (!execution || execution.ended) continue;
@@ -344,19 +345,14 @@ class Simulation {
   }
 
   private schedule(when: number, execution: string, event: MachineEvent, key?: string, fn?: string) {
-    const entry: Queued & { fn?: string } = { at: when, seq: this.seq++, execution, event };
+    const entry: Queued = { at: when, seq: this.seq++, execution, event };
     if (key) entry.key = key;
-    if (fn) entry.fn = fn;
     // Keep the queue ordered by time, then by the order things were scheduled.
     let index = this.queue.length;
     while (index > 0 && this.queue[index - 1]!.at > when) index--;
     this.queue.splice(index, 0, entry);
-    if (fn) {
-      // A task's answer frees its slot when it is delivered (or cancelled).
-      const original = entry.event;
-      entry.event = original;
-      this.taskSlots.set(entry, fn);
-    }
+    // A task's answer frees its function's slot when it is delivered or cancelled.
+    if (fn) this.taskSlots.set(entry, fn);
   }
 
   private readonly taskSlots = new Map<Queued, string>();

@@ -53,7 +53,8 @@ function parseErrorsDoc(markdown: string): DocumentedCode[] {
     const retryableAt = columns.indexOf("retryable");
     if (retryableAt >= 0) {
       const text = row[retryableAt];
-      if (text !== "yes" && text !== "no") throw new Error(`docs/errors.md: ${code}: retryable must be "yes" or "no", not "${text}"`);
+      if (text !== "yes" && text !== "no")
+        throw new Error(`docs/errors.md: ${code}: retryable must be "yes" or "no", not "${text}"`);
       entry.retryable = text === "yes";
     }
     documented.push(entry);
@@ -81,12 +82,15 @@ describe("docs/errors.md mirrors engine/errors.ts", () => {
   it.each(catalogue)("documents %s with its category, sentence and retryability", (code, spec) => {
     const entry = byCode.get(code);
     expect(entry, `${code} is in engine/errors.ts but not in docs/errors.md`).toBeDefined();
-    expect(entry!.category, `${code} is a ${spec.category} code but docs/errors.md lists it under ${entry!.category}`).toBe(
-      spec.category,
-    );
+    expect(
+      entry!.category,
+      `${code} is a ${spec.category} code but docs/errors.md lists it under ${entry!.category}`,
+    ).toBe(spec.category);
     expect(entry!.when, `${code}: docs/errors.md's sentence differs from engine/errors.ts's`).toBe(spec.when);
     if (spec.category === "step") {
-      expect(entry!.retryable, `${code}: retryable is ${String(spec.retryable)} in engine/errors.ts`).toBe(spec.retryable);
+      expect(entry!.retryable, `${code}: retryable is ${String(spec.retryable)} in engine/errors.ts`).toBe(
+        spec.retryable,
+      );
     } else {
       expect(entry!.retryable, `${code}: only step errors have a retryable column`).toBeUndefined();
     }
@@ -94,7 +98,10 @@ describe("docs/errors.md mirrors engine/errors.ts", () => {
 
   it("documents no code the catalogue lacks", () => {
     for (const { code } of documented) {
-      expect(Object.hasOwn(errorCatalogue, code), `${code} is in docs/errors.md but not in engine/errors.ts`).toBe(true);
+      expect(
+        Object.hasOwn(errorCatalogue, code),
+        `${code} is in docs/errors.md but not in engine/errors.ts`,
+      ).toBe(true);
     }
   });
 });

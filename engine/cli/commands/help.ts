@@ -22,7 +22,8 @@ export function createHelpCommand(commands: () => readonly Command[]): Command {
   return {
     name: "help",
     summary: "Show the list of commands, or how to use one",
-    usage: "Usage: baton help [COMMAND]\n\nWithout COMMAND, lists the commands; with it, shows that command's usage.\n",
+    usage:
+      "Usage: baton help [COMMAND]\n\nWithout COMMAND, lists the commands; with it, shows that command's usage.\n",
     run(args: string[], io: Io): Promise<number> {
       const all = commands();
       if (args.length === 0) {

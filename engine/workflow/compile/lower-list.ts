@@ -187,7 +187,12 @@ function commit(step: string, scope: string, record: (context: MachineContext) =
     const { output, error } = record(context);
     // Keep what later routing may read (the run, the attempts, the branch taken); drop the payloads.
     const kept = { run: pending.run, attempt: pending.attempt, ...(pending.branch === undefined ? {} : { branch: pending.branch }) };
+    // The join state of a `map` or `parallel` has served its purpose: the output carries it on.
+    const { [step]: _map, ...maps } = context.maps;
+    const { [step]: _branches, ...branches } = context.branches;
     return {
+      maps,
+      branches,
       steps: {
         ...context.steps,
         [step]: { output: output as never, error: error as never, attempts: Math.max(pending.attempt, 1) },

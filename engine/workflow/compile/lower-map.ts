@@ -70,7 +70,7 @@ export function lowerMap(step: MapStep, frame: ListFrame, compilation: Compilati
                 return {
                   error: stepError(
                     "ExpressionError",
-                    `map "${name}": items must be a list, got ${outcome.value === null ? "null" : typeof outcome.value}`,
+                    `map "${name}": items must be a list, got ${outcome.value === null ? "nothing" : typeof outcome.value} (JSONata unwraps a one-item result: write \`[ ... ]\` around the expression to always get a list)`,
                   ),
                 };
               }
@@ -100,14 +100,11 @@ export function lowerMap(step: MapStep, frame: ListFrame, compilation: Compilati
         },
         active: {
           entry: [launch],
+          // The join state is dropped when the step commits (lower-list.ts).
           exit: [
             enqueueing(({ context, enqueue }: EnqueueArgs) => {
               const progress = progressOf(context);
               if (progress.inFlight > 0) enqueue(command("cancelItems", { step: name, run: progress.run }));
-              // The join state has served its purpose; the output carries the results on.
-              const maps = { ...context.maps };
-              delete maps[name];
-              enqueue.assign({ maps });
             }),
           ],
           on: {
