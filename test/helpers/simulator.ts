@@ -124,8 +124,10 @@ class Simulation {
     if (this.testCase.cancelAt !== undefined) {
       this.schedule(at(this.testCase.cancelAt), this.rootId, { type: "cancel", at: 0 });
     }
+    const input = compiled.checkInput(this.testCase.input ?? {});
+    if (!input.ok) throw new Error(`the case's input is invalid: ${JSON.stringify(input.problems)}`);
     this.start(this.rootId, compiled, compiled.machine, {
-      input: this.testCase.input ?? {},
+      input: input.value,
       execution: { id: this.rootId, workflow: compiled.definition.name, revision: 1, startedAt: this.now },
       ...(this.testCase.event === undefined ? {} : { event: this.testCase.event }),
       ...(this.testCase.trigger === undefined ? {} : { trigger: this.testCase.trigger }),
@@ -280,11 +282,18 @@ class Simulation {
           return;
         }
         const id = `${execution.id}/${step}#${run}`;
+        const checked = compiled.checkInput(input);
+        if (!checked.ok) {
+          const message = checked.problems.map((problem) => problem.message).join("; ");
+          const error = { code: "InputInvalid", message, retryable: false };
+          this.schedule(this.now, execution.id, { type: "child.done", step, run, error, at: 0 });
+          return;
+        }
         this.start(
           id,
           compiled,
           compiled.machine,
-          { input, execution: { id, workflow, revision: 1, startedAt: this.now } },
+          { input: checked.value, execution: { id, workflow, revision: 1, startedAt: this.now } },
           { id: execution.id, kind: "child", step, run },
         );
         return;

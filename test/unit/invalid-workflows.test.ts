@@ -68,7 +68,7 @@ describe("workflows/invalid", () => {
   });
 
   it.each(examples.map((example) => [example.name, example] as const))("%s", (_name, example) => {
-    const problems = validateWorkflowText(example.text);
+    const { problems } = validateWorkflowText(example.text);
     for (const problem of problems) {
       expect(problem.message, `${problem.code} at ${problem.path} has no message`).not.toBe("");
     }

@@ -107,7 +107,7 @@ async function run(args: string[], io: Io): Promise<number> {
       failures.push(unreadable(file, error).message);
       continue;
     }
-    results.push({ file, problems: [...validateWorkflowText(text)].sort(byPosition) });
+    results.push({ file, problems: [...validateWorkflowText(text).problems].sort(byPosition) });
   }
 
   for (const { file, problems } of results) {

@@ -18,6 +18,7 @@ import { stepError } from "../../errors.ts";
 import type { Json, Step, WorkflowDefinition } from "../definition.ts";
 import { durationMs } from "../duration.ts";
 import { evaluateTemplate } from "../expressions.ts";
+import { compileInputCheck, type InputCheck } from "../input-schema.ts";
 import { lowerList } from "./lower-list.ts";
 import { keepInInbox } from "./lower-receive.ts";
 import {
@@ -46,6 +47,8 @@ export interface CompiledWorkflow {
   machine: AnyStateMachine;
   /** The machine each item of a `map` runs, by the map step's name. */
   itemMachines: Record<string, AnyStateMachine>;
+  /** Checks an execution input against the workflow's `input` schema and fills in its defaults. */
+  checkInput: (input: Json) => InputCheck;
 }
 
 export function compileWorkflow(definition: WorkflowDefinition, options: CompileOptions = {}): CompiledWorkflow {
@@ -71,7 +74,7 @@ export function compileWorkflow(definition: WorkflowDefinition, options: Compile
     }
     pending = Object.keys(compilation.itemBodies).filter((step) => !lowered.has(step));
   }
-  return { definition, machine, itemMachines };
+  return { definition, machine, itemMachines, checkInput: compileInputCheck(definition) };
 }
 
 interface MachineShape {

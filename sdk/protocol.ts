@@ -1,0 +1,190 @@
+/**
+ * The wire contract between the Baton engine and function workers, in one place. A worker in any
+ * language that speaks NATS can serve functions from this module's description alone (see
+ * docs/protocol.md). The SDK and the engine both import it; nothing else defines a subject,
+ * header or envelope.
+ *
+ * Flow of one attempt:
+ *
+ *   engine ──JetStream publish──► baton.tasks.<lane>.<function>        (stream BATON_TASKS, work queue)
+ *   worker ◄──pull (durable consumer "fn_<lane>_<function>", shared by every worker of the function)
+ *   worker ──publish──► baton.events.<execution>  { type: "task.started" }      (stream BATON_EVENTS)
+ *   worker ──msg.working() every ackWait/3 while the function runs (progress heartbeat)
+ *   worker ──publish──► baton.events.<execution>  { type: "task.succeeded" | "task.failed" }
+ *   worker ──ack the task message (only after the result is stored by JetStream)
+ *
+ * A worker that dies mid-task stops sending progress; JetStream redelivers the task to another
+ * worker after `taskAckWaitMs`. Cancellation arrives on the core subject `baton.cancel.<execution>`.
+ */
+
+/** Version of this protocol; sent in the `Baton-Protocol` header of every message. */
+export const protocolVersion = 1;
+
+/** Pure steps and effect steps run in separate lanes: own subjects, consumers and concurrency. */
+export const lanes = ["pure", "effect"] as const;
+export type Lane = (typeof lanes)[number];
+
+export const streams = {
+  /** Work queue of tasks, one subject per lane and function. */
+  tasks: "BATON_TASKS",
+  /** Everything that advances an execution: starts, task results, signals, item/child completions, cancels. */
+  events: "BATON_EVENTS",
+  /** Durable timers (waits, retry backoff, timeouts), delivered when due. */
+  timers: "BATON_TIMERS",
+  /** Each execution's history, one subject per execution. */
+  history: "BATON_HISTORY",
+} as const;
+
+export const buckets = {
+  /** Execution snapshots and status, by execution id. */
+  executions: "baton_executions",
+  /** Workflow definitions, by name (latest) and name.revision (every revision). */
+  workflows: "baton_workflows",
+  /** The effect ledger: one entry per idempotency key, with every attempt. */
+  effects: "baton_effects",
+  /** Live workers, written by their heartbeats, expiring on silence. */
+  workers: "baton_workers",
+} as const;
+
+/**
+ * NATS subject tokens cannot hold `.`, `*`, `>` or whitespace; function names may contain dots,
+ * so they are encoded: `.` → `~`. Execution ids are generated subject-safe.
+ */
+export function subjectToken(name: string): string {
+  return name.replaceAll(".", "~");
+}
+
+export const subjects = {
+  task: (lane: Lane, fn: string) => `baton.tasks.${lane}.${subjectToken(fn)}`,
+  tasksOfLane: (lane: Lane) => `baton.tasks.${lane}.>`,
+  events: (execution: string) => `baton.events.${execution}`,
+  allEvents: "baton.events.>",
+  timers: (execution: string) => `baton.timers.${execution}`,
+  allTimers: "baton.timers.>",
+  history: (execution: string) => `baton.history.${execution}`,
+  allHistory: "baton.history.>",
+  /** Core NATS: tells workers to stop the running attempts of an execution's step. */
+  cancel: (execution: string) => `baton.cancel.${execution}`,
+  allCancels: "baton.cancel.>",
+  /** Core NATS: worker heartbeats. */
+  heartbeat: (worker: string) => `baton.workers.heartbeat.${worker}`,
+  allHeartbeats: "baton.workers.heartbeat.>",
+} as const;
+
+/** The durable consumer every worker of a function shares in a lane. */
+export function taskConsumer(lane: Lane, fn: string): string {
+  return `fn_${lane}_${fn.replace(/[^a-zA-Z0-9_-]/g, "_")}`;
+}
+
+export const headers = {
+  protocol: "Baton-Protocol",
+  execution: "Baton-Execution",
+  step: "Baton-Step",
+  attempt: "Baton-Attempt",
+  idempotencyKey: "Baton-Idempotency-Key",
+  /** W3C trace context. */
+  traceparent: "traceparent",
+  tracestate: "tracestate",
+  /** JetStream deduplication. */
+  messageId: "Nats-Msg-Id",
+} as const;
+
+/** How long a task may go without a progress heartbeat before JetStream hands it to another worker. */
+export const taskAckWaitMs = 6_000;
+/** How often a worker says "still working" on a running task. */
+export const taskProgressIntervalMs = 2_000;
+/** How often a worker announces itself. */
+export const heartbeatIntervalMs = 2_000;
+
+type JsonValue = null | boolean | number | string | JsonValue[] | { [key: string]: JsonValue };
+
+/** A step error on the wire. `retryable: false` is never retried. */
+export interface WireError {
+  code: string;
+  message: string;
+  retryable: boolean;
+  details?: JsonValue;
+}
+
+/** The body of a task message (JSON). */
+export interface TaskEnvelope {
+  v: typeof protocolVersion;
+  execution: string;
+  workflow: string;
+  step: string;
+  /** Execution-wide number of this step run; with `attempt` it identifies the attempt. */
+  run: number;
+  /** From 1. */
+  attempt: number;
+  function: string;
+  input: JsonValue;
+  effect: boolean;
+  /** Effect steps: stable across attempts and engine restarts; use it to make the effect happen once. */
+  idempotencyKey?: string;
+  /** Epoch ms after which the engine stops waiting for this attempt (it fails with `Timeout`). */
+  deadline: number;
+}
+
+/** What a worker reports on `subjects.events(execution)`. */
+export type ResultEnvelope =
+  | {
+      v: typeof protocolVersion;
+      type: "task.started";
+      execution: string;
+      step: string;
+      run: number;
+      attempt: number;
+      worker: string;
+    }
+  | {
+      v: typeof protocolVersion;
+      type: "task.succeeded";
+      execution: string;
+      step: string;
+      run: number;
+      attempt: number;
+      worker: string;
+      output: JsonValue;
+    }
+  | {
+      v: typeof protocolVersion;
+      type: "task.failed";
+      execution: string;
+      step: string;
+      run: number;
+      attempt: number;
+      worker: string;
+      error: WireError;
+    };
+
+/** The body of a cancel message (core NATS). `step`/`run` absent: every attempt of the execution. */
+export interface CancelEnvelope {
+  v: typeof protocolVersion;
+  execution: string;
+  step?: string;
+  run?: number;
+  reason: string;
+}
+
+/** A worker's heartbeat (core NATS), every `heartbeatIntervalMs`. */
+export interface HeartbeatEnvelope {
+  v: typeof protocolVersion;
+  worker: string;
+  node: string;
+  functions: { name: string; lane: Lane }[];
+  concurrency: number;
+  running: number;
+  startedAt: number;
+  /** The last heartbeat of a draining worker. */
+  leaving?: boolean;
+}
+
+/** Deduplication id of a result: one per attempt and outcome kind. */
+export function resultMessageId(execution: string, step: string, run: number, attempt: number, type: string): string {
+  return `${type}:${execution}:${step}:${run}:${attempt}`;
+}
+
+/** Deduplication id of a task: one per attempt. */
+export function taskMessageId(execution: string, step: string, run: number, attempt: number): string {
+  return `task:${execution}:${step}:${run}:${attempt}`;
+}
