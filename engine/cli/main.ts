@@ -27,7 +27,7 @@ function suggestion(name: string): string {
 
 /**
  * Runs `baton` with the arguments after the program name and resolves to the exit code:
- * 0 success, 1 the command found problems, 2 a usage error or an unreadable input.
+ * 0 success, 1 the command found problems, 2 a usage error or an unreadable input, 70 a bug in Baton.
  */
 export async function main(argv: readonly string[], io: Io = processIo): Promise<number> {
   const [name, ...args] = argv;

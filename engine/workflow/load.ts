@@ -5,7 +5,16 @@
  *
  * Positions count from 1 and are measured in UTF-16 code units, like JavaScript strings.
  */
-import { LineCounter, isAlias, isMap, isScalar, isSeq, parseAllDocuments, type Document, type YAMLError } from "yaml";
+import {
+  LineCounter,
+  isAlias,
+  isMap,
+  isScalar,
+  isSeq,
+  parseAllDocuments,
+  type Document,
+  type YAMLError,
+} from "yaml";
 import type { Problem } from "../errors.ts";
 
 /** One step of a path into a document: a mapping key or a list index. */
@@ -152,7 +161,8 @@ function mapNodes(text: string, contents: unknown): Map<string, NodeInfo> {
       for (const pair of node.items) {
         const keyNode = pair.key;
         const name = isScalar(keyNode) ? String(keyNode.value) : String(keyNode);
-        const keyStart = isScalar(keyNode) || isMap(keyNode) || isSeq(keyNode) ? keyNode.range?.[0] : undefined;
+        const keyStart =
+          isScalar(keyNode) || isMap(keyNode) || isSeq(keyNode) ? keyNode.range?.[0] : undefined;
         const childPath = [...path, name];
         if (pair.value === null) {
           // `{ key }` in a flow mapping: no value node at all.

@@ -18,8 +18,20 @@ import { distance } from "fastest-levenshtein";
 import type { Problem, ValidationCode } from "../errors.ts";
 import { stepKinds, type StepKind, type WorkflowDefinition } from "./definition.ts";
 import { parseDuration } from "./duration.ts";
-import { checkExpressionSyntax, findSegments, isExpression, type ExpressionSyntaxProblem } from "./expressions.ts";
-import { formatPath, loadYaml, noPositions, type JsonPath, type PathSegment, type SourceMap } from "./load.ts";
+import {
+  checkExpressionSyntax,
+  findSegments,
+  isExpression,
+  type ExpressionSyntaxProblem,
+} from "./expressions.ts";
+import {
+  formatPath,
+  loadYaml,
+  noPositions,
+  type JsonPath,
+  type PathSegment,
+  type SourceMap,
+} from "./load.ts";
 import languageSchema from "./schema/workflow.schema.json" with { type: "json" };
 
 /** The outcome for one document. */
@@ -223,8 +235,22 @@ const kindsByField = (() => {
 })();
 
 const commonStepFields = allowedFields(shallowDefs.stepCommon);
+/** Every field some step may have: a step whose kind is unclear is checked against these. */
+const anyStepFields = [...commonStepFields, ...stepKinds, ...kindsByField.keys()];
+
 const triggerSources = ["github", "schedule", "queue", "infra"] as const;
 type TriggerSource = (typeof triggerSources)[number];
+
+/** For "cron belongs inside schedule": the sources whose body defines each field. */
+const sourcesByField = (() => {
+  const owners = new Map<string, TriggerSource[]>();
+  for (const source of triggerSources) {
+    const wrapper = shallowDefs[`${source}Trigger`]?.properties as Record<string, SchemaObject> | undefined;
+    for (const field of allowedFields(wrapper?.[source]))
+      owners.set(field, [...(owners.get(field) ?? []), source]);
+  }
+  return owners;
+})();
 
 // --- collecting problems ------------------------------------------------------------------------
 
@@ -285,7 +311,12 @@ class DocumentCheck {
     this.add(code, path, message, this.positions.charAt(path, offset));
   }
 
-  private add(code: ValidationCode, path: JsonPath, message: string, at: { line: number; column: number }): void {
+  private add(
+    code: ValidationCode,
+    path: JsonPath,
+    message: string,
+    at: { line: number; column: number },
+  ): void {
     this.problems.push({ code, message, path: formatPath(path), line: at.line, column: at.column });
   }
 }
@@ -322,7 +353,8 @@ function valueMessage(check: DocumentCheck, error: ErrorObject, path: JsonPath):
       return `${where} must be ${JSON.stringify((error.params as { allowedValue: unknown }).allowedValue)}, not ${describeValue(data)}`;
     case "pattern": {
       const title = typeof parent.title === "string" ? parent.title.toLowerCase() : "value";
-      const rule = typeof parent.description === "string" ? parent.description : `it must match ${parent.pattern}`;
+      const rule =
+        typeof parent.description === "string" ? parent.description : `it must match ${parent.pattern}`;
       return `${quote(String(data))} is not a valid ${title}: ${rule}`;
     }
     case "minimum":
@@ -330,7 +362,12 @@ function valueMessage(check: DocumentCheck, error: ErrorObject, path: JsonPath):
     case "maximum":
     case "exclusiveMaximum": {
       const { comparison, limit } = error.params as { comparison: string; limit: number };
-      const words: Record<string, string> = { ">=": "at least", ">": "more than", "<=": "at most", "<": "less than" };
+      const words: Record<string, string> = {
+        ">=": "at least",
+        ">": "more than",
+        "<=": "at most",
+        "<": "less than",
+      };
       return `${where} must be ${words[comparison] ?? comparison} ${limit}, not ${String(data)}`;
     }
     case "minItems":
@@ -343,14 +380,31 @@ function valueMessage(check: DocumentCheck, error: ErrorObject, path: JsonPath):
   }
 }
 
-function unknownFieldMessage(check: DocumentCheck, error: ErrorObject, path: JsonPath, field: string): string {
-  const allowed = allowedFields(error.parentSchema as SchemaObject | undefined);
-  const where = check.where(path);
-  const suggestion = closest(field, allowed);
-  if (suggestion !== undefined) return `${where} has no field "${field}" (did you mean "${suggestion}"?)`;
+/**
+ * Says where an unknown field belongs, most specific first: a field of the mapping just inside
+ * (mis-indented), a field of another step kind, a near miss of an allowed field.
+ */
+function unknownFieldMessage(
+  check: DocumentCheck,
+  error: ErrorObject,
+  path: JsonPath,
+  field: string,
+): string {
+  const parent = error.parentSchema as SchemaObject | undefined;
+  const allowed = allowedFields(parent);
+  const unknown = `${check.where(path)} has no field "${field}"`;
+  const properties = (parent?.properties ?? {}) as Record<string, SchemaObject>;
+  const home = allowed.find((name) => {
+    const sub = properties[name];
+    return sub !== undefined && allowedFields(resolveLocal(sub) ?? sub).includes(field);
+  });
+  if (home !== undefined) return `${unknown}: it belongs inside "${home}"; indent it under ${home}`;
   const owners = kindsByField.get(field);
-  if (check.stepPaths.has(formatPath(path)) && owners) return `${where} has no field "${field}": it belongs to ${orList(owners)} steps`;
-  return `${where} has no field "${field}"; the fields allowed here are ${orList(allowed)}`;
+  if (owners && check.stepPaths.has(formatPath(path)))
+    return `${unknown}: it belongs to ${orList(owners)} steps`;
+  const suggestion = closest(field, allowed);
+  if (suggestion !== undefined) return `${unknown} (did you mean "${suggestion}"?)`;
+  return `${unknown}; the fields allowed here are ${orList(allowed)}`;
 }
 
 /**
@@ -387,12 +441,14 @@ function reportSchemaErrors(
       // A mapping key that breaks its pattern (a branch or variable name): point at the key.
       const keyPath = [...path, error.propertyName];
       const key = `${formatPath(keyPath)}#key`;
-      if (!valueErrors.has(key)) valueErrors.set(key, { error: { ...error, data: error.propertyName }, path: keyPath });
+      if (!valueErrors.has(key))
+        valueErrors.set(key, { error: { ...error, data: error.propertyName }, path: keyPath });
       continue;
     }
     const key = formatPath(path);
     const known = valueErrors.get(key);
-    if (!known || (error.keyword === "type" && known.error.keyword !== "type")) valueErrors.set(key, { error, path });
+    if (!known || (error.keyword === "type" && known.error.keyword !== "type"))
+      valueErrors.set(key, { error, path });
   }
   for (const [key, { error, path }] of valueErrors) {
     const code = override?.(error, path) ?? (error.keyword === "type" ? "WrongType" : "InvalidValue");
@@ -415,7 +471,13 @@ function missingHint(field: string): string {
   return hints[field] ?? "";
 }
 
-function validateNode(check: DocumentCheck, def: string, value: unknown, path: JsonPath, override?: CodeOverride): void {
+function validateNode(
+  check: DocumentCheck,
+  def: string,
+  value: unknown,
+  path: JsonPath,
+  override?: CodeOverride,
+): void {
   const validate = validatorFor(def);
   if (!validate(value)) reportSchemaErrors(check, validate.errors ?? [], path, value, override);
 }
@@ -430,7 +492,8 @@ function syntaxMessage(problem: ExpressionSyntaxProblem, text: string): string {
 /** Checks every `${ }` of one string; returns whether they all parse. */
 function checkExpressions(check: DocumentCheck, text: string, path: JsonPath): boolean {
   const problems = checkExpressionSyntax(text);
-  for (const problem of problems) check.atChar("ExpressionSyntax", path, problem.offset, syntaxMessage(problem, text));
+  for (const problem of problems)
+    check.atChar("ExpressionSyntax", path, problem.offset, syntaxMessage(problem, text));
   return problems.length === 0;
 }
 
@@ -439,7 +502,8 @@ function checkTemplate(check: DocumentCheck, value: unknown, path: JsonPath): vo
   if (typeof value === "string") {
     if (value.includes("${")) checkExpressions(check, value, path);
   } else if (typeof value === "number") {
-    if (!Number.isFinite(value)) check.atValue("InvalidValue", path, `${check.where(path)} is ${value}, which JSON cannot hold`);
+    if (!Number.isFinite(value))
+      check.atValue("InvalidValue", path, `${check.where(path)} is ${value}, which JSON cannot hold`);
   } else if (Array.isArray(value)) {
     value.forEach((item, index) => checkTemplate(check, item, [...path, index]));
   } else if (isRecord(value)) {
@@ -452,8 +516,13 @@ function checkCondition(check: DocumentCheck, value: unknown, path: JsonPath): v
   if (value === undefined) return;
   const where = check.where(path);
   if (typeof value !== "string") {
-    const example = typeof value === "boolean" || typeof value === "number" ? `"\${ ${value} }"` : `"\${ ... }"`;
-    check.atValue("ExpressionExpected", path, `${where} must be an expression written ${example}, not ${describeValue(value)}`);
+    const example =
+      typeof value === "boolean" || typeof value === "number" ? `"\${ ${value} }"` : `"\${ ... }"`;
+    check.atValue(
+      "ExpressionExpected",
+      path,
+      `${where} must be an expression written ${example}, not ${describeValue(value)}`,
+    );
     return;
   }
   if (!checkExpressions(check, value, path) || isExpression(value)) return;
@@ -515,7 +584,8 @@ function checkSubject(
 ): void {
   if (typeof value !== "string") return;
   const where = check.where(path);
-  const invalid = (reason: string) => check.atValue("InvalidSubject", path, `${where}: ${quote(value)} ${reason}`);
+  const invalid = (reason: string) =>
+    check.atValue("InvalidSubject", path, `${where}: ${quote(value)} ${reason}`);
   let literal = value;
   if (value.includes("${")) {
     if (!options.expressions) return invalid("cannot hold expressions: a trigger listens on a fixed subject");
@@ -532,16 +602,20 @@ function checkSubject(
   if (literal === "") return invalid("is empty: write tokens separated by dots (orders.created)");
   if (/\s/.test(literal)) return invalid("has whitespace: write tokens separated by dots, without spaces");
   const tokens = literal.split(".");
-  if (tokens.some((token) => token === "")) return invalid("has an empty token: no leading, trailing or double dots");
+  if (tokens.some((token) => token === ""))
+    return invalid("has an empty token: no leading, trailing or double dots");
   const wildcardAt = tokens.findIndex((token) => token.includes("*") || token.includes(">"));
   if (wildcardAt < 0) return;
   if (!options.wildcards) {
-    return invalid("has a wildcard (* or >): only queue triggers listen on wildcards; name one concrete subject");
+    return invalid(
+      "has a wildcard (* or >): only queue triggers listen on wildcards; name one concrete subject",
+    );
   }
   for (const [index, token] of tokens.entries()) {
     if (!token.includes("*") && !token.includes(">")) continue;
     if (token !== "*" && token !== ">") return invalid(`has "${token}": * and > must be whole tokens`);
-    if (token === ">" && index !== tokens.length - 1) return invalid('has ">" before the end: > matches the rest, so it comes last');
+    if (token === ">" && index !== tokens.length - 1)
+      return invalid('has ">" before the end: > matches the rest, so it comes last');
   }
 }
 
@@ -558,7 +632,11 @@ function checkCron(check: DocumentCheck, cron: unknown, path: JsonPath): void {
     }
   } catch (error) {
     const reason = (error instanceof Error ? error.message : String(error)).replace(/^CronPattern: /, "");
-    check.atValue("InvalidCron", path, `${where}: ${quote(cron)} is not a valid cron expression (${reason}); ${fix}`);
+    check.atValue(
+      "InvalidCron",
+      path,
+      `${where}: ${quote(cron)} is not a valid cron expression (${reason}); ${fix}`,
+    );
   } finally {
     job?.stop();
   }
@@ -594,7 +672,8 @@ function checkInputSchema(check: DocumentCheck, input: unknown, path: JsonPath):
     for (const error of inputSchemaAjv.errors ?? []) {
       if (ignoredKeywords.has(error.keyword)) continue;
       const known = byPlace.get(error.instancePath);
-      if (!known || (error.keyword === "enum" && known.keyword !== "enum")) byPlace.set(error.instancePath, error);
+      if (!known || (error.keyword === "enum" && known.keyword !== "enum"))
+        byPlace.set(error.instancePath, error);
     }
     for (const [pointer, error] of byPlace) {
       const inSchema = pointerToPath(pointer, input);
@@ -651,7 +730,11 @@ function reportTargets(check: DocumentCheck): void {
 
 function checkStep(check: DocumentCheck, step: unknown, path: JsonPath, list: StepList): void {
   if (!isRecord(step)) {
-    check.atValue("WrongType", path, `a step must be a mapping with a name and one kind (call, switch, ...), not ${describeValue(step)}`);
+    check.atValue(
+      "WrongType",
+      path,
+      `a step must be a mapping with a name and one kind (call, switch, ...), not ${describeValue(step)}`,
+    );
     return;
   }
   const label = stepLabel(step, path);
@@ -669,21 +752,40 @@ function checkStep(check: DocumentCheck, step: unknown, path: JsonPath, list: St
     }
   }
 
-  const kinds = Object.keys(step).filter((key): key is StepKind => (stepKinds as readonly string[]).includes(key));
+  const kinds = Object.keys(step).filter((key): key is StepKind =>
+    (stepKinds as readonly string[]).includes(key),
+  );
   const [kind, second] = kinds;
-  if (kind === undefined) {
-    const unknown = Object.keys(step).filter((key) => !commonStepFields.includes(key));
-    const guess = unknown.map((key) => closest(key, stepKinds)).find((k) => k !== undefined);
-    const hint = guess === undefined ? "" : ` (did you mean "${guess}"?)`;
-    check.atValue("StepKindMissing", path, `${label} does not say what it does: add one of ${orList(stepKinds)}${hint}`);
+  if (kind === undefined || second !== undefined) {
+    if (kind === undefined) {
+      const guess = Object.keys(step)
+        .map((key) => closest(key, stepKinds))
+        .find((k) => k !== undefined);
+      const hint = guess === undefined ? "" : ` (did you mean "${guess}"?)`;
+      check.atValue(
+        "StepKindMissing",
+        path,
+        `${label} does not say what it does: add one of ${orList(stepKinds)}${hint}`,
+      );
+    } else {
+      check.atKey(
+        "StepKindConflict",
+        [...path, second!],
+        `${label} has several kinds (${kinds.join(", ")}): a step does one thing; split it into one step per kind`,
+      );
+    }
+    // Without one kind the step's own fields are unclear; still check the common ones, and
+    // report the fields no step kind has (a typo stays a typo).
     validateNode(check, "stepCommon", step, path);
-  } else if (second !== undefined) {
-    check.atKey(
-      "StepKindConflict",
-      [...path, second],
-      `${label} has several kinds (${kinds.join(", ")}): a step does one thing; split it into one step per kind`,
-    );
-    validateNode(check, "stepCommon", step, path);
+    for (const key of Object.keys(step)) {
+      if (!anyStepFields.includes(key)) {
+        check.atKey(
+          "UnknownField",
+          [...path, key],
+          `${label} has no field "${key}"${didYouMean(key, anyStepFields)}`,
+        );
+      }
+    }
   } else {
     validateNode(check, `${kind}Step`, step, path);
   }
@@ -700,7 +802,13 @@ function checkStep(check: DocumentCheck, step: unknown, path: JsonPath, list: St
   if (kind !== undefined && second === undefined) checkStepKind(check, kind, step, path, list);
 }
 
-function checkStepKind(check: DocumentCheck, kind: StepKind, step: Fields, path: JsonPath, list: StepList): void {
+function checkStepKind(
+  check: DocumentCheck,
+  kind: StepKind,
+  step: Fields,
+  path: JsonPath,
+  list: StepList,
+): void {
   const body = step[kind];
   const at = [...path, kind];
   switch (kind) {
@@ -712,11 +820,13 @@ function checkStepKind(check: DocumentCheck, kind: StepKind, step: Fields, path:
       checkTemplate(check, step.with, [...path, "with"]);
       return;
     case "switch":
-      if (Array.isArray(body)) body.forEach((branch, index) => checkBranch(check, branch, [...at, index], body.length, list));
+      if (Array.isArray(body))
+        body.forEach((branch, index) => checkBranch(check, branch, [...at, index], body.length, list));
       return;
     case "parallel":
       if (isRecord(body) && isRecord(body.branches)) {
-        for (const [name, steps] of Object.entries(body.branches)) checkStepList(check, steps, [...at, "branches", name]);
+        for (const [name, steps] of Object.entries(body.branches))
+          checkStepList(check, steps, [...at, "branches", name]);
       }
       return;
     case "map":
@@ -737,7 +847,14 @@ function checkStepKind(check: DocumentCheck, kind: StepKind, step: Fields, path:
       return;
     case "receive":
       if (!isRecord(body)) return;
-      checkExclusive(check, body, at, ["signal", "subject"], "InvalidReceive", "a receive waits for either a signal or a subject");
+      checkExclusive(
+        check,
+        body,
+        at,
+        ["signal", "subject"],
+        "InvalidReceive",
+        "a receive waits for either a signal or a subject",
+      );
       checkSubject(check, body.subject, [...at, "subject"], { wildcards: false, expressions: true });
       checkCondition(check, body.match, [...at, "match"]);
       checkDuration(check, body.timeout, [...at, "timeout"], true);
@@ -775,24 +892,52 @@ function checkExclusive(
   collectNeither = false,
 ): string | undefined {
   const present = Object.keys(body).filter((key) => key === a || key === b);
-  if (present.length === 2) check.atKey(code, [...path, present[1]!], `${rule}, not both: remove "${a}" or "${b}"`);
+  if (present.length === 2)
+    check.atKey(code, [...path, present[1]!], `${rule}, not both: remove "${a}" or "${b}"`);
   if (present.length > 0) return undefined;
   const neither = `${rule}: add "${a}" or "${b}"`;
   if (!collectNeither) check.atValue(code, path, `${check.where(path)}: ${neither}`);
   return neither;
 }
 
-function checkBranch(check: DocumentCheck, branch: unknown, path: JsonPath, count: number, list: StepList): void {
+function checkBranch(
+  check: DocumentCheck,
+  branch: unknown,
+  path: JsonPath,
+  count: number,
+  list: StepList,
+): void {
   if (!isRecord(branch)) return; // the schema reported it
   const rules = [
-    checkExclusive(check, branch, path, ["when", "default"], "InvalidSwitchBranch", "a branch is taken on a condition or by default", true),
-    checkExclusive(check, branch, path, ["next", "steps"], "InvalidSwitchBranch", "a branch jumps or runs steps", true),
+    checkExclusive(
+      check,
+      branch,
+      path,
+      ["when", "default"],
+      "InvalidSwitchBranch",
+      "a branch is taken on a condition or by default",
+      true,
+    ),
+    checkExclusive(
+      check,
+      branch,
+      path,
+      ["next", "steps"],
+      "InvalidSwitchBranch",
+      "a branch jumps or runs steps",
+      true,
+    ),
   ].filter((rule) => rule !== undefined);
   // An empty branch is one mistake: say everything it lacks at once.
-  if (rules.length > 0) check.atValue("InvalidSwitchBranch", path, `${check.where(path)}: ${rules.join("; ")}`);
+  if (rules.length > 0)
+    check.atValue("InvalidSwitchBranch", path, `${check.where(path)}: ${rules.join("; ")}`);
   // A branch with both `when` and `default` was reported above; "not last" would be the same mistake.
   if (has(branch, "default") && !has(branch, "when") && path.at(-1) !== count - 1) {
-    check.atKey("InvalidSwitchBranch", [...path, "default"], `only the last branch may be the default: move this branch to the end`);
+    check.atKey(
+      "InvalidSwitchBranch",
+      [...path, "default"],
+      `only the last branch may be the default: move this branch to the end`,
+    );
   }
   checkCondition(check, branch.when, [...path, "when"]);
   checkTarget(check, branch.next, [...path, "next"], list);
@@ -827,15 +972,36 @@ const eventsOverride: CodeOverride = (error, path) =>
 
 function checkTrigger(check: DocumentCheck, trigger: unknown, path: JsonPath): void {
   if (!isRecord(trigger)) {
-    check.atValue("WrongType", path, `a trigger must be a mapping with one source (${orList(triggerSources)}), not ${describeValue(trigger)}`);
+    check.atValue(
+      "WrongType",
+      path,
+      `a trigger must be a mapping with one source (${orList(triggerSources)}), not ${describeValue(trigger)}`,
+    );
     return;
   }
-  const sources = Object.keys(trigger).filter((key): key is TriggerSource => (triggerSources as readonly string[]).includes(key));
+  const sources = Object.keys(trigger).filter((key): key is TriggerSource =>
+    (triggerSources as readonly string[]).includes(key),
+  );
   const [source, second] = sources;
   if (source === undefined) {
-    const guess = Object.keys(trigger).map((key) => closest(key, triggerSources)).find((s) => s !== undefined);
+    const guess = Object.keys(trigger)
+      .map((key) => closest(key, triggerSources))
+      .find((s) => s !== undefined);
     const hint = guess === undefined ? "" : ` (did you mean "${guess}"?)`;
-    check.atValue("InvalidTrigger", path, `the trigger at ${formatPath(path)} names no source: use one of ${orList(triggerSources)}${hint}`);
+    check.atValue(
+      "InvalidTrigger",
+      path,
+      `the trigger at ${formatPath(path)} names no source: use one of ${orList(triggerSources)}${hint}`,
+    );
+    for (const key of Object.keys(trigger)) {
+      const owners = sourcesByField.get(key);
+      const where = owners ? `: it belongs inside ${orList(owners.map((owner) => `"${owner}"`))}` : "";
+      check.atKey(
+        "UnknownField",
+        [...path, key],
+        `the trigger at ${formatPath(path)} has no field "${key}"${where}`,
+      );
+    }
     return;
   }
   if (second !== undefined) {
@@ -878,7 +1044,10 @@ function checkTrigger(check: DocumentCheck, trigger: unknown, path: JsonPath): v
  * Validates one workflow document given as a value (parsed JSON, or a document from
  * {@link loadYaml} with its source map). Without positions every line and column is 0.
  */
-export function validateWorkflowValue(value: unknown, positions: SourceMap = noPositions): DocumentValidation {
+export function validateWorkflowValue(
+  value: unknown,
+  positions: SourceMap = noPositions,
+): DocumentValidation {
   const check = new DocumentCheck(value, positions);
   if (!isRecord(value)) {
     check.atValue(
@@ -901,11 +1070,14 @@ export function validateWorkflowValue(value: unknown, positions: SourceMap = noP
   checkTemplate(check, value.output, ["output"]);
   checkDuration(check, value.timeout, ["timeout"], true);
   checkRetry(check, value.retry, ["retry"]);
-  if (Array.isArray(value.triggers)) value.triggers.forEach((trigger, index) => checkTrigger(check, trigger, ["triggers", index]));
+  if (Array.isArray(value.triggers))
+    value.triggers.forEach((trigger, index) => checkTrigger(check, trigger, ["triggers", index]));
   checkStepList(check, value.steps, ["steps"]);
   reportTargets(check);
   const problems = finish(check.problems);
-  return problems.length === 0 ? { definition: value as unknown as WorkflowDefinition, problems } : { problems };
+  return problems.length === 0
+    ? { definition: value as unknown as WorkflowDefinition, problems }
+    : { problems };
 }
 
 /**

@@ -33,7 +33,10 @@ export function createHelpCommand(commands: () => readonly Command[]): Command {
       if (args.length > 1) throw new UsageError("help takes at most one command name");
       const name = args[0]!;
       const command = all.find((candidate) => candidate.name === name);
-      if (!command) throw new UsageError(`unknown command "${name}"`);
+      if (!command) {
+        io.stderr(`baton help: unknown command "${name}". Run "baton help" for the list of commands.\n`);
+        return Promise.resolve(exitCodes.usage);
+      }
       io.stdout(command.usage);
       return Promise.resolve(exitCodes.ok);
     },

@@ -36,20 +36,26 @@ export function lowerMap(step: MapStep, frame: ListFrame, compilation: Compilati
   const tolerate = step.map.tolerate ?? 0;
   compilation.itemBodies[name] = step.map.steps;
   const progressOf = (context: MachineContext): MapProgress => context.maps[name]!;
-  const itemIsMine = (args: Args) => answersRun(name, args);
+  /** An answer for an item of this run that is still out (a duplicate answer is ignored). */
+  const itemIsMine = (args: Args) =>
+    answersRun(name, args) &&
+    args.event.type === "item.done" &&
+    (args.context.maps[name]?.outstanding.includes(args.event.index) ?? false);
 
   /** Starts items while there is room; run after every change of the join state. */
   const launch = enqueueing(({ context, enqueue }: EnqueueArgs) => {
     const progress = progressOf(context);
     let { next, inFlight } = progress;
+    const outstanding = [...progress.outstanding];
     const failedTooOften = progress.failures.length > progress.tolerate;
     while (!failedTooOften && inFlight < progress.concurrency && next < progress.items.length) {
       const item = progress.items[next] ?? null;
       enqueue(command("startItem", { step: name, run: progress.run, index: next, item, vars: context.vars[frame.scope] ?? {} }));
+      outstanding.push(next);
       next++;
       inFlight++;
     }
-    enqueue.assign({ maps: { ...context.maps, [name]: { ...progress, next, inFlight } } });
+    enqueue.assign({ maps: { ...context.maps, [name]: { ...progress, next, inFlight, outstanding } } });
   });
 
   return {
@@ -86,6 +92,7 @@ export function lowerMap(step: MapStep, frame: ListFrame, compilation: Compilati
                 tolerate,
                 next: 0,
                 inFlight: 0,
+                outstanding: [],
                 done: 0,
                 results: [],
                 failures: [],
@@ -104,7 +111,8 @@ export function lowerMap(step: MapStep, frame: ListFrame, compilation: Compilati
           exit: [
             enqueueing(({ context, enqueue }: EnqueueArgs) => {
               const progress = progressOf(context);
-              if (progress.inFlight > 0) enqueue(command("cancelItems", { step: name, run: progress.run }));
+              if (progress.outstanding.length === 0) return;
+              enqueue(command("cancelItems", { step: name, run: progress.run, indices: progress.outstanding }));
             }),
           ],
           on: {
@@ -124,7 +132,13 @@ export function lowerMap(step: MapStep, frame: ListFrame, compilation: Compilati
                     return {
                       maps: {
                         ...context.maps,
-                        [name]: { ...progress, inFlight: progress.inFlight - 1, done: progress.done + 1, failures },
+                        [name]: {
+                          ...progress,
+                          inFlight: progress.inFlight - 1,
+                          outstanding: progress.outstanding.filter((index) => index !== event.index),
+                          done: progress.done + 1,
+                          failures,
+                        },
                       },
                     };
                   }),

@@ -55,6 +55,8 @@ export interface MapProgress {
   tolerate: number;
   next: number;
   inFlight: number;
+  /** Indices of the items out now (at most `concurrency`): what a cancel must reach. */
+  outstanding: number[];
   done: number;
   results: Json[];
   failures: { index: number; error: StepError }[];
@@ -199,6 +201,8 @@ export interface StartItem {
 export interface CancelItems {
   step: string;
   run: number;
+  /** The items still out. */
+  indices: number[];
 }
 export interface StartChild {
   step: string;

@@ -1,0 +1,134 @@
+/**
+ * The JetStream streams, consumers and KV buckets of Baton, created idempotently at start. All
+ * use file storage: they are the only source of truth (architecture.md, rule 1).
+ *
+ * | name                | kind    | holds                                                        |
+ * |---------------------|---------|--------------------------------------------------------------|
+ * | BATON_EVENTS        | stream  | everything that advances an execution (`baton.events.<id>`)    |
+ * | BATON_TASKS         | stream  | work queue of tasks for workers (`baton.tasks.<lane>.<fn>`)    |
+ * | BATON_TIMERS        | stream  | durable timers (`baton.timers.<id>`), redelivered when due     |
+ * | BATON_HISTORY       | stream  | each execution's history (`baton.history.<id>`)                |
+ * | baton_executions    | KV      | execution records (snapshot, status, timers, outbox)          |
+ * | baton_workflows     | KV      | workflow definitions, latest and every revision               |
+ * | baton_effects       | KV      | the effect ledger, by idempotency key                         |
+ */
+import {
+  AckPolicy,
+  DeliverPolicy,
+  RetentionPolicy,
+  StorageType,
+  nanos,
+  type JetStreamClient,
+  type JetStreamManager,
+  type KV,
+  type NatsConnection,
+  type StreamConfig,
+} from "nats";
+import { buckets, streams, subjects } from "../../sdk/protocol.ts";
+
+/** Deduplication window of the streams that take message ids: replays within it are dropped. */
+export const duplicateWindowMs = 5 * 60_000;
+
+export const engineConsumers = {
+  /** Shared by every engine replica: each event goes to one of them. */
+  events: "engine_events",
+  timers: "engine_timers",
+} as const;
+
+/** How long an engine may sit on an event before JetStream gives it to another replica. */
+export const eventAckWaitMs = 10_000;
+
+const streamConfigs: Partial<StreamConfig>[] = [
+  {
+    name: streams.events,
+    subjects: [subjects.allEvents],
+    retention: RetentionPolicy.Workqueue,
+    storage: StorageType.File,
+    duplicate_window: nanos(duplicateWindowMs),
+  },
+  {
+    name: streams.tasks,
+    subjects: ["baton.tasks.>"],
+    retention: RetentionPolicy.Workqueue,
+    storage: StorageType.File,
+    duplicate_window: nanos(duplicateWindowMs),
+  },
+  {
+    name: streams.timers,
+    subjects: [subjects.allTimers],
+    retention: RetentionPolicy.Workqueue,
+    storage: StorageType.File,
+    duplicate_window: nanos(duplicateWindowMs),
+  },
+  {
+    name: streams.history,
+    subjects: [subjects.allHistory],
+    retention: RetentionPolicy.Limits,
+    storage: StorageType.File,
+  },
+];
+
+export interface Topology {
+  js: JetStreamClient;
+  jsm: JetStreamManager;
+  executions: KV;
+  workflows: KV;
+  effects: KV;
+}
+
+/** Creates what is missing and leaves what exists (another replica, or a worker, may have made it). */
+export async function ensureTopology(nc: NatsConnection): Promise<Topology> {
+  const jsm = await nc.jetstreamManager();
+  for (const config of streamConfigs) await ensureStream(jsm, config);
+  await ensureConsumer(jsm, streams.events, {
+    durable_name: engineConsumers.events,
+    ack_policy: AckPolicy.Explicit,
+    ack_wait: nanos(eventAckWaitMs),
+    max_ack_pending: 20_000,
+    deliver_policy: DeliverPolicy.All,
+    max_deliver: -1,
+  });
+  await ensureConsumer(jsm, streams.timers, {
+    durable_name: engineConsumers.timers,
+    ack_policy: AckPolicy.Explicit,
+    ack_wait: nanos(eventAckWaitMs),
+    // Timers not yet due wait as unacknowledged messages (nak with a delay): one per parked timer.
+    max_ack_pending: 1_000_000,
+    deliver_policy: DeliverPolicy.All,
+    max_deliver: -1,
+  });
+  const js = nc.jetstream();
+  const kv = (bucket: string) => js.views.kv(bucket, { history: 1, storage: StorageType.File });
+  return { js, jsm, executions: await kv(buckets.executions), workflows: await kv(buckets.workflows), effects: await kv(buckets.effects) };
+}
+
+async function ensureStream(jsm: JetStreamManager, config: Partial<StreamConfig>): Promise<void> {
+  try {
+    await jsm.streams.info(config.name!);
+  } catch (error) {
+    if (!isNotFound(error)) throw error;
+    try {
+      await jsm.streams.add(config);
+    } catch (raced) {
+      // Another process created it between our look and our add.
+      if (!String(raced).includes("already in use")) throw raced;
+    }
+  }
+}
+
+async function ensureConsumer(
+  jsm: JetStreamManager,
+  stream: string,
+  config: Parameters<JetStreamManager["consumers"]["add"]>[1],
+): Promise<void> {
+  try {
+    await jsm.consumers.info(stream, config.durable_name!);
+  } catch (error) {
+    if (!isNotFound(error)) throw error;
+    await jsm.consumers.add(stream, config);
+  }
+}
+
+export function isNotFound(error: unknown): boolean {
+  return /not found/i.test(String((error as Error)?.message ?? error));
+}

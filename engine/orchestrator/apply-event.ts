@@ -1,0 +1,191 @@
+/**
+ * Applying one event to one execution, as a pure function of the record, the event and the
+ * compiled workflow: load → xstate transition → the next record, the commands to send and the
+ * history to write. No I/O here; orchestrator.ts persists the record (compare-and-set) and only
+ * then sends what this returns.
+ */
+import { initialTransition, transition, type AnyMachineSnapshot, type AnyStateMachine } from "xstate";
+import type { CompiledWorkflow } from "../workflow/compile/compile-workflow.ts";
+import type { Json } from "../workflow/definition.ts";
+import type { Finish, MachineContext, MachineEvent, MachineInput } from "../workflow/compile/machine-types.ts";
+import type { StartEvent, EngineEvent } from "./engine-events.ts";
+import { appliedMemory, type ExecutionRecord, type OutboxEntry, type RecordStatus } from "./execution-record.ts";
+import type { HistoryEntry } from "./history.ts";
+
+export interface Applied {
+  record: ExecutionRecord;
+  /** Commands in the order the transition named them (timers as `armTimer`). */
+  commands: OutboxEntry[];
+  history: HistoryEntry[];
+}
+
+/** An armed timer: the orchestrator publishes it to BATON_TIMERS; it comes back as `timer.fired`. */
+export interface ArmTimer {
+  timer: string;
+  token: string;
+  due: number;
+  event: { type: string };
+}
+
+export function machineOf(compiled: CompiledWorkflow, record: Pick<ExecutionRecord, "item" | "workflow">): AnyStateMachine {
+  if (!record.item) return compiled.machine;
+  const machine = compiled.itemMachines[record.item.step];
+  if (!machine) throw new Error(`workflow ${record.workflow} has no map step "${record.item.step}"`);
+  return machine;
+}
+
+/** Starts an execution: the record it begins with and its first commands. */
+export function startExecution(compiled: CompiledWorkflow, id: string, start: StartEvent): Applied {
+  const record: ExecutionRecord = {
+    v: 1,
+    id,
+    workflow: start.workflow,
+    revision: start.revision,
+    ...(start.item ? { item: { step: start.item.step, index: start.item.index } } : {}),
+    ...(start.parent ? { parent: start.parent } : {}),
+    status: "running",
+    startedAt: start.at,
+    snapshot: { value: null, context: null },
+    timers: {},
+    applied: [],
+    outbox: [],
+    historySeq: 0,
+    timerSeq: 0,
+  };
+  const input: MachineInput = {
+    input: start.input,
+    execution: { id, workflow: start.workflow, revision: start.revision, startedAt: start.at },
+    ...(start.event === undefined ? {} : { event: start.event }),
+    ...(start.trigger === undefined ? {} : { trigger: start.trigger }),
+    ...(start.item
+      ? {
+          item: start.item.value,
+          index: start.item.index,
+          vars: start.item.vars,
+          steps: start.item.steps as MachineInput["steps"] & object,
+        }
+      : {}),
+  };
+  const [snapshot, actions] = initialTransition(machineOf(compiled, record), input);
+  return settle(record, snapshot, actions as unknown as RawAction[], start.at, []);
+}
+
+/**
+ * Applies an event to a record. `eventId` identifies the delivery: an event already applied (a
+ * redelivery after a crash) changes nothing and yields `undefined`.
+ */
+export function applyEvent(
+  compiled: CompiledWorkflow,
+  current: ExecutionRecord,
+  event: EngineEvent,
+  eventId: string,
+): Applied | undefined {
+  if (current.applied.includes(eventId)) return undefined;
+  const record: ExecutionRecord = {
+    ...current,
+    timers: { ...current.timers },
+    applied: [...current.applied.slice(-(appliedMemory - 1)), eventId],
+  };
+  const history: HistoryEntry[] = [];
+  const at = event.at ?? Date.now();
+  let machineEvent: MachineEvent;
+
+  switch (event.type) {
+    case "execution.start":
+      return undefined;
+    case "task.started":
+      note(record, history, at, { type: "AttemptStarted", step: event.step, attempt: event.attempt, worker: event.worker });
+      return { record, commands: [], history };
+    case "timer.fired":
+      // A timer whose token no longer matches was cancelled (or re-armed) since it was set.
+      if (record.timers[event.timer] !== event.token) return { record, commands: [], history };
+      delete record.timers[event.timer];
+      note(record, history, at, { type: "TimerFired", data: { timer: event.timer } });
+      machineEvent = { ...event.event, at } as MachineEvent;
+      break;
+    case "task.succeeded":
+      note(record, history, at, attemptNote("AttemptSucceeded", event));
+      machineEvent = event;
+      break;
+    case "task.failed":
+      note(record, history, at, { ...attemptNote("AttemptFailed", event), data: { error: event.error as unknown as Json } });
+      machineEvent = event;
+      break;
+    default:
+      machineEvent = event;
+  }
+
+  const machine = machineOf(compiled, record);
+  const snapshot = machine.resolveState(record.snapshot as never);
+  const [next, actions] = transition(machine, snapshot, machineEvent);
+  return settle(record, next, actions as unknown as RawAction[], at, history);
+}
+
+interface RawAction {
+  type: string;
+  params: unknown;
+}
+
+/** Folds a transition's result into the record: snapshot, timers, status, history, outbox. */
+function settle(
+  record: ExecutionRecord,
+  snapshot: AnyMachineSnapshot,
+  actions: RawAction[],
+  at: number,
+  history: HistoryEntry[],
+): Applied {
+  const commands: OutboxEntry[] = [];
+  for (const action of actions) {
+    switch (action.type) {
+      case "xstate.raise": {
+        const { event, id, delay } = action.params as { event: { type: string }; id?: string; delay?: number };
+        const timer = id ?? event.type;
+        const token = `${record.id}.t${++record.timerSeq}`;
+        record.timers[timer] = token;
+        const arm: ArmTimer = { timer, token, due: at + (delay ?? 0), event };
+        commands.push({ type: "armTimer", params: arm as unknown as Json });
+        note(record, history, at, { type: "TimerArmed", data: { timer, due: new Date(arm.due).toISOString() } });
+        break;
+      }
+      case "xstate.cancel":
+        delete record.timers[(action.params as { sendId: string }).sendId];
+        break;
+      case "record": {
+        const params = action.params as Omit<HistoryEntry, "seq" | "at">;
+        note(record, history, at, params);
+        break;
+      }
+      case "finish": {
+        const finish = action.params as Finish;
+        record.status = finish.status;
+        record.endedAt = at;
+        record.output = finish.output;
+        record.error = finish.error;
+        record.timers = {};
+        commands.push({ type: "finish", params: finish as unknown as Json });
+        break;
+      }
+      default:
+        if (!action.type.startsWith("xstate.")) commands.push({ type: action.type, params: action.params as Json });
+    }
+  }
+  const context = snapshot.context as MachineContext;
+  record.snapshot = { value: snapshot.value as Json, context: context as unknown as Json };
+  if (snapshot.status === "active") record.status = statusOf(context);
+  record.outbox = commands;
+  return { record, commands, history };
+}
+
+/** `running` while work is out (a task, a child, map items); `waiting` when only a timer, signal or message can move it. */
+function statusOf(context: MachineContext): RecordStatus {
+  const busy = Object.values(context.pending).some((pending) => pending.inFlight) || Object.keys(context.maps).length > 0;
+  return busy ? "running" : "waiting";
+}
+
+function attemptNote(type: string, event: { step: string; attempt: number; worker?: string }) {
+  return { type, step: event.step, attempt: event.attempt, ...(event.worker ? { worker: event.worker } : {}) };
+}
+
+function note(record: ExecutionRecord, history: HistoryEntry[], at: number, entry: Omit<HistoryEntry, "seq" | "at">) {
+  history.push({ seq: ++record.historySeq, at: new Date(at).toISOString(), ...entry });
+}
