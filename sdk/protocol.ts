@@ -9,7 +9,7 @@
  *   engine ──JetStream publish──► baton.tasks.<lane>.<function>        (stream BATON_TASKS, work queue)
  *   worker ◄──pull (durable consumer "fn_<lane>_<function>", shared by every worker of the function)
  *   worker ──publish──► baton.events.<execution>  { type: "task.started" }      (stream BATON_EVENTS)
- *   worker ──msg.working() every ackWait/3 while the function runs (progress heartbeat)
+ *   worker ──msg.working() every `taskProgressIntervalMs` while the function runs (progress heartbeat)
  *   worker ──publish──► baton.events.<execution>  { type: "task.succeeded" | "task.failed" }
  *   worker ──ack the task message (only after the result is stored by JetStream)
  *
@@ -57,6 +57,7 @@ export function subjectToken(name: string): string {
 export const subjects = {
   task: (lane: Lane, fn: string) => `baton.tasks.${lane}.${subjectToken(fn)}`,
   tasksOfLane: (lane: Lane) => `baton.tasks.${lane}.>`,
+  allTasks: "baton.tasks.>",
   events: (execution: string) => `baton.events.${execution}`,
   allEvents: "baton.events.>",
   timers: (execution: string) => `baton.timers.${execution}`,
@@ -71,15 +72,21 @@ export const subjects = {
   allHeartbeats: "baton.workers.heartbeat.>",
 } as const;
 
-/** The durable consumer every worker of a function shares in a lane. */
+/**
+ * The durable consumer every worker of a function shares in a lane. Consumer names cannot hold
+ * `.` either, so the function name is encoded as in subjects (`.` → `~`): `a.b` and `a_b` stay
+ * two consumers.
+ */
 export function taskConsumer(lane: Lane, fn: string): string {
-  return `fn_${lane}_${fn.replace(/[^a-zA-Z0-9_-]/g, "_")}`;
+  return `fn_${lane}_${subjectToken(fn)}`;
 }
 
 export const headers = {
   protocol: "Baton-Protocol",
   execution: "Baton-Execution",
   step: "Baton-Step",
+  /** The step run (`TaskEnvelope.run`); with the other identity headers, a worker can report on a task whose body it cannot read. */
+  run: "Baton-Run",
   attempt: "Baton-Attempt",
   idempotencyKey: "Baton-Idempotency-Key",
   /** W3C trace context. */
@@ -95,8 +102,64 @@ export const taskAckWaitMs = 6_000;
 export const taskProgressIntervalMs = 2_000;
 /** How often a worker announces itself. */
 export const heartbeatIntervalMs = 2_000;
+/** Entries of `buckets.workers` expire after this long without a heartbeat. */
+export const workerTtlMs = 3 * heartbeatIntervalMs;
+/** How long JetStream remembers a `Nats-Msg-Id` to drop a duplicate (tasks and events streams). */
+export const duplicateWindowMs = 120_000;
 
-type JsonValue = null | boolean | number | string | JsonValue[] | { [key: string]: JsonValue };
+/** JetStream durations are nanoseconds. */
+const nanos = (ms: number): number => ms * 1_000_000;
+
+/**
+ * The streams workers touch, as the JetStream API takes them (`$JS.API.STREAM.CREATE.<name>`;
+ * durations in nanoseconds). The engine and the workers both create them when missing, with
+ * these exact definitions, and leave an existing stream as it is.
+ */
+export const streamConfigs = {
+  tasks: {
+    name: streams.tasks,
+    subjects: [subjects.allTasks],
+    /** A task is removed once a worker acks it. */
+    retention: "workqueue",
+    storage: "file",
+    duplicate_window: nanos(duplicateWindowMs),
+  },
+  events: {
+    name: streams.events,
+    subjects: [subjects.allEvents],
+    retention: "limits",
+    storage: "file",
+    duplicate_window: nanos(duplicateWindowMs),
+  },
+} as const;
+
+/**
+ * The durable pull consumer of one function in one lane (`$JS.API.CONSUMER.DURABLE.CREATE.BATON_TASKS.<name>`),
+ * shared by every worker that serves it. A task whose worker stops calling `working()` for
+ * `taskAckWaitMs` is delivered again, to any worker, without limit.
+ */
+export function taskConsumerConfig(lane: Lane, fn: string) {
+  return {
+    durable_name: taskConsumer(lane, fn),
+    filter_subject: subjects.task(lane, fn),
+    deliver_policy: "all",
+    ack_policy: "explicit",
+    ack_wait: nanos(taskAckWaitMs),
+    max_deliver: -1,
+    /** Tasks of the function in flight at once, across all its workers. */
+    max_ack_pending: 10_000,
+  } as const;
+}
+
+/** The KV bucket of live workers: key = worker id, value = its last `HeartbeatEnvelope`. */
+export const workersBucketConfig = {
+  bucket: buckets.workers,
+  ttlMs: workerTtlMs,
+  history: 1,
+  storage: "file",
+} as const;
+
+export type JsonValue = null | boolean | number | string | JsonValue[] | { [key: string]: JsonValue };
 
 /** A step error on the wire. `retryable: false` is never retried. */
 export interface WireError {
@@ -105,6 +168,28 @@ export interface WireError {
   retryable: boolean;
   details?: JsonValue;
 }
+
+/**
+ * The codes a worker gives on its own (a function may throw codes of its own too), with the
+ * `retryable` it sends.
+ */
+export const workerErrors = {
+  /** The function threw something that is not a Baton error. */
+  FunctionError: { retryable: true },
+  /** The input failed the function's declared JSON Schema; the function did not run. */
+  InputInvalid: { retryable: false },
+  /** The function crashed its isolate: `process.exit()`, an uncaught error, out of memory. */
+  WorkerCrashed: { retryable: true },
+  /** The attempt ran past its deadline (or the function's own timeout) and was stopped. */
+  Timeout: { retryable: true },
+  /** The execution (or the step) was cancelled while the attempt ran. */
+  Cancelled: { retryable: false },
+  /** The task message could not be read: not JSON, a field missing, an unknown protocol version. */
+  TaskInvalid: { retryable: false },
+  /** The function returned something that is not JSON, or too large for a NATS message. */
+  OutputInvalid: { retryable: false },
+} as const satisfies Record<string, { retryable: boolean }>;
+export type WorkerErrorCode = keyof typeof workerErrors;
 
 /** The body of a task message (JSON). */
 export interface TaskEnvelope {
@@ -172,7 +257,10 @@ export interface HeartbeatEnvelope {
   worker: string;
   node: string;
   functions: { name: string; lane: Lane }[];
+  /** Pure-lane slots. */
   concurrency: number;
+  /** Effect-lane slots. */
+  effectConcurrency: number;
   running: number;
   startedAt: number;
   /** The last heartbeat of a draining worker. */

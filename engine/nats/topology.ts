@@ -11,6 +11,7 @@
  * | baton_executions    | KV      | execution records (snapshot, status, timers, outbox)          |
  * | baton_workflows     | KV      | workflow definitions, latest and every revision               |
  * | baton_effects       | KV      | the effect ledger, by idempotency key                         |
+ * | baton_receives      | KV      | executions waiting on a NATS subject (`<id>.<step>` → subject)  |
  */
 import {
   AckPolicy,
@@ -25,6 +26,9 @@ import {
   type StreamConfig,
 } from "nats";
 import { buckets, streams, subjects } from "../../sdk/protocol.ts";
+
+/** Executions waiting on a subject: the engine's own, not part of the worker protocol. */
+export const receivesBucket = "baton_receives";
 
 /** Deduplication window of the streams that take message ids: replays within it are dropped. */
 export const duplicateWindowMs = 5 * 60_000;
@@ -74,6 +78,7 @@ export interface Topology {
   executions: KV;
   workflows: KV;
   effects: KV;
+  receives: KV;
 }
 
 /** Creates what is missing and leaves what exists (another replica, or a worker, may have made it). */
@@ -99,7 +104,14 @@ export async function ensureTopology(nc: NatsConnection): Promise<Topology> {
   });
   const js = nc.jetstream();
   const kv = (bucket: string) => js.views.kv(bucket, { history: 1, storage: StorageType.File });
-  return { js, jsm, executions: await kv(buckets.executions), workflows: await kv(buckets.workflows), effects: await kv(buckets.effects) };
+  return {
+    js,
+    jsm,
+    executions: await kv(buckets.executions),
+    workflows: await kv(buckets.workflows),
+    effects: await kv(buckets.effects),
+    receives: await kv(receivesBucket),
+  };
 }
 
 async function ensureStream(jsm: JetStreamManager, config: Partial<StreamConfig>): Promise<void> {

@@ -183,8 +183,22 @@ function yamlProblem(error: YAMLError, text: string, lineCounter: LineCounter): 
   if (error.code === "DUPLICATE_KEY") {
     const key = text.slice(error.pos[0], error.pos[1]).trim();
     message = `duplicate key ${JSON.stringify(key)}: the keys of a mapping must be unique; remove or rename one`;
+  } else if (error.code === "TAG_RESOLVE_FAILED") {
+    const tag = text.slice(error.pos[0], error.pos[1]).trim().split(/\s/)[0] ?? "";
+    message = `unsupported YAML tag ${JSON.stringify(tag)}: workflows hold plain JSON values; remove the tag`;
   }
   return { code: "YamlSyntax", message, path: formatPath([]), line, column: col };
+}
+
+/**
+ * After a syntax error the parser often reports more that follow from it (a bad indentation is
+ * also "an implicit key without a value"); only the first is the user's mistake. Duplicate keys
+ * and unsupported tags stand on their own and are all kept.
+ */
+function independentErrors(errors: YAMLError[]): YAMLError[] {
+  const standalone = new Set(["DUPLICATE_KEY", "TAG_RESOLVE_FAILED"]);
+  const firstSyntaxError = errors.find((error) => !standalone.has(error.code));
+  return errors.filter((error) => standalone.has(error.code) || error === firstSyntaxError);
 }
 
 function isEmptyDocument(document: Document.Parsed): boolean {
@@ -201,7 +215,14 @@ function isEmptyDocument(document: Document.Parsed): boolean {
  */
 export function loadYaml(text: string): LoadResult {
   const lineCounter = new LineCounter();
-  const parsed = parseAllDocuments(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
+  // Only JSON-compatible YAML: `!!binary`, `!!set`, `!!timestamp` and other tags are refused, not converted.
+  const parsed = parseAllDocuments(text, {
+    lineCounter,
+    prettyErrors: false,
+    uniqueKeys: true,
+    resolveKnownTags: false,
+    logLevel: "error",
+  });
   const documents: LoadedDocument[] = [];
   const problems: Problem[] = [];
   if ("empty" in parsed) {
@@ -211,7 +232,7 @@ export function loadYaml(text: string): LoadResult {
     return { documents, problems };
   }
   for (const document of parsed) {
-    const documentProblems = [...document.errors, ...document.warnings].map((error) =>
+    const documentProblems = independentErrors([...document.errors, ...document.warnings]).map((error) =>
       yamlProblem(error, text, lineCounter),
     );
     if (documentProblems.length === 0 && isEmptyDocument(document)) continue;

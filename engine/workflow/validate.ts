@@ -209,7 +209,7 @@ function valueAtPath(root: unknown, path: JsonPath): unknown {
 
 /** Resolves `#/$defs/x` references inside the language schema. */
 function resolveLocal(schema: SchemaObject): SchemaObject | undefined {
-  const ref = schema.$ref;
+  const ref: unknown = schema.$ref;
   if (typeof ref !== "string" || !ref.startsWith("#/$defs/")) return undefined;
   return shallowDefs[ref.slice("#/$defs/".length)];
 }
@@ -254,9 +254,8 @@ const sourcesByField = (() => {
 
 // --- collecting problems ------------------------------------------------------------------------
 
-/** A step list being walked: its path and the names of its steps (targets of `next`). */
+/** A step list being walked: the names of its steps, the targets a `next` in it may name. */
 interface StepList {
-  path: JsonPath;
   names: Set<string>;
 }
 
@@ -278,10 +277,7 @@ class DocumentCheck {
   /** `next` targets, resolved once every step name is known. */
   readonly targets: PendingTarget[] = [];
 
-  constructor(
-    readonly root: unknown,
-    private readonly positions: SourceMap,
-  ) {}
+  constructor(private readonly positions: SourceMap) {}
 
   label(path: JsonPath, label: string): void {
     this.labels.set(formatPath(path), label);
@@ -621,22 +617,20 @@ function checkSubject(
 
 function checkCron(check: DocumentCheck, cron: unknown, path: JsonPath): void {
   if (typeof cron !== "string") return;
-  const where = check.where(path);
+  const invalid = (reason: string) =>
+    check.atValue("InvalidCron", path, `${check.where(path)}: ${quote(cron)} ${reason}`);
   const fix = "write 5 fields (minute hour day month weekday), or 6 with seconds first";
+  const fields = cron.trim().split(/\s+/).length;
+  if (!cron.trim().startsWith("@") && fields !== 5 && fields !== 6)
+    return invalid(`has ${fields} fields: ${fix}`);
   let job: Cron | undefined;
   try {
     job = new Cron(cron, { paused: true, mode: "5-or-6-parts" });
     // A fixed start keeps this pure: a pattern with no next time from 2000 never fires at all.
-    if (job.nextRun(new Date(Date.UTC(2000, 0, 1))) === null) {
-      check.atValue("InvalidCron", path, `${where}: ${quote(cron)} never fires (no date matches it)`);
-    }
+    if (job.nextRun(new Date(Date.UTC(2000, 0, 1))) === null) invalid("never fires: no date matches it");
   } catch (error) {
     const reason = (error instanceof Error ? error.message : String(error)).replace(/^CronPattern: /, "");
-    check.atValue(
-      "InvalidCron",
-      path,
-      `${where}: ${quote(cron)} is not a valid cron expression (${reason}); ${fix}`,
-    );
+    invalid(`is not a valid cron expression (${reason.charAt(0).toLowerCase()}${reason.slice(1)}); ${fix}`);
   } finally {
     job?.stop();
   }
@@ -662,7 +656,7 @@ function checkInputSchema(check: DocumentCheck, input: unknown, path: JsonPath):
     check.atValue(
       "InvalidInputSchema",
       [...path, "$schema"],
-      `input is written for ${quote(String($schema))}, but Baton reads JSON Schema draft 2020-12: remove "$schema" or set it to ${draft202012}`,
+      `input is written for ${typeof $schema === "string" ? quote($schema) : describeValue($schema)}, but Baton reads JSON Schema draft 2020-12: remove "$schema" or set it to ${draft202012}`,
     );
     return;
   }
@@ -679,6 +673,8 @@ function checkInputSchema(check: DocumentCheck, input: unknown, path: JsonPath):
       const inSchema = pointerToPath(pointer, input);
       const at = [...path, ...inSchema];
       let reason = error.message ?? "is invalid";
+      if (error.keyword === "type")
+        reason = `must be ${describeType((error.params as { type: unknown }).type)}`;
       if (error.keyword === "enum") {
         const allowed = (error.params as { allowedValues: unknown[] }).allowedValues.map(String);
         const data = valueAtPath(input, inSchema);
@@ -709,7 +705,7 @@ function checkStepList(check: DocumentCheck, steps: unknown, path: JsonPath): vo
   if (!Array.isArray(steps)) return;
   const names = new Set<string>();
   for (const step of steps) if (isRecord(step) && typeof step.name === "string") names.add(step.name);
-  const scope: StepList = { path, names };
+  const scope: StepList = { names };
   steps.forEach((step, index) => checkStep(check, step, [...path, index], scope));
 }
 
@@ -1048,7 +1044,7 @@ export function validateWorkflowValue(
   value: unknown,
   positions: SourceMap = noPositions,
 ): DocumentValidation {
-  const check = new DocumentCheck(value, positions);
+  const check = new DocumentCheck(positions);
   if (!isRecord(value)) {
     check.atValue(
       "NotAMapping",

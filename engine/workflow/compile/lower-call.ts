@@ -74,7 +74,7 @@ export function lowerCall(step: CallStep, frame: ListFrame, compilation: Compila
                   function: step.call,
                   input: pending.input ?? null,
                   effect,
-                  ...(effect ? { idempotencyKey: `${context.execution.id}:${name}:${pending.run}` } : {}),
+                  ...(effect ? { idempotencyKey: `${context.execution.id}/${name}/${pending.run}` } : {}),
                   timeoutMs,
                 }),
               );

@@ -46,7 +46,7 @@ export function lowerEmit(step: EmitStep, frame: ListFrame): LoweredKind {
               step: name,
               run: pending.run,
               ...outcome.value,
-              id: `${context.execution.id}:${name}:${pending.run}`,
+              id: `${context.execution.id}/${name}/${pending.run}`,
             }),
           );
           enqueue(command("record", { type: "EventEmitted", step: name, data: outcome.value }));

@@ -1,0 +1,224 @@
+/**
+ * Carrying out the commands a transition named, after its record is persisted. Every command is
+ * a publish that its receiver deduplicates (a JetStream message id, or an idempotent cancel),
+ * so sending a record's outbox twice (after a crash, or by two replicas) changes nothing.
+ */
+import { headers as natsHeaders, type JetStreamClient, type NatsConnection, type MsgHdrs } from "nats";
+import {
+  headers,
+  protocolVersion,
+  subjects,
+  taskMessageId,
+  type CancelEnvelope,
+  type TaskEnvelope,
+} from "../../sdk/protocol.ts";
+import type { Json } from "../workflow/definition.ts";
+import type {
+  CancelItems,
+  CancelTask,
+  DispatchTask,
+  EmitEvent,
+  Finish,
+  StartChild,
+  StartItem,
+  Subscribe,
+} from "../workflow/compile/machine-types.ts";
+import type { ArmTimer } from "./apply-event.ts";
+import type { EffectLedger } from "./effect-ledger.ts";
+import type { StartEvent } from "./engine-events.ts";
+import type { ExecutionRecord, OutboxEntry } from "./execution-record.ts";
+import { childExecutionId, itemExecutionId } from "./ids.ts";
+import type { WorkflowStore } from "../nats/workflow-store.ts";
+import type { MachineContext } from "../workflow/compile/machine-types.ts";
+import type { ReceiveSubscriptions } from "./receive-subscriptions.ts";
+
+export interface DispatchDeps {
+  nc: NatsConnection;
+  js: JetStreamClient;
+  workflows: WorkflowStore;
+  ledger: EffectLedger;
+  receives: ReceiveSubscriptions;
+  retentionMs: number;
+}
+
+/** A timer message on BATON_TIMERS. */
+export interface TimerMessage extends ArmTimer {
+  execution: string;
+}
+
+export const expireEvent = "execution.expire";
+
+export async function dispatchCommands(deps: DispatchDeps, record: ExecutionRecord, commands: OutboxEntry[]): Promise<void> {
+  await Promise.all(commands.map((command) => dispatchOne(deps, record, command)));
+}
+
+async function dispatchOne(deps: DispatchDeps, record: ExecutionRecord, command: OutboxEntry): Promise<void> {
+  const { js, nc } = deps;
+  const params = command.params as never;
+  switch (command.type) {
+    case "dispatchTask":
+      return dispatchTask(deps, record, params as DispatchTask);
+    case "cancelTask": {
+      const { step, run } = params as CancelTask;
+      const cancel: CancelEnvelope = { v: protocolVersion, execution: record.id, step, run, reason: "the attempt is no longer wanted" };
+      nc.publish(subjects.cancel(record.id), JSON.stringify(cancel));
+      return;
+    }
+    case "armTimer": {
+      const timer: TimerMessage = { ...(params as ArmTimer), execution: record.id };
+      await js.publish(subjects.timers(record.id), JSON.stringify(timer), { msgID: timer.token });
+      return;
+    }
+    case "startItem":
+      return startItem(deps, record, params as StartItem);
+    case "cancelItems": {
+      const { step, run, indices } = params as CancelItems;
+      await Promise.all(
+        indices.map((index) => publishEvent(js, itemExecutionId(record.id, step, run, index), { type: "cancel", reason: "the map no longer needs this item" }, `cancel:${record.id}:${step}:${run}:${index}`)),
+      );
+      return;
+    }
+    case "startChild":
+      return startChild(deps, record, params as StartChild);
+    case "cancelChild": {
+      const { step, run } = params as StartChild;
+      await publishEvent(js, childExecutionId(record.id, step, run), { type: "cancel", reason: "the parent no longer needs this child" }, `cancel:${record.id}:${step}:${run}`);
+      return;
+    }
+    case "emitEvent": {
+      const { subject, data, id } = params as EmitEvent;
+      try {
+        await js.publish(subject, JSON.stringify(data), { msgID: id });
+      } catch (error) {
+        // No stream captures the subject: JetStream cannot deduplicate, so publish plainly.
+        if (!/no responders|503/i.test(String(error))) throw error;
+        nc.publish(subject, JSON.stringify(data));
+      }
+      return;
+    }
+    case "subscribe":
+      await deps.receives.add(record.id, (params as Subscribe).step, (params as Subscribe).subject);
+      return;
+    case "unsubscribe":
+      await deps.receives.remove(record.id, (params as Subscribe).step);
+      return;
+    case "finish":
+      return finish(deps, record, params as Finish);
+    default:
+      throw new Error(`unknown command "${command.type}"`);
+  }
+}
+
+async function dispatchTask(deps: DispatchDeps, record: ExecutionRecord, task: DispatchTask): Promise<void> {
+  const { js, ledger } = deps;
+  if (task.effect && task.idempotencyKey) {
+    const key = task.idempotencyKey;
+    const entry = await ledger.get(key);
+    if (entry?.completed) {
+      // Completed once: answer from the ledger, never run it again.
+      await publishEvent(
+        js,
+        record.id,
+        { type: "task.succeeded", step: task.step, run: task.run, attempt: task.attempt, output: entry.output ?? null, worker: "ledger" },
+        `ledger:${key}:${task.attempt}`,
+      );
+      return;
+    }
+    await ledger.change(key, { idempotencyKey: key, execution: record.id, step: task.step }, (ledgerEntry) => {
+      if (!ledgerEntry.attempts.some((attempt) => attempt.attempt === task.attempt)) {
+        ledgerEntry.attempts.push({ attempt: task.attempt, dispatchedAt: new Date().toISOString() });
+      }
+    });
+  }
+  const envelope: TaskEnvelope = {
+    v: protocolVersion,
+    execution: record.id,
+    workflow: record.workflow,
+    step: task.step,
+    run: task.run,
+    attempt: task.attempt,
+    function: task.function,
+    input: task.input as TaskEnvelope["input"],
+    effect: task.effect,
+    ...(task.idempotencyKey ? { idempotencyKey: task.idempotencyKey } : {}),
+    deadline: Date.now() + task.timeoutMs,
+  };
+  const h = taskHeaders(record, task);
+  await js.publish(subjects.task(task.effect ? "effect" : "pure", task.function), JSON.stringify(envelope), {
+    msgID: taskMessageId(record.id, task.step, task.run, task.attempt),
+    headers: h,
+  });
+}
+
+function taskHeaders(record: ExecutionRecord, task: DispatchTask): MsgHdrs {
+  const h = natsHeaders();
+  h.set(headers.protocol, String(protocolVersion));
+  h.set(headers.execution, record.id);
+  h.set(headers.step, task.step);
+  h.set(headers.attempt, String(task.attempt));
+  if (task.idempotencyKey) h.set(headers.idempotencyKey, task.idempotencyKey);
+  if (record.traceparent) h.set(headers.traceparent, record.traceparent);
+  return h;
+}
+
+async function startItem(deps: DispatchDeps, record: ExecutionRecord, item: StartItem): Promise<void> {
+  const context = record.snapshot.context as unknown as MachineContext;
+  const id = itemExecutionId(record.id, item.step, item.run, item.index);
+  const start: Omit<StartEvent, "at"> = {
+    type: "execution.start",
+    workflow: record.workflow,
+    revision: record.revision,
+    input: context.input,
+    event: context.event,
+    trigger: context.trigger,
+    parent: { execution: record.id, step: item.step, run: item.run, kind: "item" },
+    item: { step: item.step, index: item.index, value: item.item, vars: item.vars, steps: context.steps as unknown as Json },
+  };
+  await publishEvent(deps.js, id, start, `start:${id}`);
+}
+
+async function startChild(deps: DispatchDeps, record: ExecutionRecord, child: StartChild): Promise<void> {
+  const workflow = await deps.workflows.get(child.workflow);
+  if (!workflow) {
+    const error = { code: "WorkflowNotFound", message: `no workflow named "${child.workflow}" has been submitted`, retryable: false };
+    await publishEvent(deps.js, record.id, { type: "child.done", step: child.step, run: child.run, error }, `child-missing:${record.id}:${child.step}:${child.run}`);
+    return;
+  }
+  const id = childExecutionId(record.id, child.step, child.run);
+  const start: Omit<StartEvent, "at"> = {
+    type: "execution.start",
+    workflow: workflow.name,
+    revision: workflow.revision,
+    input: child.input,
+    parent: { execution: record.id, step: child.step, run: child.run, kind: "child" },
+  };
+  await publishEvent(deps.js, id, start, `start:${id}`);
+}
+
+async function finish(deps: DispatchDeps, record: ExecutionRecord, end: Finish): Promise<void> {
+  const { js } = deps;
+  const parent = record.parent;
+  if (parent) {
+    const failure = end.status === "succeeded" ? undefined : (end.error ?? { code: "Cancelled", message: end.status, retryable: false });
+    const outcome = failure ? { error: failure } : { output: end.output };
+    const answer =
+      parent.kind === "item"
+        ? { type: "item.done", step: parent.step, run: parent.run, index: record.item!.index, ...outcome }
+        : { type: "child.done", step: parent.step, run: parent.run, ...outcome };
+    await publishEvent(js, parent.execution, answer, `done:${record.id}`);
+  }
+  // Retention: the record and its history go once the retention time has passed.
+  const expire: TimerMessage = {
+    execution: record.id,
+    timer: expireEvent,
+    token: `${record.id}.expire`,
+    due: (record.endedAt ?? Date.now()) + deps.retentionMs,
+    event: { type: expireEvent },
+  };
+  await js.publish(subjects.timers(record.id), JSON.stringify(expire), { msgID: expire.token });
+}
+
+/** Publishes an event to an execution, deduplicated by `id`. */
+export async function publishEvent(js: JetStreamClient, execution: string, event: object, id: string): Promise<void> {
+  await js.publish(subjects.events(execution), JSON.stringify({ at: Date.now(), ...event }), { msgID: id });
+}

@@ -1,0 +1,301 @@
+/**
+ * The orchestrator: reads events off BATON_EVENTS and timers off BATON_TIMERS, and applies each
+ * event to its execution (apply-event.ts) with the durability rules of architecture.md:
+ *
+ * - the record is persisted with a compare-and-set on its KV revision before anything it
+ *   produced leaves; on a conflict (another replica moved the execution) the batch is re-applied
+ *   to the fresh record, and events it already holds are recognised by id and skipped;
+ * - the commands ride in the record (its outbox); a process that finds an outbox it did not see
+ *   sent sends it again, and receivers deduplicate, so a crash between the write and the
+ *   publishes loses nothing;
+ * - events are acknowledged only after all that, so a crash before it means redelivery.
+ *
+ * Within one process, an execution's events are applied one batch at a time: whatever arrived
+ * while a batch was being persisted is applied together next, with one write (the join of a
+ * large `map` is many answers and few writes). Several replicas share the consumers; the
+ * compare-and-set keeps any two from both advancing an execution.
+ */
+import type { ConsumerMessages, JsMsg, NatsConnection } from "nats";
+import { streams, subjects } from "../../sdk/protocol.ts";
+import type { EngineConfig } from "../config.ts";
+import { ExecutionStore, RevisionConflict, type StoredRecord } from "../nats/execution-store.ts";
+import { engineConsumers, ensureTopology, type Topology } from "../nats/topology.ts";
+import { WorkflowStore } from "../nats/workflow-store.ts";
+import { compileWorkflow, type CompiledWorkflow } from "../workflow/compile/compile-workflow.ts";
+import { applyEvent, startExecution, type Applied } from "./apply-event.ts";
+import { dispatchCommands, expireEvent, publishEvent, type DispatchDeps, type TimerMessage } from "./dispatch-commands.ts";
+import { EffectLedger } from "./effect-ledger.ts";
+import { checkEngineEvent, type EngineEvent, type StartEvent } from "./engine-events.ts";
+import { isEnded, type ExecutionRecord } from "./execution-record.ts";
+import type { HistoryEntry } from "./history.ts";
+import { isExecutionId } from "./ids.ts";
+import { ReceiveSubscriptions } from "./receive-subscriptions.ts";
+
+export interface Logger {
+  info(message: string, fields?: object): void;
+  warn(message: string, fields?: object): void;
+  error(message: string, fields?: object): void;
+}
+
+export const consoleLogger: Logger = {
+  info: (message, fields) => console.log(JSON.stringify({ level: "info", message, ...fields })),
+  warn: (message, fields) => console.warn(JSON.stringify({ level: "warn", message, ...fields })),
+  error: (message, fields) => console.error(JSON.stringify({ level: "error", message, ...fields })),
+};
+
+interface Delivery {
+  event: EngineEvent;
+  id: string;
+  message: JsMsg;
+}
+
+/** How long to wait before a failed batch is tried again. */
+const retryDelayMs = 500;
+
+export class Orchestrator {
+  private readonly mailboxes = new Map<string, Delivery[]>();
+  private readonly draining = new Map<string, Promise<void>>();
+  private readonly compiled = new Map<string, CompiledWorkflow>();
+  /** Execution → the record revision whose outbox this process has sent. */
+  private readonly sentOutbox = new Map<string, number>();
+  private readonly consumers: ConsumerMessages[] = [];
+  private readonly store: ExecutionStore;
+  readonly workflows: WorkflowStore;
+  private readonly deps: DispatchDeps;
+  private readonly receives: ReceiveSubscriptions;
+  private stopped = false;
+
+  private constructor(
+    private readonly nc: NatsConnection,
+    private readonly topology: Topology,
+    private readonly config: EngineConfig,
+    private readonly log: Logger,
+  ) {
+    this.store = new ExecutionStore(topology.executions, config.cacheSize);
+    this.workflows = new WorkflowStore(topology.workflows);
+    this.receives = new ReceiveSubscriptions(nc, topology.js, topology.receives);
+    this.deps = {
+      nc,
+      js: topology.js,
+      workflows: this.workflows,
+      ledger: new EffectLedger(topology.effects),
+      receives: this.receives,
+      retentionMs: config.retentionMs,
+    };
+  }
+
+  static async create(nc: NatsConnection, config: EngineConfig, log: Logger = consoleLogger): Promise<Orchestrator> {
+    return new Orchestrator(nc, await ensureTopology(nc), config, log);
+  }
+
+  async start(): Promise<void> {
+    await this.receives.start();
+    const { js } = this.topology;
+    const events = await (await js.consumers.get(streams.events, engineConsumers.events)).consume({ max_messages: 2_000 });
+    const timers = await (await js.consumers.get(streams.timers, engineConsumers.timers)).consume({ max_messages: 2_000 });
+    this.consumers.push(events, timers);
+    void this.loop(events, (message) => this.receiveEvent(message));
+    void this.loop(timers, (message) => this.receiveTimer(message));
+  }
+
+  /** Stops taking new work and lets the batches under way finish. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    for (const consumer of this.consumers) consumer.stop();
+    this.receives.stop();
+    await Promise.allSettled([...this.draining.values()]);
+  }
+
+  private async loop(messages: ConsumerMessages, handle: (message: JsMsg) => void | Promise<void>) {
+    for await (const message of messages) {
+      try {
+        await handle(message);
+      } catch (error) {
+        this.log.error("could not handle a message", { subject: message.subject, error: String(error) });
+        message.nak(retryDelayMs);
+      }
+    }
+  }
+
+  private receiveEvent(message: JsMsg): void {
+    const execution = message.subject.slice(subjects.events("").length);
+    let parsed: unknown;
+    try {
+      parsed = message.json();
+    } catch {
+      parsed = undefined;
+    }
+    const checked = checkEngineEvent(parsed);
+    if (!isExecutionId(execution) || !checked.ok) {
+      // A malformed event would fail the same way forever: log it and drop it for good.
+      this.log.warn("dropping a malformed event", {
+        subject: message.subject,
+        reason: checked.ok ? "bad execution id in subject" : checked.reason,
+      });
+      message.term();
+      return;
+    }
+    const id = message.headers?.get("Nats-Msg-Id") || `seq:${message.seq}`;
+    const queue = this.mailboxes.get(execution);
+    if (queue) queue.push({ event: checked.event, id, message });
+    else this.mailboxes.set(execution, [{ event: checked.event, id, message }]);
+    if (!this.draining.has(execution)) {
+      const drained = this.drain(execution).finally(() => this.draining.delete(execution));
+      this.draining.set(execution, drained);
+    }
+  }
+
+  private async drain(execution: string): Promise<void> {
+    for (;;) {
+      const batch = this.mailboxes.get(execution);
+      this.mailboxes.delete(execution);
+      if (!batch || batch.length === 0) return;
+      try {
+        await this.applyBatch(execution, batch);
+        for (const delivery of batch) delivery.message.ack();
+      } catch (error) {
+        this.log.error("could not apply events; they will be redelivered", { execution, error: String(error) });
+        this.store.forget(execution);
+        for (const delivery of batch) delivery.message.nak(retryDelayMs);
+      }
+    }
+  }
+
+  private async applyBatch(execution: string, batch: Delivery[]): Promise<void> {
+    for (let attempt = 0; ; attempt++) {
+      const stored = await this.store.load(execution, { fresh: attempt > 0 });
+      try {
+        await (stored ? this.advance(stored, batch) : this.begin(execution, batch));
+        return;
+      } catch (error) {
+        if (!(error instanceof RevisionConflict) || attempt >= 50) throw error;
+      }
+    }
+  }
+
+  /** The first events of an execution: its start, and whatever arrived with it. */
+  private async begin(execution: string, batch: Delivery[]): Promise<void> {
+    const start = batch.find((delivery) => delivery.event.type === "execution.start");
+    if (!start) {
+      // Events for an execution that does not exist (removed after its retention, or never started).
+      this.log.warn("dropping events for an unknown execution", { execution, events: batch.map((d) => d.event.type) });
+      return;
+    }
+    const event = start.event as StartEvent;
+    const compiled = await this.compiledFor(event.workflow, event.revision);
+    if (!compiled) {
+      this.log.error("dropping a start for a workflow revision that does not exist", { execution, workflow: event.workflow });
+      return;
+    }
+    let applied = startExecution(compiled, execution, event);
+    applied.record.applied = [start.id];
+    const rest = batch.filter((delivery) => delivery !== start);
+    applied = this.fold(compiled, applied, rest);
+    const stored = await this.store.create(applied.record);
+    await this.send(stored, applied);
+  }
+
+  private async advance(stored: StoredRecord, batch: Delivery[]): Promise<void> {
+    const { record } = stored;
+    if (record.outbox.length > 0 && this.sentOutbox.get(record.id) !== stored.revision) {
+      await dispatchCommands(this.deps, record, record.outbox);
+      this.sentOutbox.set(record.id, stored.revision);
+    }
+    if (isEnded(record.status)) return;
+    const compiled = await this.compiledFor(record.workflow, record.revision);
+    if (!compiled) throw new Error(`workflow ${record.workflow} revision ${record.revision} is missing`);
+    const applied = this.fold(compiled, { record, commands: [], history: [] }, batch);
+    if (applied.record === record) return;
+    const next = await this.store.update(applied.record, stored.revision);
+    await this.send(next, applied);
+  }
+
+  /** Applies deliveries one after another in memory; one write persists them all. */
+  private fold(compiled: CompiledWorkflow, initial: Applied, deliveries: Delivery[]): Applied {
+    let { record } = initial;
+    const commands = [...initial.commands];
+    const history: HistoryEntry[] = [...initial.history];
+    for (const delivery of deliveries) {
+      if (isEnded(record.status)) break;
+      const applied = applyEvent(compiled, record, delivery.event, delivery.id);
+      if (!applied) continue;
+      record = applied.record;
+      commands.push(...applied.commands);
+      history.push(...applied.history);
+    }
+    if (record !== initial.record) record.outbox = commands;
+    return { record, commands, history };
+  }
+
+  private async send(stored: StoredRecord, applied: Applied): Promise<void> {
+    const { record } = stored;
+    const { js } = this.topology;
+    await Promise.all([
+      dispatchCommands(this.deps, record, applied.commands),
+      ...applied.history.map((entry) =>
+        js.publish(subjects.history(record.id), JSON.stringify(entry), { msgID: `history:${record.id}:${entry.seq}` }),
+      ),
+    ]);
+    this.sentOutbox.set(record.id, stored.revision);
+    if (this.sentOutbox.size > this.config.cacheSize) this.sentOutbox.delete(this.sentOutbox.keys().next().value!);
+  }
+
+  private async compiledFor(name: string, revision: number): Promise<CompiledWorkflow | undefined> {
+    const key = `${name}@${revision}`;
+    const cached = this.compiled.get(key);
+    if (cached) return cached;
+    const stored = await this.workflows.get(name, revision);
+    if (!stored) return undefined;
+    const compiled = compileWorkflow(stored.definition, { maxBackwardJumps: this.config.maxBackwardJumps });
+    this.compiled.set(key, compiled);
+    return compiled;
+  }
+
+  private async receiveTimer(message: JsMsg): Promise<void> {
+    let timer: TimerMessage;
+    try {
+      timer = message.json<TimerMessage>();
+    } catch {
+      message.term();
+      return;
+    }
+    if (typeof timer?.due !== "number" || typeof timer.execution !== "string" || !isExecutionId(timer.execution)) {
+      this.log.warn("dropping a malformed timer", { subject: message.subject });
+      message.term();
+      return;
+    }
+    const wait = timer.due - Date.now();
+    if (wait > 0) {
+      // Not due: JetStream keeps it and hands it back when it is. No engine memory is spent on it.
+      message.nak(wait);
+      return;
+    }
+    if (timer.event.type === expireEvent) await this.expire(timer.execution);
+    else {
+      await publishEvent(
+        this.topology.js,
+        timer.execution,
+        { type: "timer.fired", timer: timer.timer, token: timer.token, event: timer.event, at: timer.due },
+        `fired:${timer.token}`,
+      );
+    }
+    message.ack();
+  }
+
+  /** Retention: a finished execution, its history and its effect ledger go. */
+  private async expire(execution: string): Promise<void> {
+    await this.store.remove(execution);
+    await this.topology.jsm.streams.purge(streams.history, { filter: subjects.history(execution) });
+    const ledger = await this.topology.effects.keys(`${execution}.>`);
+    for await (const key of ledger) await this.topology.effects.purge(key);
+  }
+
+  /** For tests and the API: the record as JetStream has it now. */
+  async read(execution: string): Promise<ExecutionRecord | undefined> {
+    return (await this.store.load(execution, { fresh: true }))?.record;
+  }
+
+  get isStopped(): boolean {
+    return this.stopped;
+  }
+}

@@ -1,0 +1,118 @@
+// A warm pool of isolates. Starting one costs about a hundred milliseconds (a thread, tsx's
+// hooks, the function modules), so isolates are kept and reused; one that crashed or was
+// terminated is replaced in the background, and idle ones beyond the warm minimum are retired.
+import { Isolate, type IsolateReady } from "./isolate.ts";
+import { errorFields, type Logger } from "./logger.ts";
+
+export interface IsolatePoolOptions {
+  readonly modules: readonly string[];
+  readonly heapMb: number;
+  /** Isolates kept started and idle, ready for the next attempt. */
+  readonly minIdle: number;
+  /** An idle isolate beyond `minIdle` is retired after this long. */
+  readonly idleTimeoutMs: number;
+  readonly logger: Logger;
+}
+
+interface Warming {
+  readonly isolate: Isolate;
+  isClaimed: boolean;
+}
+
+export class IsolatePool {
+  readonly #options: IsolatePoolOptions;
+  readonly #idle: { isolate: Isolate; since: number }[] = [];
+  readonly #warming = new Set<Warming>();
+  readonly #all = new Set<Isolate>();
+  readonly #retireTimer: NodeJS.Timeout;
+  #isClosed = false;
+
+  constructor(options: IsolatePoolOptions) {
+    this.#options = options;
+    this.#retireTimer = setInterval(() => this.#retireIdle(), Math.max(options.idleTimeoutMs / 2, 1_000));
+    this.#retireTimer.unref();
+  }
+
+  /**
+   * Starts the warm isolates and resolves with what the first one found in the modules, so that
+   * a function its module does not define is refused before any task arrives.
+   */
+  async start(): Promise<IsolateReady> {
+    const warming = Array.from({ length: Math.max(this.#options.minIdle, 1) }, () => this.#warm());
+    return (warming[0] as Warming).isolate.ready;
+  }
+
+  /** An isolate ready to run, the idle one used last if any (its caches are warmest). */
+  async acquire(): Promise<Isolate> {
+    if (this.#isClosed) throw new Error("the isolate pool is closed");
+    const idle = this.#idle.pop();
+    if (idle !== undefined) return idle.isolate;
+    const warming = [...this.#warming].find((entry) => !entry.isClaimed) ?? this.#warm();
+    warming.isClaimed = true;
+    await warming.isolate.ready;
+    return warming.isolate;
+  }
+
+  /** Gives an isolate back after an attempt; a dead one is dropped and replaced. */
+  release(isolate: Isolate): void {
+    if (isolate.isAlive && !isolate.isBusy && !this.#isClosed) {
+      this.#idle.push({ isolate, since: Date.now() });
+    } else if (isolate.isAlive) {
+      void isolate.terminate();
+    }
+    this.#topUp();
+  }
+
+  /** Terminates every isolate (attempts still running end as `terminated`). */
+  async close(): Promise<void> {
+    this.#isClosed = true;
+    clearInterval(this.#retireTimer);
+    this.#idle.length = 0;
+    await Promise.all([...this.#all].map((isolate) => isolate.terminate()));
+  }
+
+  #warm(): Warming {
+    const isolate = new Isolate({
+      modules: this.#options.modules,
+      heapMb: this.#options.heapMb,
+      onExit: (exited) => this.#forget(exited),
+    });
+    this.#all.add(isolate);
+    const entry: Warming = { isolate, isClaimed: false };
+    this.#warming.add(entry);
+    isolate.ready.then(
+      () => {
+        this.#warming.delete(entry);
+        if (!entry.isClaimed) this.release(isolate);
+      },
+      (error: unknown) => {
+        this.#warming.delete(entry);
+        this.#options.logger.error("an isolate failed to start", errorFields(error));
+      },
+    );
+    return entry;
+  }
+
+  #forget(isolate: Isolate): void {
+    this.#all.delete(isolate);
+    const at = this.#idle.findIndex((entry) => entry.isolate === isolate);
+    if (at !== -1) this.#idle.splice(at, 1);
+    // An idle isolate that died (a handler's stray timer threw after it returned) is replaced too;
+    // one that could not even start is not, or a broken set-up would spawn threads in a loop.
+    if (isolate.hasStarted) this.#topUp();
+  }
+
+  #topUp(): void {
+    if (this.#isClosed) return;
+    const spare = this.#idle.length + [...this.#warming].filter((entry) => !entry.isClaimed).length;
+    for (let i = spare; i < this.#options.minIdle; i++) this.#warm();
+  }
+
+  #retireIdle(): void {
+    const cutoff = Date.now() - this.#options.idleTimeoutMs;
+    while (this.#idle.length > this.#options.minIdle && (this.#idle[0]?.since ?? Infinity) < cutoff) {
+      const oldest = this.#idle.shift();
+      if (oldest !== undefined) void oldest.isolate.terminate();
+    }
+  }
+}

@@ -1,0 +1,66 @@
+// The worker process: `node --import tsx sdk/worker/run-worker.ts MODULE...` serves the functions
+// the modules export (see load-modules.ts) on NATS_URL, and drains on SIGTERM or SIGINT. The
+// `baton worker` command runs this.
+//
+// Environment: NATS_URL (default nats://127.0.0.1:4222), BATON_WORKER_NAME,
+// BATON_WORKER_CONCURRENCY (default 16), BATON_WORKER_EFFECT_CONCURRENCY (default: the former),
+// BATON_WORKER_HEAP_MB (default 512), BATON_WORKER_DRAIN_TIMEOUT_MS (default 30000),
+// BATON_LOG_LEVEL (debug, info, warn, error, silent; default info).
+import { pathToFileURL } from "node:url";
+import { loadFunctionModules } from "./load-modules.ts";
+import { serve } from "./serve.ts";
+
+const usage = "usage: node --import tsx sdk/worker/run-worker.ts MODULE... (each an ES module exporting function definitions)";
+
+/** Runs a worker until it is drained; resolves with the process exit code. */
+export async function runWorker(args: readonly string[], env: NodeJS.ProcessEnv = process.env): Promise<number> {
+  if (args.length === 0 || args.includes("--help") || args.includes("-h")) {
+    process.stderr.write(`${usage}\n`);
+    return args.length === 0 ? 2 : 0;
+  }
+  const functions = await loadFunctionModules(args);
+  const draining = new AbortController();
+  const worker = await serve({
+    servers: env.NATS_URL,
+    functions,
+    name: env.BATON_WORKER_NAME,
+    concurrency: numberFrom(env, "BATON_WORKER_CONCURRENCY"),
+    effectConcurrency: numberFrom(env, "BATON_WORKER_EFFECT_CONCURRENCY"),
+    isolateHeapMb: numberFrom(env, "BATON_WORKER_HEAP_MB"),
+    drainTimeoutMs: numberFrom(env, "BATON_WORKER_DRAIN_TIMEOUT_MS"),
+    signal: draining.signal,
+  });
+  let signals = 0;
+  const onSignal = (): void => {
+    signals += 1;
+    // A second signal means "now": running attempts end and their tasks go back to JetStream.
+    if (signals === 1) draining.abort();
+    else void worker.close();
+  };
+  process.on("SIGTERM", onSignal);
+  process.on("SIGINT", onSignal);
+  await worker.closed;
+  process.off("SIGTERM", onSignal);
+  process.off("SIGINT", onSignal);
+  return worker.failure === undefined ? 0 : 1;
+}
+
+function numberFrom(env: NodeJS.ProcessEnv, name: string): number | undefined {
+  const text = env[name];
+  if (text === undefined || text === "") return undefined;
+  const value = Number(text);
+  if (!Number.isSafeInteger(value) || value <= 0) throw new Error(`${name} must be a positive whole number, not "${text}"`);
+  return value;
+}
+
+if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  let code: number;
+  try {
+    code = await runWorker(process.argv.slice(2));
+  } catch (error) {
+    process.stderr.write(`baton worker: ${error instanceof Error ? error.message : String(error)}\n`);
+    code = 1;
+  }
+  // Exit explicitly: the worker has stopped, and nothing left behind must keep the process up.
+  process.exit(code);
+}

@@ -1,0 +1,361 @@
+// One attempt from task message to ack: read the task, say it started, check its input, run the
+// function in an isolate under its deadline and cancellation, report the outcome, and only
+// once JetStream holds the report, ack the task. A task is never acked without a stored report,
+// so a worker that dies anywhere in between leaves the task to be delivered again.
+import type { JsMsg } from "nats";
+import { wireError } from "../errors.ts";
+import {
+  headers,
+  protocolVersion,
+  workerErrors,
+  type CancelEnvelope,
+  type JsonValue,
+  type Lane,
+  type ResultEnvelope,
+  type TaskEnvelope,
+  type WireError,
+  type WorkerErrorCode,
+} from "../protocol.ts";
+import type { InputValidator } from "./input-validation.ts";
+import type { Isolate, RunOutcome } from "./isolate.ts";
+import type { IsolatePool } from "./isolate-pool.ts";
+import { childLogger, errorFields, type Logger } from "./logger.ts";
+import { ResultTooLargeError, type ReportHeaders, type ResultPublisher } from "./result-publisher.ts";
+import { parseTask, type AttemptIdentity, type ParsedTask } from "./task-envelope.ts";
+
+/** A function as the runner serves it. */
+export interface ServedFunction {
+  readonly name: string;
+  readonly module: string;
+  readonly timeoutMs: number | undefined;
+  readonly validateInput: InputValidator | undefined;
+}
+
+export interface TaskRunnerOptions {
+  readonly workerId: string;
+  readonly pool: IsolatePool;
+  readonly publisher: ResultPublisher;
+  readonly logger: Logger;
+  /** How long a cancelled or timed-out handler may take to return before its isolate is terminated. */
+  readonly graceMs: number;
+  /** How long to wait before a task whose report could not be published is delivered again. */
+  readonly retryReportDelayMs: number;
+}
+
+type StopReason =
+  | { readonly code: "Cancelled" | "Timeout"; readonly message: string }
+  /** The worker is closing: end the attempt without a report and give the task back. */
+  | { readonly code: "HandBack"; readonly message: string };
+
+interface RunningTask {
+  readonly task: TaskEnvelope;
+  readonly msg: JsMsg;
+  isolate: Isolate | undefined;
+  stop: StopReason | undefined;
+  graceTimer: NodeJS.Timeout | undefined;
+}
+
+type Outcome = { readonly ok: true; readonly output: JsonValue } | { readonly ok: false; readonly error: WireError };
+
+/** Cancels are remembered this long, for a task that arrives just after its execution was cancelled. */
+const rememberCancelsMs = 60_000;
+/** `setTimeout` takes at most 2^31-1 ms. */
+const maxTimerMs = 2 ** 31 - 1;
+
+export class TaskRunner {
+  readonly #options: TaskRunnerOptions;
+  readonly #running = new Set<RunningTask>();
+  readonly #recentCancels: { cancel: CancelEnvelope; until: number }[] = [];
+  #idleWaiters: (() => void)[] = [];
+
+  constructor(options: TaskRunnerOptions) {
+    this.#options = options;
+  }
+
+  /** Attempts in progress (from receipt to ack). */
+  get running(): number {
+    return this.#running.size;
+  }
+
+  /** Handles one task message to its end. Never throws. */
+  async handle(msg: JsMsg, fn: ServedFunction, lane: Lane): Promise<void> {
+    const parsed = parseTask(msg.data, msg.headers, fn.name, lane);
+    if (!parsed.ok) return this.#refuse(msg, fn, parsed);
+    const { task } = parsed;
+    const entry: RunningTask = { task, msg, isolate: undefined, stop: undefined, graceTimer: undefined };
+    this.#running.add(entry);
+    const log = childLogger(this.#options.logger, {
+      execution: task.execution,
+      step: task.step,
+      run: task.run,
+      attempt: task.attempt,
+      function: fn.name,
+    });
+    try {
+      const from = reportHeadersOf(msg, task);
+      const started = this.#options.publisher
+        .publish(this.#report(task, { type: "task.started" }), from)
+        .catch((error: unknown) => log.warn("could not report task.started", errorFields(error)));
+      const outcome = await this.#execute(entry, fn, log);
+      await started;
+      if (entry.stop?.code === "HandBack") {
+        msg.nak();
+        return;
+      }
+      await this.#reportAndAck(entry, outcome, from, log);
+    } catch (error) {
+      // Nothing above is meant to throw; if it did, the task is delivered again rather than lost.
+      log.error("unexpected failure while handling a task", errorFields(error));
+      msg.nak(this.#options.retryReportDelayMs);
+    } finally {
+      clearTimeout(entry.graceTimer);
+      this.#running.delete(entry);
+      if (this.#running.size === 0) for (const wake of this.#idleWaiters.splice(0)) wake();
+    }
+  }
+
+  /** Stops the running attempts that `cancel` names (and remembers it for a while). */
+  cancel(cancel: CancelEnvelope): void {
+    const now = Date.now();
+    this.#recentCancels.push({ cancel, until: now + rememberCancelsMs });
+    while ((this.#recentCancels[0]?.until ?? Infinity) < now) this.#recentCancels.shift();
+    for (const entry of this.#running) {
+      if (matchesCancel(cancel, entry.task)) {
+        this.#stop(entry, { code: "Cancelled", message: `the execution was cancelled: ${cancel.reason}` });
+      }
+    }
+  }
+
+  /** Tells JetStream the running tasks are still being worked on. */
+  sendProgress(): void {
+    for (const entry of this.#running) entry.msg.working();
+  }
+
+  /** Resolves when no attempt is in progress, or after `timeoutMs`. */
+  async whenIdle(timeoutMs: number): Promise<void> {
+    if (this.#running.size === 0) return;
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      new Promise<void>((resolve) => this.#idleWaiters.push(resolve)),
+      new Promise<void>((resolve) => (timer = setTimeout(resolve, timeoutMs))),
+    ]);
+    clearTimeout(timer);
+  }
+
+  /** Ends every running attempt without a report; their tasks go back to JetStream at once. */
+  handBackAll(reason: string): void {
+    for (const entry of this.#running) this.#stop(entry, { code: "HandBack", message: reason });
+  }
+
+  async #execute(entry: RunningTask, fn: ServedFunction, log: Logger): Promise<Outcome> {
+    const { task } = entry;
+    const startedAt = Date.now();
+    if (startedAt >= task.deadline) {
+      return failed("Timeout", "the attempt's deadline had passed before a worker could start it");
+    }
+    const cancel = this.#recentCancels.find((recent) => matchesCancel(recent.cancel, task));
+    if (cancel !== undefined) {
+      return failed("Cancelled", `the execution was cancelled before the attempt started: ${cancel.cancel.reason}`);
+    }
+    const problems = fn.validateInput?.(task.input);
+    if (problems !== undefined) {
+      return {
+        ok: false,
+        error: wireError(
+          "InputInvalid",
+          `the input of "${fn.name}" does not match its schema: ${problems.map((p) => `${p.path || "/"} ${p.message}`).join("; ")}`,
+          false,
+          { problems },
+        ),
+      };
+    }
+    const deadline = Math.min(task.deadline, fn.timeoutMs === undefined ? Infinity : startedAt + fn.timeoutMs);
+
+    let isolate: Isolate;
+    try {
+      isolate = await this.#options.pool.acquire();
+    } catch (error) {
+      log.error("no isolate to run the attempt in", errorFields(error));
+      return failed("WorkerCrashed", `the worker could not start an isolate: ${(error as Error).message}`);
+    }
+    if (entry.stop !== undefined) {
+      // Cancelled (or given back) while waiting for the isolate: do not start the handler at all.
+      this.#options.pool.release(isolate);
+      return failed("Cancelled", entry.stop.message);
+    }
+    entry.isolate = isolate;
+    const deadlineTimer = armDeadline(deadline, () =>
+      this.#stop(entry, {
+        code: "Timeout",
+        message:
+          deadline === task.deadline
+            ? `"${fn.name}" ran past the attempt's deadline (${deadline - startedAt} ms after it started)`
+            : `"${fn.name}" ran past its timeout of ${fn.timeoutMs} ms`,
+      }),
+    );
+    const outcomePromise = isolate.run({
+      module: fn.module,
+      fn: fn.name,
+      input: task.input,
+      ctx: {
+        executionId: task.execution,
+        workflow: task.workflow,
+        step: task.step,
+        run: task.run,
+        attempt: task.attempt,
+        idempotencyKey: task.idempotencyKey,
+        effect: task.effect,
+        function: fn.name,
+        worker: this.#options.workerId,
+        deadline,
+      },
+      onLog: (level, message, fields) => log[level](message, fields),
+    });
+    const outcome = await outcomePromise;
+    deadlineTimer.clear();
+    // The grace timer must not outlive the attempt: the isolate may serve another one next.
+    clearTimeout(entry.graceTimer);
+    entry.isolate = undefined;
+    this.#options.pool.release(isolate);
+    return toOutcome(outcome, entry.stop, fn.name);
+  }
+
+  /** Records why an attempt must end, and ends it once it runs in an isolate. The first reason wins, but giving the task back overrides. */
+  #stop(entry: RunningTask, reason: StopReason): void {
+    if (entry.stop !== undefined && reason.code !== "HandBack") return;
+    entry.stop = reason;
+    if (entry.isolate !== undefined) this.#enforceStop(entry, entry.isolate);
+  }
+
+  /** Aborts the handler's signal, and terminates its isolate when it has not returned within the grace. */
+  #enforceStop(entry: RunningTask, isolate: Isolate): void {
+    const { stop } = entry;
+    if (stop === undefined) return;
+    clearTimeout(entry.graceTimer);
+    if (stop.code === "HandBack") {
+      void isolate.terminate();
+      return;
+    }
+    isolate.abort(stop.code, stop.message);
+    entry.graceTimer = setTimeout(() => void isolate.terminate(), this.#options.graceMs);
+  }
+
+  async #reportAndAck(entry: RunningTask, outcome: Outcome, from: ReportHeaders, log: Logger): Promise<void> {
+    const { task, msg } = entry;
+    let report = this.#report(
+      task,
+      outcome.ok ? { type: "task.succeeded", output: outcome.output } : { type: "task.failed", error: outcome.error },
+    );
+    try {
+      try {
+        await this.#options.publisher.publish(report, from);
+      } catch (error) {
+        if (!(error instanceof ResultTooLargeError)) throw error;
+        report = this.#report(task, {
+          type: "task.failed",
+          error: wireError(
+            "OutputInvalid",
+            `${error.message}; return a reference to large data (an object store key, a URL) instead of the data`,
+            false,
+          ),
+        });
+        await this.#options.publisher.publish(report, from);
+      }
+    } catch (error) {
+      log.error("could not report the outcome; the task will be delivered again", errorFields(error));
+      msg.nak(this.#options.retryReportDelayMs);
+      return;
+    }
+    try {
+      await msg.ackAck();
+    } catch (error) {
+      // The report is stored; a redelivery runs the attempt again and its report is a duplicate.
+      log.warn("the ack of a reported task was not confirmed", errorFields(error));
+    }
+  }
+
+  async #refuse(msg: JsMsg, fn: ServedFunction, parsed: ParsedTask & { ok: false }): Promise<void> {
+    const { identity, problems } = parsed;
+    this.#options.logger.warn("refusing a task message that cannot be read", {
+      subject: msg.subject,
+      sequence: msg.seq,
+      function: fn.name,
+      problems,
+      ...identity,
+    });
+    if (identity !== undefined) {
+      const error = wireError(
+        "TaskInvalid",
+        `worker ${this.#options.workerId} cannot read the task for "${fn.name}": ${problems.join("; ")}`,
+        false,
+      );
+      await this.#options.publisher
+        .publish(this.#report(identity, { type: "task.failed", error }), reportHeadersOf(msg, undefined))
+        .catch((reason: unknown) =>
+          this.#options.logger.error("could not report an unreadable task", errorFields(reason)),
+        );
+    }
+    msg.term();
+  }
+
+  #report(
+    identity: AttemptIdentity,
+    what:
+      | { type: "task.started" }
+      | { type: "task.succeeded"; output: JsonValue }
+      | { type: "task.failed"; error: WireError },
+  ): ResultEnvelope {
+    const { execution, step, run, attempt } = identity;
+    return { v: protocolVersion, execution, step, run, attempt, worker: this.#options.workerId, ...what };
+  }
+}
+
+function toOutcome(outcome: RunOutcome, stop: StopReason | undefined, fn: string): Outcome {
+  if (stop?.code === "Timeout") return failed("Timeout", stop.message);
+  if (outcome.kind === "returned") return { ok: true, output: JSON.parse(outcome.output) as JsonValue };
+  if (stop?.code === "Cancelled") return failed("Cancelled", stop.message);
+  switch (outcome.kind) {
+    case "threw":
+    case "crashed":
+      return { ok: false, error: outcome.error };
+    case "terminated":
+      return failed("WorkerCrashed", `the isolate running "${fn}" was terminated`);
+    default:
+      return outcome satisfies never;
+  }
+}
+
+function failed(code: WorkerErrorCode, message: string): Outcome {
+  return { ok: false, error: wireError(code, message, workerErrors[code].retryable) };
+}
+
+function matchesCancel(cancel: CancelEnvelope, task: TaskEnvelope): boolean {
+  return (
+    cancel.execution === task.execution &&
+    (cancel.step === undefined || cancel.step === task.step) &&
+    (cancel.run === undefined || cancel.run === task.run)
+  );
+}
+
+function reportHeadersOf(msg: JsMsg, task: TaskEnvelope | undefined): ReportHeaders {
+  const value = (name: string): string | undefined => {
+    const text = msg.headers?.get(name);
+    return text === undefined || text === "" ? undefined : text;
+  };
+  return {
+    traceparent: value(headers.traceparent),
+    tracestate: value(headers.tracestate),
+    idempotencyKey: task?.idempotencyKey,
+  };
+}
+
+/** A timer for an epoch-ms deadline, however far away. */
+function armDeadline(deadline: number, onDeadline: () => void): { clear(): void } {
+  let timer: NodeJS.Timeout;
+  const arm = (): void => {
+    const left = deadline - Date.now();
+    timer = left <= 0 ? setTimeout(onDeadline, 0) : setTimeout(left > maxTimerMs ? arm : onDeadline, Math.min(left, maxTimerMs));
+  };
+  arm();
+  return { clear: () => clearTimeout(timer) };
+}

@@ -1,0 +1,251 @@
+/**
+ * The orchestrator against a real nats-server: executions run durably through JetStream, with a
+ * protocol-level worker (test/helpers/scripted-worker.ts) serving the functions.
+ */
+import { connect, type NatsConnection } from "nats";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { loadEngineConfig } from "../../engine/config.ts";
+import { Executions, InputInvalidError } from "../../engine/orchestrator/executions.ts";
+import { Orchestrator, type Logger } from "../../engine/orchestrator/orchestrator.ts";
+import { subjects } from "../../sdk/protocol.ts";
+import { useNatsServer } from "../helpers/nats-server.ts";
+import { ScriptedFailure, serveScripted, type ScriptedWorker } from "../helpers/scripted-worker.ts";
+
+const server = useNatsServer();
+const quiet: Logger = { info: () => undefined, warn: () => undefined, error: () => undefined };
+let nc: NatsConnection;
+let engines: Orchestrator[] = [];
+let executions: Executions;
+let worker: ScriptedWorker;
+const attemptsSeen = new Map<string, number>();
+
+beforeAll(async () => {
+  nc = await connect({ servers: server().url });
+  const config = { ...loadEngineConfig({ NATS_URL: server().url }), retentionMs: 60_000 };
+  // Two replicas share the work from the start.
+  engines = [await Orchestrator.create(nc, config, quiet), await Orchestrator.create(nc, config, quiet)];
+  for (const engine of engines) await engine.start();
+  executions = await Executions.connect(nc);
+  worker = await serveScripted(nc, {
+    double: (input) => ({ n: (input as { n: number }).n * 2 }),
+    inc: (input) => ({ n: (input as { n: number }).n + 1 }),
+    flaky: (_input, task) => {
+      const key = `${task.execution}:${task.step}`;
+      attemptsSeen.set(key, (attemptsSeen.get(key) ?? 0) + 1);
+      if (task.attempt < 3) throw new ScriptedFailure({ code: "Unavailable", message: "try again", retryable: true });
+      return { ok: task.attempt };
+    },
+    square: (input) => (input as number) ** 2,
+  });
+});
+
+afterAll(async () => {
+  worker?.stop();
+  for (const engine of engines) await engine.stop();
+  await nc?.close();
+});
+
+async function run(yaml: string, workflow: string, input: unknown, timeoutMs = 20_000) {
+  await executions.apply(yaml);
+  const { id } = await executions.start(workflow, input as never);
+  const record = await executions.waitForEnd(id, timeoutMs);
+  expect(record, `execution ${id} did not end`).toBeDefined();
+  return record!;
+}
+
+describe("orchestrator", () => {
+  it("runs a chain of calls to the end", async () => {
+    const record = await run(
+      `baton: v1
+name: chain
+steps:
+  - { name: a, call: double }
+  - { name: b, call: inc }
+  - { name: c, call: double }
+`,
+      "chain",
+      { n: 5 },
+    );
+    expect(record.status).toBe("succeeded");
+    expect(record.output).toEqual({ n: 22 });
+    const history = await executions.history(record.id);
+    const types = history.map((entry) => entry.type);
+    expect(types[0]).toBe("ExecutionStarted");
+    expect(types.at(-1)).toBe("ExecutionSucceeded");
+    expect(types.filter((type) => type === "StepSucceeded")).toHaveLength(3);
+    expect(history.map((entry) => entry.seq)).toEqual(history.map((_, index) => index + 1));
+  });
+
+  it("retries through durable timers until the third attempt", async () => {
+    const record = await run(
+      `baton: v1
+name: retrying
+steps:
+  - name: try
+    call: flaky
+    retry: { attempts: 5, delay: 50ms, backoff: exponential }
+`,
+      "retrying",
+      {},
+    );
+    expect(record.status).toBe("succeeded");
+    expect(record.output).toEqual({ ok: 3 });
+    expect(attemptsSeen.get(`${record.id}:try`)).toBe(3);
+    const types = (await executions.history(record.id)).map((entry) => entry.type);
+    expect(types.filter((type) => type === "RetryScheduled")).toHaveLength(2);
+    expect(types.filter((type) => type === "TimerFired")).toHaveLength(2);
+  });
+
+  it("waits on a durable timer", async () => {
+    const started = Date.now();
+    const record = await run(
+      `baton: v1
+name: sleepy
+steps:
+  - { name: nap, wait: 300ms }
+  - { name: after, return: done }
+`,
+      "sleepy",
+      {},
+    );
+    expect(record.status).toBe("succeeded");
+    expect(record.output).toBe("done");
+    expect(Date.now() - started).toBeGreaterThanOrEqual(300);
+  });
+
+  it("fans out over a map with a join, each item an execution of its own", async () => {
+    const record = await run(
+      `baton: v1
+name: fan
+steps:
+  - name: squares
+    map:
+      items: \${ $input.numbers }
+      concurrency: 7
+      steps:
+        - { name: sq, call: square }
+`,
+      "fan",
+      { numbers: Array.from({ length: 60 }, (_, index) => index) },
+    );
+    expect(record.status).toBe("succeeded");
+    expect(record.output).toEqual(Array.from({ length: 60 }, (_, index) => index ** 2));
+  });
+
+  it("runs a child workflow and takes its output", async () => {
+    await executions.apply(`baton: v1
+name: child-double
+steps:
+  - { name: d, call: double }
+`);
+    const record = await run(
+      `baton: v1
+name: parent
+steps:
+  - { name: kid, workflow: child-double, with: { n: 21 } }
+`,
+      "parent",
+      {},
+    );
+    expect(record.status).toBe("succeeded");
+    expect(record.output).toEqual({ n: 42 });
+  });
+
+  it("keeps a signal sent before the receive is reached", async () => {
+    await executions.apply(`baton: v1
+name: approval
+steps:
+  - { name: pause, wait: 200ms }
+  - name: approved
+    receive: { signal: approve, timeout: 10s }
+`);
+    const { id } = await executions.start("approval", {});
+    await executions.signal(id, "approve", { by: "sam" });
+    const record = await executions.waitForEnd(id, 10_000);
+    expect(record?.status).toBe("succeeded");
+    expect(record?.output).toEqual({ by: "sam" });
+  });
+
+  it("receives a message on a NATS subject", async () => {
+    await executions.apply(`baton: v1
+name: paid
+steps:
+  - name: payment
+    receive: { subject: "orders.\${ $input.order }.paid", timeout: 10s }
+`);
+    const { id } = await executions.start("paid", { order: 7 });
+    // The subscription exists once the execution is waiting; publish until it is taken.
+    const ended = executions.waitForEnd(id, 10_000);
+    const publisher = setInterval(() => nc.publish("orders.7.paid", JSON.stringify({ amount: 3 })), 50);
+    const record = await ended;
+    clearInterval(publisher);
+    expect(record?.status).toBe("succeeded");
+    expect(record?.output).toEqual({ amount: 3 });
+  });
+
+  it("cancels a waiting execution", async () => {
+    await executions.apply(`baton: v1
+name: long-wait
+steps:
+  - { name: nap, wait: 1h }
+`);
+    const { id } = await executions.start("long-wait", {});
+    await executions.cancel(id);
+    const record = await executions.waitForEnd(id, 10_000);
+    expect(record?.status).toBe("cancelled");
+    expect(record?.error?.code).toBe("Cancelled");
+  });
+
+  it("refuses a bad input and creates nothing", async () => {
+    await executions.apply(`baton: v1
+name: typed
+input: { type: object, required: [n], properties: { n: { type: number } } }
+steps:
+  - { name: a, call: double }
+`);
+    await expect(executions.start("typed", { n: "five" }, { id: "typed-bad" })).rejects.toBeInstanceOf(InputInvalidError);
+    expect(await executions.get("typed-bad")).toBeUndefined();
+  });
+
+  it("drops a malformed event and goes on working", async () => {
+    await nc.jetstream().publish(subjects.events("garbage-1"), "{ not json");
+    await nc.jetstream().publish(subjects.events("garbage-2"), JSON.stringify({ type: "no.such.event" }));
+    const record = await run(
+      `baton: v1
+name: after-garbage
+steps:
+  - { name: a, call: inc }
+`,
+      "after-garbage",
+      { n: 1 },
+    );
+    expect(record.output).toEqual({ n: 2 });
+  });
+
+  it("never lets two replicas advance one execution at once", async () => {
+    // Every signal bumps a counter through set + switch; a lost update (two replicas writing
+    // over each other) would lose a count, and the execution would never reach the total.
+    const total = 60;
+    await executions.apply(`baton: v1
+name: counter
+steps:
+  - name: wait-for-bump
+    receive: { signal: bump }
+  - name: count
+    set: { n: "\${ ($vars.n ? $vars.n : 0) + 1 }" }
+  - name: enough
+    switch:
+      - when: \${ $vars.n < ${total} }
+        next: wait-for-bump
+      - default: true
+        next: done
+  - name: done
+    return: \${ $vars.n }
+`);
+    const { id } = await executions.start("counter", {});
+    await Promise.all(Array.from({ length: total }, (_, index) => executions.signal(id, "bump", { index })));
+    const record = await executions.waitForEnd(id, 20_000);
+    expect(record?.status).toBe("succeeded");
+    expect(record?.output).toBe(total);
+  });
+});
