@@ -126,15 +126,21 @@ export class Executions {
 
   /** Every history record of an execution, in order. */
   async history(id: string): Promise<HistoryEntry[]> {
-    const consumer = await this.js.consumers.get(streams.history, { filterSubjects: [subjects.history(id)] });
-    const info = await this.topology.jsm.streams.info(streams.history, { subjects_filter: subjects.history(id) });
-    const count = info.state.subjects?.[subjects.history(id)] ?? 0;
+    const subject = subjects.history(id);
+    const info = await this.topology.jsm.streams.info(streams.history, { subjects_filter: subject });
+    let remaining = info.state.subjects?.[subject] ?? 0;
     const entries: HistoryEntry[] = [];
-    if (count === 0) return entries;
-    const messages = await consumer.consume();
-    for await (const message of messages) {
-      entries.push(message.json<HistoryEntry>());
-      if (entries.length >= count) break;
+    if (remaining === 0) return entries;
+    const consumer = await this.js.consumers.get(streams.history, { filterSubjects: subject });
+    while (remaining > 0) {
+      const batch = await consumer.fetch({ max_messages: Math.min(remaining, 1_000), expires: 5_000 });
+      let got = 0;
+      for await (const message of batch) {
+        entries.push(message.json<HistoryEntry>());
+        got++;
+      }
+      if (got === 0) break;
+      remaining -= got;
     }
     return entries;
   }

@@ -51,6 +51,12 @@ interface Delivery {
 
 /** How long to wait before a failed batch is tried again. */
 const retryDelayMs = 500;
+/** Deliveries of an event for an execution that does not exist yet before it is dropped. */
+const unknownExecutionPatience = 20;
+
+class ExecutionNotYetStarted extends Error {
+  override name = "ExecutionNotYetStarted";
+}
 
 export class Orchestrator {
   private readonly mailboxes = new Map<string, Delivery[]>();
@@ -154,9 +160,11 @@ export class Orchestrator {
         await this.applyBatch(execution, batch);
         for (const delivery of batch) delivery.message.ack();
       } catch (error) {
-        this.log.error("could not apply events; they will be redelivered", { execution, error: String(error) });
+        if (!(error instanceof ExecutionNotYetStarted)) {
+          this.log.error("could not apply events; they will be redelivered", { execution, error: String(error) });
+        }
         this.store.forget(execution);
-        for (const delivery of batch) delivery.message.nak(retryDelayMs);
+        for (const delivery of batch) delivery.message.nak(error instanceof ExecutionNotYetStarted ? 100 : retryDelayMs);
       }
     }
   }
@@ -177,8 +185,11 @@ export class Orchestrator {
   private async begin(execution: string, batch: Delivery[]): Promise<void> {
     const start = batch.find((delivery) => delivery.event.type === "execution.start");
     if (!start) {
-      // Events for an execution that does not exist (removed after its retention, or never started).
-      this.log.warn("dropping events for an unknown execution", { execution, events: batch.map((d) => d.event.type) });
+      // Its start may still be on its way (another replica holds it): try again shortly, and
+      // give up only after many tries. Events for an execution removed by retention never get here.
+      const patient = batch.filter((delivery) => (delivery.message.info.redeliveryCount ?? 1) < unknownExecutionPatience);
+      if (patient.length > 0) throw new ExecutionNotYetStarted(execution);
+      this.log.warn("dropping events for an execution that never started", { execution, events: batch.map((d) => d.event.type) });
       return;
     }
     const event = start.event as StartEvent;

@@ -15,7 +15,9 @@ export interface InputProblem {
 
 export type InputCheck = { ok: true; value: Json } | { ok: false; problems: InputProblem[] };
 
-const ajv = new Ajv2020({ allErrors: true, useDefaults: true, strict: false });
+// Schemas are compiled per workflow revision and never looked up by `$id`: `addUsedSchema: false`
+// lets two revisions carry the same `$id`.
+const ajv = new Ajv2020({ allErrors: true, useDefaults: true, strict: false, addUsedSchema: false });
 addFormats.default(ajv);
 
 /** Compiles the workflow's input check; a workflow without `input` accepts anything. */

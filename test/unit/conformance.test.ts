@@ -6,8 +6,7 @@
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import type { WorkflowDefinition } from "../../engine/workflow/definition.ts";
-import { loadYaml } from "../../engine/workflow/load.ts";
+import { validateWorkflowText } from "../../engine/workflow/validate.ts";
 import { compileWorkflow, type CompiledWorkflow } from "../../engine/workflow/compile/compile-workflow.ts";
 import { durationMs } from "../../engine/workflow/duration.ts";
 import { simulate, type SimulationCase } from "../helpers/simulator.ts";
@@ -34,14 +33,11 @@ const examples = readdirSync(root)
   .sort();
 
 function loadExample(file: string): { main: string; workflows: Map<string, CompiledWorkflow> } {
-  const { documents, problems } = loadYaml(readFileSync(join(root, file), "utf8"));
+  const { workflows: definitions, problems } = validateWorkflowText(readFileSync(join(root, file), "utf8"));
   expect(problems).toEqual([]);
   const workflows = new Map<string, CompiledWorkflow>();
-  for (const document of documents) {
-    const definition = document.value as WorkflowDefinition;
-    workflows.set(definition.name, compileWorkflow(definition));
-  }
-  return { main: (documents[0]!.value as WorkflowDefinition).name, workflows };
+  for (const definition of definitions) workflows.set(definition.name, compileWorkflow(definition));
+  return { main: definitions[0]!.name, workflows };
 }
 
 it("has at least 25 examples, each with its expectations", () => {

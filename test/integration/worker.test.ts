@@ -1,0 +1,394 @@
+// The worker kit against a real nats-server, with the test in the engine's seat: it publishes
+// task envelopes as protocol.ts describes them and reads the reports from the events stream.
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { Msg } from "nats";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import * as examples from "../../functions/examples.ts";
+import noop from "../../functions/noop.ts";
+import {
+  headers,
+  resultMessageId,
+  streams,
+  subjects,
+  taskConsumer,
+  type HeartbeatEnvelope,
+  type ResultEnvelope,
+  type WireError,
+} from "../../sdk/protocol.ts";
+import { serve, type WorkerHandle } from "../../sdk/index.ts";
+import type { LogFields, Logger } from "../../sdk/worker/logger.ts";
+import { createEngineDouble, newExecutionId, type EngineDouble } from "../fixtures/worker/engine-double.ts";
+import * as fixtures from "../fixtures/worker/functions.ts";
+import { useNatsServer } from "../helpers/nats-server.ts";
+import { waitUntil } from "../helpers/processes.ts";
+
+const server = useNatsServer();
+const markerDir = mkdtempSync(join(tmpdir(), "baton-worker-test-"));
+const logLines: { level: string; message: string; fields: LogFields | undefined }[] = [];
+const captureLogger: Logger = {
+  debug: (message, fields) => logLines.push({ level: "debug", message, fields }),
+  info: (message, fields) => logLines.push({ level: "info", message, fields }),
+  warn: (message, fields) => logLines.push({ level: "warn", message, fields }),
+  error: (message, fields) => logLines.push({ level: "error", message, fields }),
+};
+
+const PURE_SLOTS = 3;
+const EFFECT_SLOTS = 2;
+let engine: EngineDouble;
+let worker: WorkerHandle;
+
+beforeAll(async () => {
+  process.env.BATON_TEST_MARKER_DIR = markerDir; // Isolates copy the environment when they start.
+  engine = await createEngineDouble(server().url);
+  worker = await serve({
+    servers: server().url,
+    functions: [...Object.values(examples), ...Object.values(fixtures), noop],
+    concurrency: PURE_SLOTS,
+    effectConcurrency: EFFECT_SLOTS,
+    isolateHeapMb: 64,
+    graceMs: 300,
+    name: "in-process",
+    logger: captureLogger,
+  });
+});
+
+afterAll(async () => {
+  await worker?.close();
+  await engine?.close();
+  rmSync(markerDir, { recursive: true, force: true });
+});
+
+function succeeded(event: { envelope: ResultEnvelope }): unknown {
+  expect(event.envelope.type, JSON.stringify(event.envelope)).toBe("task.succeeded");
+  return (event.envelope as Extract<ResultEnvelope, { type: "task.succeeded" }>).output;
+}
+
+function failed(event: { envelope: ResultEnvelope }): WireError {
+  expect(event.envelope.type, JSON.stringify(event.envelope)).toBe("task.failed");
+  return (event.envelope as Extract<ResultEnvelope, { type: "task.failed" }>).error;
+}
+
+/** Runs `fn` with `input` and waits for its outcome. */
+async function runTask(fn: string, input: unknown, extra: { deadline?: number; effect?: boolean } = {}) {
+  const { envelope } = await engine.publishTask({ function: fn, input, ...extra });
+  return engine.waitForOutcome(envelope.execution);
+}
+
+/** The worker still serves: an echo comes back. */
+async function expectStillServing(): Promise<void> {
+  expect(succeeded(await runTask("echo", { still: "serving" }))).toEqual({ still: "serving" });
+}
+
+describe("serving functions", () => {
+  it("runs a function and reports started, then succeeded, with the protocol's headers", async () => {
+    const traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    const { envelope } = await engine.publishTask(
+      { function: "echo", input: { hello: "world" }, step: "greet", run: 4, attempt: 2 },
+      { headers: { [headers.traceparent]: traceparent } },
+    );
+    const outcome = await engine.waitForOutcome(envelope.execution);
+    expect(succeeded(outcome)).toEqual({ hello: "world" });
+    expect(outcome.envelope).toMatchObject({ v: 1, execution: envelope.execution, step: "greet", run: 4, attempt: 2 });
+    expect(outcome.envelope.worker).toBe(worker.id);
+    expect(outcome.subject).toBe(subjects.events(envelope.execution));
+    expect(outcome.headers?.get(headers.protocol)).toBe("1");
+    expect(outcome.headers?.get(headers.execution)).toBe(envelope.execution);
+    expect(outcome.headers?.get(headers.run)).toBe("4");
+    expect(outcome.headers?.get(headers.traceparent)).toBe(traceparent);
+    expect(outcome.headers?.get(headers.messageId)).toBe(
+      resultMessageId(envelope.execution, "greet", 4, 2, "task.succeeded"),
+    );
+
+    const started = engine.events.find(
+      (e) => e.envelope.execution === envelope.execution && e.envelope.type === "task.started",
+    );
+    expect(started, "task.started is reported").toBeDefined();
+    expect(started!.seq).toBeLessThan(outcome.seq);
+    expect(started!.headers?.get(headers.messageId)).toBe(
+      resultMessageId(envelope.execution, "greet", 4, 2, "task.started"),
+    );
+  });
+
+  it("gives the handler its context, and its log lines carry the attempt", async () => {
+    const { envelope } = await engine.publishTask({
+      function: "context",
+      effect: true,
+      idempotencyKey: "key-123",
+      step: "ctx-step",
+    });
+    const output = succeeded(await engine.waitForOutcome(envelope.execution)) as Record<string, unknown>;
+    expect(output).toMatchObject({
+      executionId: envelope.execution,
+      workflow: "test-workflow",
+      step: "ctx-step",
+      run: 1,
+      attempt: 1,
+      idempotencyKey: "key-123",
+      effect: true,
+      function: "context",
+      worker: worker.id,
+      deadline: envelope.deadline,
+      isAborted: false,
+      hasLogger: true,
+    });
+    const line = logLines.find((l) => l.message === "context asked" && l.fields?.execution === envelope.execution);
+    expect(line?.fields).toMatchObject({ step: "ctx-step", attempt: 1, function: "context" });
+  });
+
+  it("reports a BatonError with its code, retryability and details", async () => {
+    const error = failed(
+      await runTask("fail-with", { code: "QuotaExceeded", message: "too many", retryable: true, details: { n: 3 } }),
+    );
+    expect(error).toEqual({ code: "QuotaExceeded", message: "too many", retryable: true, details: { n: 3 } });
+    expect(failed(await runTask("fail-with", { code: "Nope" })).retryable).toBe(false);
+  });
+
+  it("reports anything else thrown as a retryable FunctionError, without a stack", async () => {
+    const error = failed(await runTask("throw-plain", null));
+    expect(error).toEqual({ code: "FunctionError", message: "TypeError: cannot read the thing", retryable: true });
+  });
+
+  it("answers InputInvalid without running the handler, and applies schema defaults", async () => {
+    const { envelope } = await engine.publishTask({ function: "guarded", input: { nam: "typo" } });
+    const error = failed(await engine.waitForOutcome(envelope.execution));
+    expect(error.code).toBe("InputInvalid");
+    expect(error.retryable).toBe(false);
+    expect(error.message).toMatch(/\/name must have required property 'name'/);
+    expect(error.details).toEqual({ problems: [{ path: "/name", message: "must have required property 'name'" }] });
+    expect(existsSync(join(markerDir, envelope.execution)), "the handler did not run").toBe(false);
+
+    const good = await engine.publishTask({ function: "guarded", input: { name: "sam" } });
+    expect(succeeded(await engine.waitForOutcome(good.envelope.execution))).toBe("hello sam");
+    expect(existsSync(join(markerDir, good.envelope.execution))).toBe(true);
+  });
+
+  it("refuses output that is not JSON or too large for a message, with OutputInvalid", async () => {
+    expect(failed(await runTask("non-json", null))).toMatchObject({ code: "OutputInvalid", retryable: false });
+    const error = failed(await runTask("big-output", { bytes: 2 * 1024 * 1024 }));
+    expect(error).toMatchObject({ code: "OutputInvalid", retryable: false });
+    expect(error.message).toMatch(/more than the \d+ a NATS message can carry/);
+  });
+});
+
+describe("isolation", () => {
+  it("process.exit in a function fails the attempt with WorkerCrashed, and the worker serves on", async () => {
+    const error = failed(await runTask("crash", null));
+    expect(error).toMatchObject({ code: "WorkerCrashed", retryable: true });
+    expect(error.message).toMatch(/exit code 1/);
+    await expectStillServing();
+  });
+
+  it("an error thrown outside the handler's promise crashes only the isolate", async () => {
+    const error = failed(await runTask("stray-throw", null));
+    expect(error).toMatchObject({ code: "WorkerCrashed", retryable: true });
+    expect(error.message).toMatch(/uncaught RangeError: thrown from a timer/);
+    await expectStillServing();
+  });
+
+  it("an endless loop fails with Timeout at the deadline, and the worker serves on", async () => {
+    const startedAt = Date.now();
+    const error = failed(await runTask("spin", null, { deadline: Date.now() + 400 }));
+    expect(error).toMatchObject({ code: "Timeout", retryable: true });
+    expect(error.message).toMatch(/ran past the attempt's deadline/);
+    expect(Date.now() - startedAt).toBeLessThan(5_000);
+    await expectStillServing();
+  });
+
+  it("running out of heap fails with WorkerCrashed (out of memory), and the worker serves on", async () => {
+    const error = failed(await runTask("hog", null));
+    expect(error).toMatchObject({ code: "WorkerCrashed", retryable: true });
+    expect(error.message).toMatch(/ran out of memory \(the isolate's heap limit is 64 MB\)/);
+    await expectStillServing();
+  });
+
+  it("a task whose deadline passed before it started fails with Timeout without running", async () => {
+    const error = failed(await runTask("guarded", { name: "late" }, { deadline: Date.now() - 1 }));
+    expect(error).toMatchObject({ code: "Timeout", retryable: true });
+    expect(error.message).toMatch(/deadline had passed before/);
+  });
+});
+
+describe("cancellation", () => {
+  it("aborts the handler's signal on a cancel for its execution: Cancelled, not retryable", async () => {
+    const { envelope } = await engine.publishTask({ function: "sleep", input: { ms: 60_000 } });
+    await engine.waitForEvent(
+      (e) => e.envelope.execution === envelope.execution && e.envelope.type === "task.started",
+      15_000,
+      "task.started",
+    );
+    const cancelledAt = Date.now();
+    await engine.cancel({ execution: envelope.execution, reason: "stopped by the test" });
+    const error = failed(await engine.waitForOutcome(envelope.execution));
+    expect(error).toEqual({
+      code: "Cancelled",
+      message: "the execution was cancelled: stopped by the test",
+      retryable: false,
+    });
+    expect(Date.now() - cancelledAt).toBeLessThan(3_000);
+  });
+
+  it("terminates a handler that ignores the signal after the grace period", async () => {
+    const { envelope } = await engine.publishTask({ function: "spin", input: null, step: "spinning", run: 7 });
+    await engine.waitForEvent(
+      (e) => e.envelope.execution === envelope.execution && e.envelope.type === "task.started",
+      15_000,
+      "task.started",
+    );
+    // A cancel for another step run of the execution leaves this attempt alone.
+    await engine.cancel({ execution: envelope.execution, step: "spinning", run: 6, reason: "other run" });
+    await engine.cancel({ execution: envelope.execution, step: "spinning", run: 7, reason: "this run" });
+    const error = failed(await engine.waitForOutcome(envelope.execution));
+    expect(error).toMatchObject({ code: "Cancelled", retryable: false, message: expect.stringMatching(/this run/) });
+    await expectStillServing();
+  });
+
+  it("reports success when the handler finishes within the grace after a cancel", async () => {
+    const { envelope } = await engine.publishTask({ function: "stubborn", input: { ms: 150 } });
+    await engine.waitForEvent(
+      (e) => e.envelope.execution === envelope.execution && e.envelope.type === "task.started",
+      15_000,
+      "task.started",
+    );
+    await engine.cancel({ execution: envelope.execution, reason: "too late" });
+    expect(succeeded(await engine.waitForOutcome(envelope.execution))).toBe("finished anyway");
+  });
+
+  it("fails a task that arrives after its execution was cancelled, without running it", async () => {
+    const execution = newExecutionId();
+    await engine.cancel({ execution, reason: "cancelled early" });
+    await engine.nc.flush();
+    const { envelope } = await engine.publishTask({ function: "guarded", input: { name: "x" }, execution });
+    const error = failed(await engine.waitForOutcome(envelope.execution));
+    expect(error.code).toBe("Cancelled");
+    expect(existsSync(join(markerDir, execution))).toBe(false);
+  });
+});
+
+describe("malformed tasks", () => {
+  it("terminates a message that is not JSON, and keeps serving", async () => {
+    const seq = await engine.publishRaw("pure", "echo", "{ not json");
+    await waitUntil("the malformed task to leave the stream", async () => {
+      const info = await engine.jsm.consumers.info(streams.tasks, taskConsumer("pure", "echo"));
+      const stillThere = await engine.jsm.streams.getMessage(streams.tasks, { seq }).then(
+        () => true,
+        () => false,
+      );
+      return info.num_ack_pending === 0 && info.num_pending === 0 && !stillThere ? true : undefined;
+    });
+    expect(logLines.some((l) => l.message.startsWith("refusing a task") && l.fields?.sequence === seq)).toBe(true);
+    await expectStillServing();
+  });
+
+  it("answers TaskInvalid when the body names its attempt but breaks the protocol", async () => {
+    const execution = newExecutionId();
+    const body = { v: 1, execution, workflow: "w", step: "s", run: 1, attempt: 1, function: "echo", effect: false };
+    await engine.publishRaw("pure", "echo", JSON.stringify(body)); // no input, no deadline
+    const error = failed(await engine.waitForOutcome(execution));
+    expect(error.code).toBe("TaskInvalid");
+    expect(error.retryable).toBe(false);
+    expect(error.message).toMatch(/input is missing/);
+    expect(error.message).toMatch(/deadline must be a number/);
+  });
+
+  it("answers TaskInvalid from the headers when the body is unreadable, e.g. a future protocol version", async () => {
+    const execution = newExecutionId();
+    await engine.publishRaw("pure", "echo", "\u0000binary", {
+      [headers.execution]: execution,
+      [headers.step]: "s",
+      [headers.run]: "2",
+      [headers.attempt]: "1",
+    });
+    expect(failed(await engine.waitForOutcome(execution)).code).toBe("TaskInvalid");
+
+    const future = newExecutionId();
+    await engine.publishRaw(
+      "pure",
+      "echo",
+      JSON.stringify({ v: 2, execution: future, workflow: "w", step: "s", run: 1, attempt: 1, function: "echo" }),
+    );
+    expect(failed(await engine.waitForOutcome(future)).message).toMatch(/protocol version 2 is not one this worker speaks/);
+    await expectStillServing();
+  });
+});
+
+describe("concurrency and ordering", () => {
+  it("never runs more attempts than each lane's slots, and never holds more tasks than that", async () => {
+    const ms = 200;
+    const pure = await Promise.all(
+      Array.from({ length: PURE_SLOTS * 3 }, () => engine.publishTask({ function: "interval", input: { ms } })),
+    );
+    const effect = await Promise.all(
+      Array.from({ length: EFFECT_SLOTS * 3 }, () =>
+        engine.publishTask({ function: "interval", input: { ms }, effect: true, idempotencyKey: newExecutionId("k") }),
+      ),
+    );
+    // While they run, sample how many tasks of each consumer the worker holds unacked.
+    const held = { pure: 0, effect: 0 };
+    let isSampling = true;
+    const sampling = (async () => {
+      while (isSampling) {
+        for (const lane of ["pure", "effect"] as const) {
+          const info = await engine.jsm.consumers.info(streams.tasks, taskConsumer(lane, "interval"));
+          held[lane] = Math.max(held[lane], info.num_ack_pending);
+        }
+      }
+    })();
+    const outcomes = await Promise.all(
+      [...pure, ...effect].map(({ envelope }) => engine.waitForOutcome(envelope.execution, 30_000)),
+    );
+    isSampling = false;
+    await sampling;
+
+    const intervals = outcomes.map((o) => succeeded(o) as { start: number; end: number; effect: boolean });
+    const maxOverlap = (list: typeof intervals): number =>
+      Math.max(...list.map((a) => list.filter((b) => b.start <= a.start && a.start < b.end).length));
+    expect(maxOverlap(intervals.filter((i) => !i.effect))).toBe(PURE_SLOTS);
+    expect(maxOverlap(intervals.filter((i) => i.effect))).toBe(EFFECT_SLOTS);
+    expect(held.pure).toBeLessThanOrEqual(PURE_SLOTS);
+    expect(held.effect).toBeLessThanOrEqual(EFFECT_SLOTS);
+  });
+
+  it("publishes the result (and has it stored) before it acks the task", async () => {
+    const order: string[] = [];
+    const record = (kind: string) => (_error: unknown, msg: Msg) => {
+      if (kind === "ack" && new TextDecoder().decode(msg.data) !== "+ACK") return; // progress, not an ack
+      order.push(`${kind} ${msg.subject}`);
+    };
+    const acks = engine.nc.subscribe(`$JS.ACK.${streams.tasks}.>`, { callback: record("ack") });
+    const results = engine.nc.subscribe(subjects.allEvents, { callback: record("event") });
+    await engine.nc.flush();
+    const { envelope, seq } = await engine.publishTask({ function: "echo", input: 1 });
+    await engine.waitForOutcome(envelope.execution);
+    const isAckOfTask = (line: string) => line.startsWith("ack ") && line.split(".")[5] === String(seq);
+    await waitUntil("the task's ack", () => (order.some(isAckOfTask) ? true : undefined));
+    acks.unsubscribe();
+    results.unsubscribe();
+    const resultAt = order.indexOf(`event ${subjects.events(envelope.execution)}`);
+    const ackAt = order.findIndex(isAckOfTask);
+    expect(resultAt).toBeGreaterThanOrEqual(0);
+    expect(ackAt).toBeGreaterThan(resultAt);
+  });
+});
+
+describe("heartbeats", () => {
+  it("announces the worker on its subject and in the workers bucket", async () => {
+    const beat = await new Promise<HeartbeatEnvelope>((resolve) => {
+      const sub = engine.nc.subscribe(subjects.heartbeat(worker.id), {
+        callback: (_error, msg) => {
+          sub.unsubscribe();
+          resolve(msg.json<HeartbeatEnvelope>());
+        },
+      });
+    });
+    expect(beat).toMatchObject({ v: 1, worker: worker.id, concurrency: PURE_SLOTS, effectConcurrency: EFFECT_SLOTS });
+    expect(beat.functions).toContainEqual({ name: "echo", lane: "pure" });
+    expect(beat.functions).toContainEqual({ name: "echo", lane: "effect" });
+    expect(beat.functions).toContainEqual({ name: "effect-counter", lane: "effect" });
+    expect(beat.functions).not.toContainEqual({ name: "effect-counter", lane: "pure" });
+    const kv = await engine.js.views.kv("baton_workers");
+    const entry = await kv.get(worker.id);
+    expect(entry?.json<HeartbeatEnvelope>().worker).toBe(worker.id);
+  });
+});
