@@ -34,7 +34,10 @@ export function loadEngineConfig(env: NodeJS.ProcessEnv = process.env): EngineCo
 function durationVar(env: NodeJS.ProcessEnv, name: string, fallback: string): number {
   const text = env[name] ?? fallback;
   const ms = parseDuration(text);
-  if (ms === undefined) throw new ConfigError(`${name}="${text}" is not a duration: write a number with a unit (250ms, 5s, 10m, 2h, 7d)`);
+  if (ms === undefined)
+    throw new ConfigError(
+      `${name}="${text}" is not a duration: write a number with a unit (250ms, 5s, 10m, 2h, 7d)`,
+    );
   return ms;
 }
 
@@ -42,6 +45,7 @@ function integerVar(env: NodeJS.ProcessEnv, name: string, fallback: number): num
   const text = env[name];
   if (text === undefined) return fallback;
   const value = Number(text);
-  if (!Number.isInteger(value) || value < 1) throw new ConfigError(`${name}="${text}" must be a whole number of at least 1`);
+  if (!Number.isInteger(value) || value < 1)
+    throw new ConfigError(`${name}="${text}" must be a whole number of at least 1`);
   return value;
 }

@@ -21,41 +21,122 @@ export const errorCatalogue = {
   // --- validation: problems in a workflow document -------------------------------------------
   YamlSyntax: { category: "validation", when: "The text is not well-formed YAML." },
   NotAMapping: { category: "validation", when: "A document is not a YAML mapping (an object)." },
-  UnsupportedVersion: { category: "validation", when: "`baton` is not a language version this engine knows (only `v1`)." },
+  UnsupportedVersion: {
+    category: "validation",
+    when: "`baton` is not a language version this engine knows (only `v1`).",
+  },
   MissingField: { category: "validation", when: "A required field is absent." },
-  UnknownField: { category: "validation", when: "A field the language does not define is present (often a typo)." },
-  WrongType: { category: "validation", when: "A field has the wrong type (a string where a list belongs, say)." },
-  InvalidValue: { category: "validation", when: "A field's value is outside what the language allows (an unknown enum value, a number out of range, a name that breaks its pattern)." },
-  StepKindMissing: { category: "validation", when: "A step names none of the step kinds (`call`, `switch`, `parallel`, ...)." },
+  UnknownField: {
+    category: "validation",
+    when: "A field the language does not define is present (often a typo).",
+  },
+  WrongType: {
+    category: "validation",
+    when: "A field has the wrong type (a string where a list belongs, say).",
+  },
+  InvalidValue: {
+    category: "validation",
+    when: "A field's value is outside what the language allows (an unknown enum value, a number out of range, a name that breaks its pattern).",
+  },
+  StepKindMissing: {
+    category: "validation",
+    when: "A step names none of the step kinds (`call`, `switch`, `parallel`, ...).",
+  },
   StepKindConflict: { category: "validation", when: "A step names more than one step kind." },
   DuplicateStep: { category: "validation", when: "Two steps of one workflow share a name." },
-  DuplicateWorkflow: { category: "validation", when: "Two documents of one file define the same workflow name." },
+  DuplicateWorkflow: {
+    category: "validation",
+    when: "Two documents of one file define the same workflow name.",
+  },
   UnknownStep: { category: "validation", when: "A `next` or `catch.next` names no step of the same list." },
-  InvalidSwitchBranch: { category: "validation", when: "A `switch` branch has both or neither of `next` and `steps`, or both or neither of `when` and `default`, or `default` is not last." },
-  InvalidReceive: { category: "validation", when: "A `receive` has both or neither of `signal` and `subject`." },
-  InvalidDuration: { category: "validation", when: "A duration is not a whole number with a unit (`250ms`, `5s`, `10m`, `2h`, `7d`), or is zero where a positive one is needed." },
-  InvalidCron: { category: "validation", when: "A schedule's `cron` is not a valid 5- or 6-field cron expression." },
+  InvalidSwitchBranch: {
+    category: "validation",
+    when: "A `switch` branch has both or neither of `next` and `steps`, or both or neither of `when` and `default`, or `default` is not last.",
+  },
+  InvalidReceive: {
+    category: "validation",
+    when: "A `receive` has both or neither of `signal` and `subject`.",
+  },
+  InvalidDuration: {
+    category: "validation",
+    when: "A duration is not a whole number with a unit (`250ms`, `5s`, `10m`, `2h`, `7d`), or is zero where a positive one is needed.",
+  },
+  InvalidCron: {
+    category: "validation",
+    when: "A schedule's `cron` is not a valid 5- or 6-field cron expression.",
+  },
   InvalidTimezone: { category: "validation", when: "A schedule's `timezone` is not an IANA time zone name." },
-  InvalidSubject: { category: "validation", when: "A NATS subject is malformed (empty tokens, spaces, or wildcards where a concrete subject is needed)." },
-  InvalidTrigger: { category: "validation", when: "A trigger names no source or several, or an event type its source does not produce." },
+  InvalidSubject: {
+    category: "validation",
+    when: "A NATS subject is malformed (empty tokens, spaces, or wildcards where a concrete subject is needed).",
+  },
+  InvalidTrigger: {
+    category: "validation",
+    when: "A trigger names no source or several, or an event type its source does not produce.",
+  },
   ExpressionSyntax: { category: "validation", when: "A `${ ... }` expression does not parse as JSONata." },
-  ExpressionExpected: { category: "validation", when: "A field that must be an expression (`if`, `when`, `match`) is not written as `${ ... }`." },
-  InvalidInputSchema: { category: "validation", when: "The workflow's `input` is not a valid JSON Schema (draft 2020-12)." },
+  ExpressionExpected: {
+    category: "validation",
+    when: "A field that must be an expression (`if`, `when`, `match`) is not written as `${ ... }`.",
+  },
+  InvalidInputSchema: {
+    category: "validation",
+    when: "The workflow's `input` is not a valid JSON Schema (draft 2020-12).",
+  },
 
   // --- step: how steps and executions fail at run time ----------------------------------------
-  Timeout: { category: "step", retryable: true, when: "An attempt, a step, a `receive` or the whole execution ran past its timeout (the execution then ends `timed_out`)." },
-  WorkerCrashed: { category: "step", retryable: true, when: "The worker died, or the function crashed its process or thread, during the attempt." },
-  FunctionError: { category: "step", retryable: true, when: "The function threw something that is not a Baton error." },
-  InputInvalid: { category: "step", retryable: false, when: "The input was rejected against its declared schema (a function's, or the workflow's at start)." },
-  ExpressionError: { category: "step", retryable: false, when: "An expression failed at run time (a type error, a budget exceeded)." },
-  NoBranchMatched: { category: "step", retryable: false, when: "A `switch` had no matching branch and no `default`." },
-  ItemsFailed: { category: "step", retryable: false, when: "A `map` had more failed items than its `tolerate`." },
-  StepBudgetExceeded: { category: "step", retryable: false, when: "The execution took more backward `next` jumps than its budget." },
+  Timeout: {
+    category: "step",
+    retryable: true,
+    when: "An attempt, a step, a `receive` or the whole execution ran past its timeout (the execution then ends `timed_out`).",
+  },
+  WorkerCrashed: {
+    category: "step",
+    retryable: true,
+    when: "The worker died, or the function crashed its process or thread, during the attempt.",
+  },
+  FunctionError: {
+    category: "step",
+    retryable: true,
+    when: "The function threw something that is not a Baton error.",
+  },
+  InputInvalid: {
+    category: "step",
+    retryable: false,
+    when: "The input was rejected against its declared schema (a function's, or the workflow's at start).",
+  },
+  ExpressionError: {
+    category: "step",
+    retryable: false,
+    when: "An expression failed at run time (a type error, a budget exceeded).",
+  },
+  NoBranchMatched: {
+    category: "step",
+    retryable: false,
+    when: "A `switch` had no matching branch and no `default`.",
+  },
+  ItemsFailed: {
+    category: "step",
+    retryable: false,
+    when: "A `map` had more failed items than its `tolerate`.",
+  },
+  StepBudgetExceeded: {
+    category: "step",
+    retryable: false,
+    when: "The execution took more backward `next` jumps than its budget.",
+  },
   Cancelled: { category: "step", retryable: false, when: "The execution was cancelled." },
-  WorkflowNotFound: { category: "step", retryable: false, when: "A `workflow` step, or a start, names a workflow that has not been submitted." },
+  WorkflowNotFound: {
+    category: "step",
+    retryable: false,
+    when: "A `workflow` step, or a start, names a workflow that has not been submitted.",
+  },
 
   // --- api: answers to clients ---------------------------------------------------------------
-  WorkflowInvalid: { category: "api", when: "A submitted workflow failed validation; `errors[]` lists every problem." },
+  WorkflowInvalid: {
+    category: "api",
+    when: "A submitted workflow failed validation; `errors[]` lists every problem.",
+  },
 } as const satisfies Record<string, ErrorSpec>;
 
 export type ErrorCode = keyof typeof errorCatalogue;

@@ -268,7 +268,13 @@ export interface HeartbeatEnvelope {
 }
 
 /** Deduplication id of a result: one per attempt and outcome kind. */
-export function resultMessageId(execution: string, step: string, run: number, attempt: number, type: string): string {
+export function resultMessageId(
+  execution: string,
+  step: string,
+  run: number,
+  attempt: number,
+  type: string,
+): string {
   return `${type}:${execution}:${step}:${run}:${attempt}`;
 }
 

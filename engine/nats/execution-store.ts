@@ -56,7 +56,8 @@ export class ExecutionStore {
       const revision = await this.kv.create(record.id, payload);
       return this.remember(record.id, { record, revision });
     } catch (error) {
-      if (isWrongSequence(error)) throw new RevisionConflict(`execution ${record.id} already exists`, { cause: error });
+      if (isWrongSequence(error))
+        throw new RevisionConflict(`execution ${record.id} already exists`, { cause: error });
       throw error;
     }
   }
@@ -70,7 +71,9 @@ export class ExecutionStore {
     } catch (error) {
       if (isWrongSequence(error)) {
         this.cache.delete(record.id);
-        throw new RevisionConflict(`execution ${record.id} moved past revision ${revision}`, { cause: error });
+        throw new RevisionConflict(`execution ${record.id} moved past revision ${revision}`, {
+          cause: error,
+        });
       }
       throw error;
     }
@@ -101,7 +104,10 @@ export class ExecutionStore {
     const write = randomUUID().replaceAll("-", "");
     const count = Math.ceil(bytes.length / chunkBytes);
     for (let index = 0; index < count; index++) {
-      await this.kv.put(chunkKey(record.id, write, index), bytes.subarray(index * chunkBytes, (index + 1) * chunkBytes));
+      await this.kv.put(
+        chunkKey(record.id, write, index),
+        bytes.subarray(index * chunkBytes, (index + 1) * chunkBytes),
+      );
     }
     const head: ChunkedHead = { chunked: { write, count } };
     return Buffer.from(JSON.stringify(head));

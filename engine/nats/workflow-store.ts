@@ -26,7 +26,10 @@ export class WorkflowStore {
   constructor(private readonly kv: KV) {}
 
   /** Stores a checked definition; retries its compare-and-set when another writer raced it. */
-  async put(definition: WorkflowDefinition, source: string): Promise<{ workflow: StoredWorkflow; outcome: PutOutcome }> {
+  async put(
+    definition: WorkflowDefinition,
+    source: string,
+  ): Promise<{ workflow: StoredWorkflow; outcome: PutOutcome }> {
     const hash = createHash("sha256").update(JSON.stringify(definition)).digest("hex");
     for (;;) {
       const entry = await this.kv.get(definition.name);

@@ -7,9 +7,19 @@
 import { initialTransition, transition, type AnyMachineSnapshot, type AnyStateMachine } from "xstate";
 import type { CompiledWorkflow } from "../workflow/compile/compile-workflow.ts";
 import type { Json } from "../workflow/definition.ts";
-import type { Finish, MachineContext, MachineEvent, MachineInput } from "../workflow/compile/machine-types.ts";
+import type {
+  Finish,
+  MachineContext,
+  MachineEvent,
+  MachineInput,
+} from "../workflow/compile/machine-types.ts";
 import type { StartEvent, EngineEvent } from "./engine-events.ts";
-import { appliedMemory, type ExecutionRecord, type OutboxEntry, type RecordStatus } from "./execution-record.ts";
+import {
+  appliedMemory,
+  type ExecutionRecord,
+  type OutboxEntry,
+  type RecordStatus,
+} from "./execution-record.ts";
 import type { HistoryEntry } from "./history.ts";
 
 export interface Applied {
@@ -27,7 +37,10 @@ export interface ArmTimer {
   event: { type: string };
 }
 
-export function machineOf(compiled: CompiledWorkflow, record: Pick<ExecutionRecord, "item" | "workflow">): AnyStateMachine {
+export function machineOf(
+  compiled: CompiledWorkflow,
+  record: Pick<ExecutionRecord, "item" | "workflow">,
+): AnyStateMachine {
   if (!record.item) return compiled.machine;
   const machine = compiled.itemMachines[record.item.step];
   if (!machine) throw new Error(`workflow ${record.workflow} has no map step "${record.item.step}"`);
@@ -67,7 +80,7 @@ export function startExecution(compiled: CompiledWorkflow, id: string, start: St
       : {}),
   };
   const [snapshot, actions] = initialTransition(machineOf(compiled, record), input);
-  return settle(record, snapshot, actions as unknown as RawAction[], start.at, []);
+  return settle(record, snapshot, actions, start.at, []);
 }
 
 /**
@@ -94,7 +107,12 @@ export function applyEvent(
     case "execution.start":
       return undefined;
     case "task.started":
-      note(record, history, at, { type: "AttemptStarted", step: event.step, attempt: event.attempt, worker: event.worker });
+      note(record, history, at, {
+        type: "AttemptStarted",
+        step: event.step,
+        attempt: event.attempt,
+        worker: event.worker,
+      });
       return { record, commands: [], history };
     case "timer.fired":
       // A timer whose token no longer matches was cancelled (or re-armed) since it was set.
@@ -108,17 +126,28 @@ export function applyEvent(
       machineEvent = event;
       break;
     case "task.failed":
-      note(record, history, at, { ...attemptNote("AttemptFailed", event), data: { error: event.error as unknown as Json } });
+      note(record, history, at, {
+        ...attemptNote("AttemptFailed", event),
+        data: { error: event.error as unknown as Json },
+      });
+      machineEvent = event;
+      break;
+    case "cancel":
+    case "child.done":
+    case "item.done":
+    case "message":
+    case "signal":
       machineEvent = event;
       break;
     default:
+      // xstate's own delayed events, should one arrive without going through a timer.
       machineEvent = event;
   }
 
   const machine = machineOf(compiled, record);
   const snapshot = machine.resolveState(record.snapshot as never);
   const [next, actions] = transition(machine, snapshot, machineEvent);
-  return settle(record, next, actions as unknown as RawAction[], at, history);
+  return settle(record, next, actions, at, history);
 }
 
 interface RawAction {
@@ -138,13 +167,20 @@ function settle(
   for (const action of actions) {
     switch (action.type) {
       case "xstate.raise": {
-        const { event, id, delay } = action.params as { event: { type: string }; id?: string; delay?: number };
+        const { event, id, delay } = action.params as {
+          event: { type: string };
+          id?: string;
+          delay?: number;
+        };
         const timer = id ?? event.type;
         const token = `${record.id}.t${++record.timerSeq}`;
         record.timers[timer] = token;
         const arm: ArmTimer = { timer, token, due: at + (delay ?? 0), event };
         commands.push({ type: "armTimer", params: arm as unknown as Json });
-        note(record, history, at, { type: "TimerArmed", data: { timer, due: new Date(arm.due).toISOString() } });
+        note(record, history, at, {
+          type: "TimerArmed",
+          data: { timer, due: new Date(arm.due).toISOString() },
+        });
         break;
       }
       case "xstate.cancel":
@@ -166,7 +202,8 @@ function settle(
         break;
       }
       default:
-        if (!action.type.startsWith("xstate.")) commands.push({ type: action.type, params: action.params as Json });
+        if (!action.type.startsWith("xstate."))
+          commands.push({ type: action.type, params: action.params as Json });
     }
   }
   const context = snapshot.context as MachineContext;
@@ -178,14 +215,26 @@ function settle(
 
 /** `running` while work is out (a task, a child, map items); `waiting` when only a timer, signal or message can move it. */
 function statusOf(context: MachineContext): RecordStatus {
-  const busy = Object.values(context.pending).some((pending) => pending.inFlight) || Object.keys(context.maps).length > 0;
+  const busy =
+    Object.values(context.pending).some((pending) => pending.inFlight) ||
+    Object.keys(context.maps).length > 0;
   return busy ? "running" : "waiting";
 }
 
 function attemptNote(type: string, event: { step: string; attempt: number; worker?: string }) {
-  return { type, step: event.step, attempt: event.attempt, ...(event.worker ? { worker: event.worker } : {}) };
+  return {
+    type,
+    step: event.step,
+    attempt: event.attempt,
+    ...(event.worker ? { worker: event.worker } : {}),
+  };
 }
 
-function note(record: ExecutionRecord, history: HistoryEntry[], at: number, entry: Omit<HistoryEntry, "seq" | "at">) {
+function note(
+  record: ExecutionRecord,
+  history: HistoryEntry[],
+  at: number,
+  entry: Omit<HistoryEntry, "seq" | "at">,
+) {
   history.push({ seq: ++record.historySeq, at: new Date(at).toISOString(), ...entry });
 }

@@ -48,7 +48,11 @@ export interface TimerMessage extends ArmTimer {
 
 export const expireEvent = "execution.expire";
 
-export async function dispatchCommands(deps: DispatchDeps, record: ExecutionRecord, commands: OutboxEntry[]): Promise<void> {
+export async function dispatchCommands(
+  deps: DispatchDeps,
+  record: ExecutionRecord,
+  commands: OutboxEntry[],
+): Promise<void> {
   await Promise.all(commands.map((command) => dispatchOne(deps, record, command)));
 }
 
@@ -57,10 +61,16 @@ async function dispatchOne(deps: DispatchDeps, record: ExecutionRecord, command:
   const params = command.params as never;
   switch (command.type) {
     case "dispatchTask":
-      return dispatchTask(deps, record, params as DispatchTask);
+      return dispatchTask(deps, record, params);
     case "cancelTask": {
       const { step, run } = params as CancelTask;
-      const cancel: CancelEnvelope = { v: protocolVersion, execution: record.id, step, run, reason: "the attempt is no longer wanted" };
+      const cancel: CancelEnvelope = {
+        v: protocolVersion,
+        execution: record.id,
+        step,
+        run,
+        reason: "the attempt is no longer wanted",
+      };
       nc.publish(subjects.cancel(record.id), JSON.stringify(cancel));
       return;
     }
@@ -70,19 +80,31 @@ async function dispatchOne(deps: DispatchDeps, record: ExecutionRecord, command:
       return;
     }
     case "startItem":
-      return startItem(deps, record, params as StartItem);
+      return startItem(deps, record, params);
     case "cancelItems": {
       const { step, run, indices } = params as CancelItems;
       await Promise.all(
-        indices.map((index) => publishEvent(js, itemExecutionId(record.id, step, run, index), { type: "cancel", reason: "the map no longer needs this item" }, `cancel:${record.id}:${step}:${run}:${index}`)),
+        indices.map((index) =>
+          publishEvent(
+            js,
+            itemExecutionId(record.id, step, run, index),
+            { type: "cancel", reason: "the map no longer needs this item" },
+            `cancel:${record.id}:${step}:${run}:${index}`,
+          ),
+        ),
       );
       return;
     }
     case "startChild":
-      return startChild(deps, record, params as StartChild);
+      return startChild(deps, record, params);
     case "cancelChild": {
       const { step, run } = params as StartChild;
-      await publishEvent(js, childExecutionId(record.id, step, run), { type: "cancel", reason: "the parent no longer needs this child" }, `cancel:${record.id}:${step}:${run}`);
+      await publishEvent(
+        js,
+        childExecutionId(record.id, step, run),
+        { type: "cancel", reason: "the parent no longer needs this child" },
+        `cancel:${record.id}:${step}:${run}`,
+      );
       return;
     }
     case "emitEvent": {
@@ -103,7 +125,7 @@ async function dispatchOne(deps: DispatchDeps, record: ExecutionRecord, command:
       await deps.receives.remove(record.id, (params as Subscribe).step);
       return;
     case "finish":
-      return finish(deps, record, params as Finish);
+      return finish(deps, record, params);
     default:
       throw new Error(`unknown command "${command.type}"`);
   }
@@ -119,16 +141,27 @@ async function dispatchTask(deps: DispatchDeps, record: ExecutionRecord, task: D
       await publishEvent(
         js,
         record.id,
-        { type: "task.succeeded", step: task.step, run: task.run, attempt: task.attempt, output: entry.output ?? null, worker: "ledger" },
+        {
+          type: "task.succeeded",
+          step: task.step,
+          run: task.run,
+          attempt: task.attempt,
+          output: entry.output ?? null,
+          worker: "ledger",
+        },
         `ledger:${key}:${task.attempt}`,
       );
       return;
     }
-    await ledger.change(key, { idempotencyKey: key, execution: record.id, step: task.step }, (ledgerEntry) => {
-      if (!ledgerEntry.attempts.some((attempt) => attempt.attempt === task.attempt)) {
-        ledgerEntry.attempts.push({ attempt: task.attempt, dispatchedAt: new Date().toISOString() });
-      }
-    });
+    await ledger.change(
+      key,
+      { idempotencyKey: key, execution: record.id, step: task.step },
+      (ledgerEntry) => {
+        if (!ledgerEntry.attempts.some((attempt) => attempt.attempt === task.attempt)) {
+          ledgerEntry.attempts.push({ attempt: task.attempt, dispatchedAt: new Date().toISOString() });
+        }
+      },
+    );
   }
   const envelope: TaskEnvelope = {
     v: protocolVersion,
@@ -138,7 +171,7 @@ async function dispatchTask(deps: DispatchDeps, record: ExecutionRecord, task: D
     run: task.run,
     attempt: task.attempt,
     function: task.function,
-    input: task.input as TaskEnvelope["input"],
+    input: task.input,
     effect: task.effect,
     ...(task.idempotencyKey ? { idempotencyKey: task.idempotencyKey } : {}),
     deadline: Date.now() + task.timeoutMs,
@@ -172,7 +205,13 @@ async function startItem(deps: DispatchDeps, record: ExecutionRecord, item: Star
     event: context.event,
     trigger: context.trigger,
     parent: { execution: record.id, step: item.step, run: item.run, kind: "item" },
-    item: { step: item.step, index: item.index, value: item.item, vars: item.vars, steps: context.steps as unknown as Json },
+    item: {
+      step: item.step,
+      index: item.index,
+      value: item.item,
+      vars: item.vars,
+      steps: context.steps as unknown as Json,
+    },
   };
   await publishEvent(deps.js, id, start, `start:${id}`);
 }
@@ -180,8 +219,17 @@ async function startItem(deps: DispatchDeps, record: ExecutionRecord, item: Star
 async function startChild(deps: DispatchDeps, record: ExecutionRecord, child: StartChild): Promise<void> {
   const workflow = await deps.workflows.get(child.workflow);
   if (!workflow) {
-    const error = { code: "WorkflowNotFound", message: `no workflow named "${child.workflow}" has been submitted`, retryable: false };
-    await publishEvent(deps.js, record.id, { type: "child.done", step: child.step, run: child.run, error }, `child-missing:${record.id}:${child.step}:${child.run}`);
+    const error = {
+      code: "WorkflowNotFound",
+      message: `no workflow named "${child.workflow}" has been submitted`,
+      retryable: false,
+    };
+    await publishEvent(
+      deps.js,
+      record.id,
+      { type: "child.done", step: child.step, run: child.run, error },
+      `child-missing:${record.id}:${child.step}:${child.run}`,
+    );
     return;
   }
   const id = childExecutionId(record.id, child.step, child.run);
@@ -199,7 +247,10 @@ async function finish(deps: DispatchDeps, record: ExecutionRecord, end: Finish):
   const { js } = deps;
   const parent = record.parent;
   if (parent) {
-    const failure = end.status === "succeeded" ? undefined : (end.error ?? { code: "Cancelled", message: end.status, retryable: false });
+    const failure =
+      end.status === "succeeded"
+        ? undefined
+        : (end.error ?? { code: "Cancelled", message: end.status, retryable: false });
     const outcome = failure ? { error: failure } : { output: end.output };
     const answer =
       parent.kind === "item"
@@ -219,6 +270,11 @@ async function finish(deps: DispatchDeps, record: ExecutionRecord, end: Finish):
 }
 
 /** Publishes an event to an execution, deduplicated by `id`. */
-export async function publishEvent(js: JetStreamClient, execution: string, event: object, id: string): Promise<void> {
+export async function publishEvent(
+  js: JetStreamClient,
+  execution: string,
+  event: object,
+  id: string,
+): Promise<void> {
   await js.publish(subjects.events(execution), JSON.stringify({ at: Date.now(), ...event }), { msgID: id });
 }

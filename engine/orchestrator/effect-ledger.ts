@@ -37,15 +37,22 @@ export class EffectLedger {
   }
 
   /** Applies a change with compare-and-set, retrying when another writer got there first. */
-  async change(idempotencyKey: string, seed: Omit<LedgerEntry, "attempts" | "completed">, edit: (entry: LedgerEntry) => void) {
+  async change(
+    idempotencyKey: string,
+    seed: Omit<LedgerEntry, "attempts" | "completed">,
+    edit: (entry: LedgerEntry) => void,
+  ) {
     const key = keyOf(idempotencyKey);
     for (;;) {
       const current = await this.kv.get(key);
       const entry: LedgerEntry =
-        current && current.operation === "PUT" ? current.json<LedgerEntry>() : { ...seed, completed: false, attempts: [] };
+        current && current.operation === "PUT"
+          ? current.json<LedgerEntry>()
+          : { ...seed, completed: false, attempts: [] };
       edit(entry);
       try {
-        if (current && current.operation === "PUT") await this.kv.update(key, JSON.stringify(entry), current.revision);
+        if (current && current.operation === "PUT")
+          await this.kv.update(key, JSON.stringify(entry), current.revision);
         else await this.kv.create(key, JSON.stringify(entry));
         return entry;
       } catch (error) {

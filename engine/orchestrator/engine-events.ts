@@ -39,11 +39,22 @@ export interface TaskStartedEvent {
 
 export type EngineEvent = StartEvent | TimerFiredEvent | TaskStartedEvent | MachineEvent;
 
-const machineEventTypes = new Set(["task.succeeded", "task.failed", "item.done", "child.done", "signal", "message", "cancel"]);
+const machineEventTypes = new Set([
+  "task.succeeded",
+  "task.failed",
+  "item.done",
+  "child.done",
+  "signal",
+  "message",
+  "cancel",
+]);
 
 /** Checks the shape of an event read off NATS; returns a reason when it is not one. */
-export function checkEngineEvent(value: unknown): { ok: true; event: EngineEvent } | { ok: false; reason: string } {
-  if (typeof value !== "object" || value === null || Array.isArray(value)) return { ok: false, reason: "not a JSON object" };
+export function checkEngineEvent(
+  value: unknown,
+): { ok: true; event: EngineEvent } | { ok: false; reason: string } {
+  if (typeof value !== "object" || value === null || Array.isArray(value))
+    return { ok: false, reason: "not a JSON object" };
   const event = value as Record<string, unknown>;
   const type = event.type;
   if (typeof type !== "string") return { ok: false, reason: 'no "type"' };
@@ -51,16 +62,20 @@ export function checkEngineEvent(value: unknown): { ok: true; event: EngineEvent
   const fail = (what: string) => ({ ok: false as const, reason: `${type}: ${what}` });
   switch (type) {
     case "execution.start":
-      if (!has("workflow", "string") || !has("revision", "number")) return fail("needs workflow and revision");
+      if (!has("workflow", "string") || !has("revision", "number"))
+        return fail("needs workflow and revision");
       break;
     case "timer.fired":
-      if (!has("timer", "string") || !has("token", "string") || typeof event.event !== "object") return fail("needs timer, token and event");
+      if (!has("timer", "string") || !has("token", "string") || typeof event.event !== "object")
+        return fail("needs timer, token and event");
       break;
     case "task.started":
     case "task.succeeded":
     case "task.failed":
-      if (!has("step", "string") || !has("run", "number") || !has("attempt", "number")) return fail("needs step, run and attempt");
-      if (type === "task.failed" && (typeof event.error !== "object" || event.error === null)) return fail("needs an error");
+      if (!has("step", "string") || !has("run", "number") || !has("attempt", "number"))
+        return fail("needs step, run and attempt");
+      if (type === "task.failed" && (typeof event.error !== "object" || event.error === null))
+        return fail("needs an error");
       break;
     case "item.done":
     case "child.done":

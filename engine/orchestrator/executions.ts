@@ -3,7 +3,7 @@
  * test): submit workflows, start, signal, cancel, read, await. Starting checks the input
  * against the workflow's schema first; a bad input creates nothing.
  */
-import { type JetStreamClient, type KV, type NatsConnection } from "nats";
+import type { JetStreamClient, NatsConnection } from "nats";
 import { streams, subjects } from "../../sdk/protocol.ts";
 import { ensureTopology, type Topology } from "../nats/topology.ts";
 import { WorkflowStore, type PutOutcome, type StoredWorkflow } from "../nats/workflow-store.ts";
@@ -19,7 +19,9 @@ import { newExecutionId } from "./ids.ts";
 export class WorkflowInvalidError extends Error {
   override name = "WorkflowInvalidError";
   constructor(readonly problems: Problem[]) {
-    super(`the workflow is invalid: ${problems.map((p) => `${p.line}:${p.column} ${p.code} ${p.path}: ${p.message}`).join("; ")}`);
+    super(
+      `the workflow is invalid: ${problems.map((p) => `${p.line}:${p.column} ${p.code} ${p.path}: ${p.message}`).join("; ")}`,
+    );
   }
 }
 
@@ -65,7 +67,11 @@ export class Executions {
     return results;
   }
 
-  async start(workflow: string, input: Json, options: StartOptions = {}): Promise<{ id: string; workflow: string; revision: number }> {
+  async start(
+    workflow: string,
+    input: Json,
+    options: StartOptions = {},
+  ): Promise<{ id: string; workflow: string; revision: number }> {
     const stored = await this.workflows.get(workflow);
     if (!stored) throw new WorkflowNotFoundError(`no workflow named "${workflow}" has been submitted`);
     const checked = compileInputCheck(stored.definition)(input);
@@ -88,7 +94,10 @@ export class Executions {
   }
 
   async signal(id: string, name: string, payload: Json): Promise<void> {
-    await this.js.publish(subjects.events(id), JSON.stringify({ type: "signal", name, payload, at: Date.now() }));
+    await this.js.publish(
+      subjects.events(id),
+      JSON.stringify({ type: "signal", name, payload, at: Date.now() }),
+    );
   }
 
   async cancel(id: string, reason = "cancelled by request"): Promise<void> {
@@ -109,7 +118,7 @@ export class Executions {
 
   /** Resolves with the record once the execution has ended, or `undefined` after `timeoutMs`. */
   async waitForEnd(id: string, timeoutMs: number): Promise<ExecutionRecord | undefined> {
-    const watch = await (this.topology.executions as KV).watch({ key: id });
+    const watch = await this.topology.executions.watch({ key: id });
     const timer = setTimeout(() => watch.stop(), timeoutMs);
     try {
       for await (const entry of watch) {

@@ -10,7 +10,8 @@ export function newExecutionId(): string {
   return `x${Date.now().toString(36)}${randomBytes(8).toString("hex")}`;
 }
 
-export const itemExecutionId = (parent: string, step: string, run: number, index: number) => `${parent}_${step}_${run}_${index}`;
+export const itemExecutionId = (parent: string, step: string, run: number, index: number) =>
+  `${parent}_${step}_${run}_${index}`;
 export const childExecutionId = (parent: string, step: string, run: number) => `${parent}_${step}_${run}`;
 
 const idPattern = /^[A-Za-z0-9_-]{1,200}$/;

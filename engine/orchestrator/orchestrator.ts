@@ -23,7 +23,13 @@ import { engineConsumers, ensureTopology, type Topology } from "../nats/topology
 import { WorkflowStore } from "../nats/workflow-store.ts";
 import { compileWorkflow, type CompiledWorkflow } from "../workflow/compile/compile-workflow.ts";
 import { applyEvent, startExecution, type Applied } from "./apply-event.ts";
-import { dispatchCommands, expireEvent, publishEvent, type DispatchDeps, type TimerMessage } from "./dispatch-commands.ts";
+import {
+  dispatchCommands,
+  expireEvent,
+  publishEvent,
+  type DispatchDeps,
+  type TimerMessage,
+} from "./dispatch-commands.ts";
 import { EffectLedger } from "./effect-ledger.ts";
 import { checkEngineEvent, type EngineEvent, type StartEvent } from "./engine-events.ts";
 import { isEnded, type ExecutionRecord } from "./execution-record.ts";
@@ -90,15 +96,23 @@ export class Orchestrator {
     };
   }
 
-  static async create(nc: NatsConnection, config: EngineConfig, log: Logger = consoleLogger): Promise<Orchestrator> {
+  static async create(
+    nc: NatsConnection,
+    config: EngineConfig,
+    log: Logger = consoleLogger,
+  ): Promise<Orchestrator> {
     return new Orchestrator(nc, await ensureTopology(nc), config, log);
   }
 
   async start(): Promise<void> {
     await this.receives.start();
     const { js } = this.topology;
-    const events = await (await js.consumers.get(streams.events, engineConsumers.events)).consume({ max_messages: 2_000 });
-    const timers = await (await js.consumers.get(streams.timers, engineConsumers.timers)).consume({ max_messages: 2_000 });
+    const events = await (
+      await js.consumers.get(streams.events, engineConsumers.events)
+    ).consume({ max_messages: 2_000 });
+    const timers = await (
+      await js.consumers.get(streams.timers, engineConsumers.timers)
+    ).consume({ max_messages: 2_000 });
     this.consumers.push(events, timers);
     void this.loop(events, (message) => this.receiveEvent(message));
     void this.loop(timers, (message) => this.receiveTimer(message));
@@ -161,10 +175,14 @@ export class Orchestrator {
         for (const delivery of batch) delivery.message.ack();
       } catch (error) {
         if (!(error instanceof ExecutionNotYetStarted)) {
-          this.log.error("could not apply events; they will be redelivered", { execution, error: String(error) });
+          this.log.error("could not apply events; they will be redelivered", {
+            execution,
+            error: String(error),
+          });
         }
         this.store.forget(execution);
-        for (const delivery of batch) delivery.message.nak(error instanceof ExecutionNotYetStarted ? 100 : retryDelayMs);
+        for (const delivery of batch)
+          delivery.message.nak(error instanceof ExecutionNotYetStarted ? 100 : retryDelayMs);
       }
     }
   }
@@ -187,15 +205,23 @@ export class Orchestrator {
     if (!start) {
       // Its start may still be on its way (another replica holds it): try again shortly, and
       // give up only after many tries. Events for an execution removed by retention never get here.
-      const patient = batch.filter((delivery) => (delivery.message.info.redeliveryCount ?? 1) < unknownExecutionPatience);
+      const patient = batch.filter(
+        (delivery) => (delivery.message.info.redeliveryCount ?? 1) < unknownExecutionPatience,
+      );
       if (patient.length > 0) throw new ExecutionNotYetStarted(execution);
-      this.log.warn("dropping events for an execution that never started", { execution, events: batch.map((d) => d.event.type) });
+      this.log.warn("dropping events for an execution that never started", {
+        execution,
+        events: batch.map((d) => d.event.type),
+      });
       return;
     }
     const event = start.event as StartEvent;
     const compiled = await this.compiledFor(event.workflow, event.revision);
     if (!compiled) {
-      this.log.error("dropping a start for a workflow revision that does not exist", { execution, workflow: event.workflow });
+      this.log.error("dropping a start for a workflow revision that does not exist", {
+        execution,
+        workflow: event.workflow,
+      });
       return;
     }
     let applied = startExecution(compiled, execution, event);
@@ -244,11 +270,14 @@ export class Orchestrator {
     await Promise.all([
       dispatchCommands(this.deps, record, applied.commands),
       ...applied.history.map((entry) =>
-        js.publish(subjects.history(record.id), JSON.stringify(entry), { msgID: `history:${record.id}:${entry.seq}` }),
+        js.publish(subjects.history(record.id), JSON.stringify(entry), {
+          msgID: `history:${record.id}:${entry.seq}`,
+        }),
       ),
     ]);
     this.sentOutbox.set(record.id, stored.revision);
-    if (this.sentOutbox.size > this.config.cacheSize) this.sentOutbox.delete(this.sentOutbox.keys().next().value!);
+    if (this.sentOutbox.size > this.config.cacheSize)
+      this.sentOutbox.delete(this.sentOutbox.keys().next().value!);
   }
 
   private async compiledFor(name: string, revision: number): Promise<CompiledWorkflow | undefined> {
@@ -270,7 +299,11 @@ export class Orchestrator {
       message.term();
       return;
     }
-    if (typeof timer?.due !== "number" || typeof timer.execution !== "string" || !isExecutionId(timer.execution)) {
+    if (
+      typeof timer?.due !== "number" ||
+      typeof timer.execution !== "string" ||
+      !isExecutionId(timer.execution)
+    ) {
       this.log.warn("dropping a malformed timer", { subject: message.subject });
       message.term();
       return;

@@ -64,7 +64,10 @@ export class ReceiveSubscriptions {
             for (const waiting of this.waiting.get(subject) ?? []) {
               const execution = waiting.slice(0, waiting.lastIndexOf("."));
               void this.js
-                .publish(subjects.events(execution), JSON.stringify({ type: "message", subject: message.subject, data, at: Date.now() }))
+                .publish(
+                  subjects.events(execution),
+                  JSON.stringify({ type: "message", subject: message.subject, data, at: Date.now() }),
+                )
                 .catch(() => undefined);
             }
           },

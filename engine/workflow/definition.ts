@@ -151,7 +151,12 @@ export interface ScheduleTrigger {
 export interface QueueTrigger {
   queue: { subject: string; when?: ExpressionText; input?: Template };
 }
-export const infraEventTypes = ["node.joined", "node.left", "function.available", "function.unavailable"] as const;
+export const infraEventTypes = [
+  "node.joined",
+  "node.left",
+  "function.available",
+  "function.unavailable",
+] as const;
 export interface InfraTrigger {
   infra: { events: string[]; when?: ExpressionText; input?: Template };
 }

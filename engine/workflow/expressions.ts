@@ -251,7 +251,8 @@ export function evaluateExpression(source: string, bindings: Bindings, options: 
   }
 }
 
-function interpolate(value: Json): string {
+/** A value as text: strings as they are, `null` as nothing, anything else as JSON. */
+export function toText(value: Json): string {
   if (value === null) return "";
   return typeof value === "string" ? value : JSON.stringify(value);
 }
@@ -267,7 +268,7 @@ export function evaluateString(text: string, bindings: Bindings, options: Evalua
   let out = "";
   let at = 0;
   for (const segment of segments) {
-    out += text.slice(at, segment.start) + interpolate(evaluateExpression(segment.source, bindings, options));
+    out += text.slice(at, segment.start) + toText(evaluateExpression(segment.source, bindings, options));
     at = segment.end;
   }
   return out + text.slice(at);
@@ -275,11 +276,13 @@ export function evaluateString(text: string, bindings: Bindings, options: Evalua
 
 /** Walks a template, evaluating every string with an expression in it. */
 export function evaluateTemplate(template: Template, bindings: Bindings, options: EvaluationOptions): Json {
-  if (typeof template === "string") return hasExpression(template) ? evaluateString(template, bindings, options) : template;
+  if (typeof template === "string")
+    return hasExpression(template) ? evaluateString(template, bindings, options) : template;
   if (Array.isArray(template)) return template.map((item) => evaluateTemplate(item, bindings, options));
   if (template !== null && typeof template === "object") {
     const out: Record<string, Json> = {};
-    for (const [key, value] of Object.entries(template)) out[key] = evaluateTemplate(value, bindings, options);
+    for (const [key, value] of Object.entries(template))
+      out[key] = evaluateTemplate(value, bindings, options);
     return out;
   }
   return template;

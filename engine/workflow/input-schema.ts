@@ -33,9 +33,13 @@ export function compileInputCheck(definition: WorkflowDefinition): (input: Json)
 }
 
 function describe(error: ErrorObject): InputProblem {
-  const missing = error.keyword === "required" ? (error.params as { missingProperty: string }).missingProperty : undefined;
+  const missing =
+    error.keyword === "required" ? (error.params as { missingProperty: string }).missingProperty : undefined;
   return {
     path: missing === undefined ? error.instancePath : `${error.instancePath}/${missing}`,
-    message: missing === undefined ? `${error.instancePath || "input"} ${error.message ?? "is invalid"}` : `missing required field "${missing}"`,
+    message:
+      missing === undefined
+        ? `${error.instancePath || "input"} ${error.message ?? "is invalid"}`
+        : `missing required field "${missing}"`,
   };
 }

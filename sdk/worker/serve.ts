@@ -71,8 +71,8 @@ export interface WorkerHandle {
   close(): Promise<void>;
 }
 
-/** Pull requests wait this long on the server; draining waits for the last one to end. */
-const pullExpiresMs = 2_000;
+/** Pull requests wait this long on the server before the worker renews them. */
+const pullExpiresMs = 5_000;
 const retryReportDelayMs = 2_000;
 
 /**
@@ -236,7 +236,7 @@ async function startServing(setup: {
   const stop = (mode: "drain" | "close"): Promise<void> => {
     stopping ??= (async () => {
       logger.info(mode === "drain" ? "draining" : "closing", { running: runner.running });
-      const pulling = Promise.all(pullers.map((puller) => puller.stop(mode === "close")));
+      const pulling = Promise.all(pullers.map((puller) => puller.stop()));
       if (mode === "drain") await runner.whenIdle(settings.drainTimeoutMs);
       if (runner.running > 0) {
         logger.warn("giving back the tasks still running", { running: runner.running });

@@ -1,7 +1,12 @@
-// Pulls the tasks of one function in one lane, never more than the lane has free slots: a task
-// a worker holds but cannot start would wait here while another worker sits idle. The size of
-// each pull adapts: it starts at one, doubles while pulls come back full, and falls back to one
-// when the queue runs dry, so a busy function takes the free slots and an idle one holds one.
+// Pulls the tasks of one function in one lane. Every function of a lane keeps a pull request
+// waiting on the server while the lane has a free slot, so a task starts as soon as it is
+// published, whatever function it is for. A pull asks for at most the lane's free slots (its
+// size starts at one and doubles while pulls come back full), and a task that arrives after
+// another function's task took the last slot is handed straight back (nak) with this pull
+// cancelled, so it goes to another worker: a worker never holds a task it cannot start.
+//
+// Cancelling a pull is unsubscribing its inbox: nats-server drops a waiting pull request whose
+// reply subject has no interest left instead of delivering into it.
 import type { Consumer, ConsumerMessages, JsMsg } from "nats";
 import type { Lane } from "../protocol.ts";
 import type { LaneSlots } from "./lane-slots.ts";
@@ -11,11 +16,11 @@ export interface TaskPullerOptions {
   readonly fn: string;
   readonly lane: Lane;
   readonly slots: LaneSlots;
-  /** How long one pull request waits on the server for tasks (nats.js needs at least 1 s). */
+  /** How long one pull request waits on the server (nats.js needs at least 1 s). */
   readonly expiresMs: number;
   /** Gets the consumer, creating it when missing (called again after a pull fails). */
   readonly getConsumer: () => Promise<Consumer>;
-  /** Runs a task to its end; never throws. */
+  /** Runs a task to its end, holding one slot; never throws. */
   readonly onTask: (msg: JsMsg) => Promise<void>;
   readonly logger: Logger;
 }
@@ -36,14 +41,10 @@ export class TaskPuller {
     this.#loop ??= this.#run();
   }
 
-  /**
-   * Stops pulling. The pull request in flight is left to expire on the server (one that is
-   * merely unsubscribed could still be handed a task, which would then sit until its ack wait
-   * runs out); a task it still brings is handed back at once. With `hard`, the pull is dropped.
-   */
-  async stop(hard = false): Promise<void> {
+  /** Stops pulling: cancels the waiting pull request and resolves once the loop has ended. */
+  async stop(): Promise<void> {
     this.#stopping.abort();
-    if (hard) this.#current?.stop();
+    this.#current?.stop();
     await this.#loop;
   }
 
@@ -54,20 +55,24 @@ export class TaskPuller {
     let failures = 0;
     let consumer: Consumer | undefined;
     while (!signal.aborted) {
-      const reserved = await slots.take(batch, signal);
-      if (reserved === 0) break;
-      let delivered = 0;
+      await slots.whenFree(signal);
+      if (signal.aborted) break;
+      const size = Math.max(1, Math.min(batch, slots.free));
+      let accepted = 0;
       try {
         consumer ??= await this.#options.getConsumer();
-        this.#current = await consumer.fetch({ max_messages: reserved, expires: this.#options.expiresMs });
-        for await (const msg of this.#current) {
-          delivered += 1;
-          if (signal.aborted) {
+        const messages = await consumer.fetch({ max_messages: size, expires: this.#options.expiresMs });
+        this.#current = messages;
+        if (signal.aborted) messages.stop(); // stop() came while the pull was being set up
+        for await (const msg of messages) {
+          if (!signal.aborted && slots.tryTake()) {
+            accepted += 1;
+            void this.#options.onTask(msg).finally(() => slots.release());
+          } else {
+            // Cancel the pull first, so that the task handed back cannot come back into it.
+            messages.stop();
             msg.nak();
-            slots.release(1);
-            continue;
           }
-          void this.#options.onTask(msg).finally(() => slots.release(1));
         }
         failures = 0;
       } catch (error) {
@@ -84,9 +89,8 @@ export class TaskPuller {
         await abortableDelay(delay, signal);
       } finally {
         this.#current = undefined;
-        slots.release(reserved - delivered);
       }
-      batch = delivered === reserved ? Math.min(reserved * 2, slots.limit) : 1;
+      batch = accepted === size ? Math.min(size * 2, slots.limit) : 1;
     }
   }
 }

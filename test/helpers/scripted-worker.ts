@@ -12,6 +12,7 @@ import {
   subjects,
   taskAckWaitMs,
   taskConsumer,
+  type Lane,
   type TaskEnvelope,
   type WireError,
 } from "../../sdk/protocol.ts";
@@ -33,7 +34,7 @@ export interface ScriptedWorker {
 export async function serveScripted(
   nc: NatsConnection,
   functions: Record<string, Script>,
-  { worker = "scripted", lane = "pure" as "pure" | "effect" } = {},
+  { worker = "scripted", lane = "pure" }: { worker?: string; lane?: Lane } = {},
 ): Promise<ScriptedWorker> {
   const jsm = await nc.jetstreamManager();
   const js = nc.jetstream();
@@ -55,13 +56,22 @@ export async function serveScripted(
       for await (const message of messages) {
         const task = message.json<TaskEnvelope>();
         tasks.push(task);
-        const base = { v: protocolVersion, execution: task.execution, step: task.step, run: task.run, attempt: task.attempt, worker };
+        const base = {
+          v: protocolVersion,
+          execution: task.execution,
+          step: task.step,
+          run: task.run,
+          attempt: task.attempt,
+          worker,
+        };
         let result: object;
         try {
           result = { ...base, type: "task.succeeded", output: await script(task.input, task) };
         } catch (error) {
           const wire: WireError =
-            error instanceof ScriptedFailure ? error.error : { code: "FunctionError", message: String(error), retryable: true };
+            error instanceof ScriptedFailure
+              ? error.error
+              : { code: "FunctionError", message: String(error), retryable: true };
           result = { ...base, type: "task.failed", error: wire };
         }
         const type = (result as { type: string }).type;

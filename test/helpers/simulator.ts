@@ -111,7 +111,12 @@ class Simulation {
     if (!compiled) throw new Error(`no workflow "${main}"`);
     this.rootId = "exec-1";
     for (const signal of this.testCase.signals ?? []) {
-      this.schedule(at(signal.at), this.rootId, { type: "signal", name: signal.name, payload: signal.payload ?? null, at: 0 });
+      this.schedule(at(signal.at), this.rootId, {
+        type: "signal",
+        name: signal.name,
+        payload: signal.payload ?? null,
+        at: 0,
+      });
     }
     for (const message of this.testCase.messages ?? []) {
       this.schedule(at(message.at), this.rootId, {
@@ -142,7 +147,7 @@ class Simulation {
       this.now = Math.max(this.now, next.at);
       const execution = this.executions.get(next.execution);
       if (!execution || execution.ended) continue;
-      this.apply(execution, { ...next.event, at: this.now } as MachineEvent);
+      this.apply(execution, { ...next.event, at: this.now });
     }
 
     const root = this.executions.get(this.rootId)!;
@@ -157,24 +162,38 @@ class Simulation {
     return this.result;
   }
 
-  private start(id: string, compiled: CompiledWorkflow, machine: AnyStateMachine, input: MachineInput, parent?: Execution["parent"]) {
+  private start(
+    id: string,
+    compiled: CompiledWorkflow,
+    machine: AnyStateMachine,
+    input: MachineInput,
+    parent?: Execution["parent"],
+  ) {
     const [snapshot, actions] = initialTransition(machine, input);
-    const execution: Execution = { id, machine, compiled, snapshot: this.roundTrip(machine, snapshot), ended: false };
+    const execution: Execution = {
+      id,
+      machine,
+      compiled,
+      snapshot: this.roundTrip(machine, snapshot),
+      ended: false,
+    };
     if (parent) execution.parent = parent;
     this.executions.set(id, execution);
-    this.perform(execution, actions as unknown as Action[]);
+    this.perform(execution, actions);
   }
 
   private apply(execution: Execution, event: MachineEvent) {
     const [snapshot, actions] = transition(execution.machine, execution.snapshot, event);
     execution.snapshot = this.roundTrip(execution.machine, snapshot);
-    this.perform(execution, actions as unknown as Action[]);
+    this.perform(execution, actions);
   }
 
   /** What the orchestrator does between two events: persist as JSON, restore from it. */
   private roundTrip(machine: AnyStateMachine, snapshot: AnyMachineSnapshot): AnyMachineSnapshot {
     if (snapshot.status !== "active") return snapshot;
-    const persisted = JSON.parse(JSON.stringify({ value: snapshot.value, context: snapshot.context })) as {
+    const persisted = JSON.parse(
+      JSON.stringify({ value: snapshot.value as unknown, context: snapshot.context as unknown }),
+    ) as {
       value: AnyMachineSnapshot["value"];
       context: MachineContext;
     };
@@ -231,7 +250,13 @@ class Simulation {
               at: 0,
             };
         const key = taskKey(execution.id, task.step, task.run, task.attempt);
-        this.schedule(this.now + (behaviour.delay ? durationMs(behaviour.delay) : 0), execution.id, answer, key, task.function);
+        this.schedule(
+          this.now + (behaviour.delay ? durationMs(behaviour.delay) : 0),
+          execution.id,
+          answer,
+          key,
+          task.function,
+        );
         return;
       }
       case "cancelTask": {
@@ -267,7 +292,12 @@ class Simulation {
       case "cancelChild": {
         const { step, run } = command.params;
         for (const other of this.executions.values()) {
-          if (other.parent?.id === execution.id && other.parent.step === step && other.parent.run === run && !other.ended) {
+          if (
+            other.parent?.id === execution.id &&
+            other.parent.step === step &&
+            other.parent.run === run &&
+            !other.ended
+          ) {
             this.apply(other, { type: "cancel", at: this.now });
           }
         }
@@ -307,7 +337,11 @@ class Simulation {
       case "record": {
         const record = command.params;
         if (execution.id === this.rootId) {
-          this.result.history.push({ at: this.now, type: record.type, ...(record.step ? { step: record.step } : {}) });
+          this.result.history.push({
+            at: this.now,
+            type: record.type,
+            ...(record.step ? { step: record.step } : {}),
+          });
           const outcome = traceOutcomes[record.type as keyof typeof traceOutcomes];
           if (outcome && record.step) this.result.trace.push(`${record.step}:${outcome}`);
         }
@@ -321,7 +355,10 @@ class Simulation {
           return;
         }
         const parent = execution.parent!;
-        const failure = status === "succeeded" ? undefined : (error ?? { code: "Cancelled", message: status, retryable: false });
+        const failure =
+          status === "succeeded"
+            ? undefined
+            : (error ?? { code: "Cancelled", message: status, retryable: false });
         const answer: MachineEvent =
           parent.kind === "item"
             ? {
@@ -332,7 +369,13 @@ class Simulation {
                 ...(failure ? { error: failure } : { output }),
                 at: 0,
               }
-            : { type: "child.done", step: parent.step, run: parent.run, ...(failure ? { error: failure } : { output }), at: 0 };
+            : {
+                type: "child.done",
+                step: parent.step,
+                run: parent.run,
+                ...(failure ? { error: failure } : { output }),
+                at: 0,
+              };
         this.schedule(this.now, parent.id, answer);
         return;
       }

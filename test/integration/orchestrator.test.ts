@@ -32,7 +32,8 @@ beforeAll(async () => {
     flaky: (_input, task) => {
       const key = `${task.execution}:${task.step}`;
       attemptsSeen.set(key, (attemptsSeen.get(key) ?? 0) + 1);
-      if (task.attempt < 3) throw new ScriptedFailure({ code: "Unavailable", message: "try again", retryable: true });
+      if (task.attempt < 3)
+        throw new ScriptedFailure({ code: "Unavailable", message: "try again", retryable: true });
       return { ok: task.attempt };
     },
     square: (input) => (input as number) ** 2,
@@ -203,7 +204,9 @@ input: { type: object, required: [n], properties: { n: { type: number } } }
 steps:
   - { name: a, call: double }
 `);
-    await expect(executions.start("typed", { n: "five" }, { id: "typed-bad" })).rejects.toBeInstanceOf(InputInvalidError);
+    await expect(executions.start("typed", { n: "five" }, { id: "typed-bad" })).rejects.toBeInstanceOf(
+      InputInvalidError,
+    );
     expect(await executions.get("typed-bad")).toBeUndefined();
   });
 

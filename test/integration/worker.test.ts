@@ -335,11 +335,15 @@ describe("concurrency and ordering", () => {
         }
       }
     })();
-    const outcomes = await Promise.all(
-      [...pure, ...effect].map(({ envelope }) => engine.waitForOutcome(envelope.execution, 30_000)),
-    );
-    isSampling = false;
-    await sampling;
+    let outcomes: Awaited<ReturnType<EngineDouble["waitForOutcome"]>>[];
+    try {
+      outcomes = await Promise.all(
+        [...pure, ...effect].map(({ envelope }) => engine.waitForOutcome(envelope.execution, 30_000)),
+      );
+    } finally {
+      isSampling = false;
+      await sampling;
+    }
 
     const intervals = outcomes.map((o) => succeeded(o) as { start: number; end: number; effect: boolean });
     const maxOverlap = (list: typeof intervals): number =>

@@ -43,12 +43,16 @@ function loadExample(file: string): { main: string; workflows: Map<string, Compi
 it("has at least 25 examples, each with its expectations", () => {
   expect(examples.length).toBeGreaterThanOrEqual(25);
   for (const file of examples) {
-    expect(readdirSync(root), `${file} has no .expected.json`).toContain(file.replace(/\.yaml$/, ".expected.json"));
+    expect(readdirSync(root), `${file} has no .expected.json`).toContain(
+      file.replace(/\.yaml$/, ".expected.json"),
+    );
   }
 });
 
 describe.each(examples)("%s", (file) => {
-  const expected = JSON.parse(readFileSync(join(root, file.replace(/\.yaml$/, ".expected.json")), "utf8")) as {
+  const expected = JSON.parse(
+    readFileSync(join(root, file.replace(/\.yaml$/, ".expected.json")), "utf8"),
+  ) as {
     cases: ExpectedCase[];
   };
   const { main, workflows } = loadExample(file);
@@ -71,7 +75,9 @@ describe.each(examples)("%s", (file) => {
       wanted.trace = want.trace;
     }
     if (want.attempts !== undefined) {
-      got.attempts = Object.fromEntries(Object.keys(want.attempts).map((step) => [step, result.attempts[step]]));
+      got.attempts = Object.fromEntries(
+        Object.keys(want.attempts).map((step) => [step, result.attempts[step]]),
+      );
       wanted.attempts = want.attempts;
     }
     if (want.calls !== undefined) {
@@ -87,7 +93,9 @@ describe.each(examples)("%s", (file) => {
       wanted.elapsedMs = durationMs(want.elapsed);
     }
     if (want.maxInFlight !== undefined) {
-      got.maxInFlight = Object.fromEntries(Object.keys(want.maxInFlight).map((fn) => [fn, result.maxInFlight[fn] ?? 0]));
+      got.maxInFlight = Object.fromEntries(
+        Object.keys(want.maxInFlight).map((fn) => [fn, result.maxInFlight[fn] ?? 0]),
+      );
       wanted.maxInFlight = want.maxInFlight;
     }
     expect(got).toEqual(wanted);

@@ -36,7 +36,12 @@ import {
   type ListFrame,
   type StateConfig,
 } from "./lowering.ts";
-import { commandTypes, type ExecutionStatus, type MachineContext, type MachineInput } from "./machine-types.ts";
+import {
+  commandTypes,
+  type ExecutionStatus,
+  type MachineContext,
+  type MachineInput,
+} from "./machine-types.ts";
 
 export const defaultMaxBackwardJumps = 10_000;
 export const defaultExecutionTimeoutMs = 24 * 3_600_000;
@@ -51,14 +56,18 @@ export interface CompiledWorkflow {
   checkInput: (input: Json) => InputCheck;
 }
 
-export function compileWorkflow(definition: WorkflowDefinition, options: CompileOptions = {}): CompiledWorkflow {
+export function compileWorkflow(
+  definition: WorkflowDefinition,
+  options: CompileOptions = {},
+): CompiledWorkflow {
   const compilation: Compilation = {
     definition,
     maxBackwardJumps: options.maxBackwardJumps ?? defaultMaxBackwardJumps,
     delays: {},
     itemBodies: {},
   };
-  const executionTimeoutMs = definition.timeout === undefined ? defaultExecutionTimeoutMs : durationMs(definition.timeout);
+  const executionTimeoutMs =
+    definition.timeout === undefined ? defaultExecutionTimeoutMs : durationMs(definition.timeout);
   const machine = buildMachine(definition.steps, compilation, {
     id: definition.name,
     output: definition.output,
@@ -67,10 +76,12 @@ export function compileWorkflow(definition: WorkflowDefinition, options: Compile
   // Map bodies are registered while lowering (nested maps register while lowering their parent body).
   const itemMachines: Record<string, AnyStateMachine> = {};
   const lowered = new Set<string>();
-  for (let pending = Object.keys(compilation.itemBodies); pending.length > 0; ) {
+  for (let pending = Object.keys(compilation.itemBodies); pending.length > 0;) {
     for (const step of pending) {
       lowered.add(step);
-      itemMachines[step] = buildMachine(compilation.itemBodies[step]!, compilation, { id: `${definition.name}.${step}` });
+      itemMachines[step] = buildMachine(compilation.itemBodies[step]!, compilation, {
+        id: `${definition.name}.${step}`,
+      });
     }
     pending = Object.keys(compilation.itemBodies).filter((step) => !lowered.has(step));
   }
@@ -91,7 +102,9 @@ function buildMachine(steps: Step[], compilation: Compilation, shape: MachineSha
     exit: { target: target(ids.completing) },
     ret: (step) => ({
       target: target(ids.completing),
-      actions: [assign({ returned: ({ context }: Args) => ({ value: context.steps[step]?.output ?? null }) })],
+      actions: [
+        assign({ returned: ({ context }: Args) => ({ value: context.steps[step]?.output ?? null }) }),
+      ],
     }),
     fail: (step) => ({
       target: target(ids.failed),
@@ -109,7 +122,10 @@ function buildMachine(steps: Step[], compilation: Compilation, shape: MachineSha
       __completing: {
         id: ids.completing,
         entry: [completeOutput(shape.output)],
-        always: [{ guard: ({ context }) => context.error !== null, target: target(ids.failed) }, { target: target(ids.succeeded) }],
+        always: [
+          { guard: ({ context }) => context.error !== null, target: target(ids.failed) },
+          { target: target(ids.succeeded) },
+        ],
       },
     },
     on: {
@@ -135,7 +151,13 @@ function buildMachine(steps: Step[], compilation: Compilation, shape: MachineSha
       cancelled: {
         ...ending(ids.cancelled, "cancelled"),
         entry: [
-          assign({ error: ({ event }: Args) => stepError("Cancelled", event.type === "cancel" && event.reason ? event.reason : "the execution was cancelled") }),
+          assign({
+            error: ({ event }: Args) =>
+              stepError(
+                "Cancelled",
+                event.type === "cancel" && event.reason ? event.reason : "the execution was cancelled",
+              ),
+          }),
           ...ending(ids.cancelled, "cancelled").entry!,
         ],
       },
@@ -152,7 +174,7 @@ function buildMachine(steps: Step[], compilation: Compilation, shape: MachineSha
 
   const noop = () => undefined;
   return setup({
-    types: {} as { context: MachineContext; input: MachineInput },
+    types: {},
     actions: Object.fromEntries(commandTypes.map((type) => [type, noop])),
     delays: compilation.delays,
   }).createMachine(config as never) as unknown as AnyStateMachine;
@@ -179,7 +201,11 @@ function ending(id: string, status: ExecutionStatus): StateConfig {
       },
       {
         type: "finish",
-        params: ({ context }: Args) => ({ status, output: status === "succeeded" ? context.output : null, error: context.error }),
+        params: ({ context }: Args) => ({
+          status,
+          output: status === "succeeded" ? context.output : null,
+          error: context.error,
+        }),
       },
     ],
   };

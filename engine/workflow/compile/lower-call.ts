@@ -45,10 +45,16 @@ export function lowerCall(step: CallStep, frame: ListFrame, compilation: Compila
   compilation.delays[attemptTimeout] = () => timeoutMs;
   compilation.delays[retryDelay] = ({ context }) => {
     const pending = pendingOf(context, name);
-    return retryDelayMs(policy, pending.attempt, `${context.execution.id}:${name}:${pending.run}:${pending.attempt}`);
+    return retryDelayMs(
+      policy,
+      pending.attempt,
+      `${context.execution.id}:${name}:${pending.run}:${pending.attempt}`,
+    );
   };
   const answersAttempt = (args: Args) =>
-    answersRun(name, args) && "attempt" in args.event && args.event.attempt === pendingOf(args.context, name).attempt;
+    answersRun(name, args) &&
+    "attempt" in args.event &&
+    args.event.attempt === pendingOf(args.context, name).attempt;
 
   return {
     run: {
@@ -95,7 +101,10 @@ export function lowerCall(step: CallStep, frame: ListFrame, compilation: Compila
                 target: "failed",
                 actions: [
                   patchPending(name, () => ({
-                    error: stepError("Timeout", `attempt ran past the step's timeout of ${step.timeout ?? "5m"}`),
+                    error: stepError(
+                      "Timeout",
+                      `attempt ran past the step's timeout of ${step.timeout ?? "5m"}`,
+                    ),
                   })),
                 ],
               },
@@ -106,14 +115,20 @@ export function lowerCall(step: CallStep, frame: ListFrame, compilation: Compila
               {
                 guard: answersAttempt,
                 target: target(ids.finishing(name)),
-                actions: [patchPending(name, ({ event }) => ({ result: "output" in event ? event.output : null }))],
+                actions: [
+                  patchPending(name, ({ event }) => ({ result: "output" in event ? event.output : null })),
+                ],
               },
             ],
             "task.failed": [
               {
                 guard: answersAttempt,
                 target: "failed",
-                actions: [patchPending(name, ({ event }) => ("error" in event && event.error ? { error: event.error } : {}))],
+                actions: [
+                  patchPending(name, ({ event }) =>
+                    "error" in event && event.error ? { error: event.error } : {},
+                  ),
+                ],
               },
             ],
           },
@@ -131,7 +146,12 @@ export function lowerCall(step: CallStep, frame: ListFrame, compilation: Compila
                   type: "record",
                   params: ({ context }: Args) => {
                     const pending = pendingOf(context, name);
-                    return { type: "RetryScheduled", step: name, attempt: pending.attempt, data: { error: pending.error ?? null } };
+                    return {
+                      type: "RetryScheduled",
+                      step: name,
+                      attempt: pending.attempt,
+                      data: { error: pending.error ?? null },
+                    };
                   },
                 },
                 patchPending(name, () => ({ error: undefined })),

@@ -36,9 +36,16 @@ export function lowerChildWorkflow(step: WorkflowStep, frame: ListFrame): Lowere
               const pending = pendingOf(context, name);
               enqueue.assign({ pending: { ...context.pending, [name]: { ...pending, inFlight: true } } });
               enqueue(
-                command("startChild", { step: name, run: pending.run, workflow: step.workflow, input: pending.input ?? null }),
+                command("startChild", {
+                  step: name,
+                  run: pending.run,
+                  workflow: step.workflow,
+                  input: pending.input ?? null,
+                }),
               );
-              enqueue(command("record", { type: "ChildStarted", step: name, data: { workflow: step.workflow } }));
+              enqueue(
+                command("record", { type: "ChildStarted", step: name, data: { workflow: step.workflow } }),
+              );
             }),
           ],
           exit: [
@@ -53,15 +60,22 @@ export function lowerChildWorkflow(step: WorkflowStep, frame: ListFrame): Lowere
           on: {
             "child.done": [
               {
-                guard: (args) => answered(args) && args.event.type === "child.done" && args.event.error !== undefined,
+                guard: (args) =>
+                  answered(args) && args.event.type === "child.done" && args.event.error !== undefined,
                 target: target(ids.failing(name)),
-                actions: [patchPending(name, ({ event }) => (event.type === "child.done" ? { error: event.error } : {}))],
+                actions: [
+                  patchPending(name, ({ event }) =>
+                    event.type === "child.done" ? { error: event.error } : {},
+                  ),
+                ],
               },
               {
                 guard: answered,
                 target: target(ids.finishing(name)),
                 actions: [
-                  patchPending(name, ({ event }) => (event.type === "child.done" ? { result: event.output ?? null } : {})),
+                  patchPending(name, ({ event }) =>
+                    event.type === "child.done" ? { result: event.output ?? null } : {},
+                  ),
                 ],
               },
             ],

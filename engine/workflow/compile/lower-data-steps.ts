@@ -1,7 +1,7 @@
 /** The steps that only move data: `set`, `return` and `fail`. */
 import { assign } from "xstate";
 import type { Json, ReturnStep, SetStep, FailStep } from "../definition.ts";
-import { evaluateString } from "../expressions.ts";
+import { evaluateString, toText } from "../expressions.ts";
 import {
   attempt,
   bindingsFor,
@@ -64,7 +64,13 @@ export function lowerFail(step: FailStep, frame: ListFrame): LoweredKind {
           const outcome = attempt(() =>
             message === undefined
               ? `step "${name}" failed with ${code}`
-              : String(evaluateString(message, bindingsFor(args.context, frame.scope), evaluationOptions(args, name))),
+              : toText(
+                  evaluateString(
+                    message,
+                    bindingsFor(args.context, frame.scope),
+                    evaluationOptions(args, name),
+                  ),
+                ),
           );
           if (!outcome.ok) return { error: outcome.error };
           return { error: { code, message: outcome.value, retryable: false } };
@@ -74,4 +80,3 @@ export function lowerFail(step: FailStep, frame: ListFrame): LoweredKind {
     },
   };
 }
-

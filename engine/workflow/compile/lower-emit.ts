@@ -4,7 +4,7 @@
  * makes it replay the command.
  */
 import type { EmitStep } from "../definition.ts";
-import { evaluateString, evaluateTemplate, hasExpression } from "../expressions.ts";
+import { evaluateString, evaluateTemplate, hasExpression, toText } from "../expressions.ts";
 import {
   attempt,
   bindingsFor,
@@ -33,8 +33,11 @@ export function lowerEmit(step: EmitStep, frame: ListFrame): LoweredKind {
           const outcome = attempt(() => {
             const options = evaluationOptions(args, name);
             const resolved = hasExpression(subject) ? evaluateString(subject, bindings, options) : subject;
-            const payload = data === undefined ? (context.last[frame.scope] ?? null) : evaluateTemplate(data, bindings, options);
-            return { subject: String(resolved), data: payload };
+            const payload =
+              data === undefined
+                ? (context.last[frame.scope] ?? null)
+                : evaluateTemplate(data, bindings, options);
+            return { subject: toText(resolved), data: payload };
           });
           if (!outcome.ok) {
             enqueue.assign({ pending: { ...context.pending, [name]: { ...pending, error: outcome.error } } });
@@ -52,7 +55,10 @@ export function lowerEmit(step: EmitStep, frame: ListFrame): LoweredKind {
           enqueue(command("record", { type: "EventEmitted", step: name, data: outcome.value }));
         }),
       ],
-      always: [{ guard: hasError(name), target: target(ids.failing(name)) }, { target: target(ids.finishing(name)) }],
+      always: [
+        { guard: hasError(name), target: target(ids.failing(name)) },
+        { target: target(ids.finishing(name)) },
+      ],
     },
   };
 }

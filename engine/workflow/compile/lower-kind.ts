@@ -11,7 +11,12 @@ import { lowerSwitch } from "./lower-switch.ts";
 import { lowerWait } from "./lower-wait.ts";
 import type { Compilation, ListFrame, LoweredKind, StepPlace } from "./lowering.ts";
 
-export function lowerKind(step: Step, frame: ListFrame, compilation: Compilation, place: StepPlace): LoweredKind {
+export function lowerKind(
+  step: Step,
+  frame: ListFrame,
+  compilation: Compilation,
+  place: StepPlace,
+): LoweredKind {
   const kind = stepKindOf(step);
   switch (kind) {
     case "call":

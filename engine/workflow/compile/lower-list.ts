@@ -31,7 +31,11 @@ import {
 import type { MachineContext } from "./machine-types.ts";
 
 /** Lowers every step of a list into the states of one compound state. */
-export function lowerList(steps: Step[], frame: ListFrame, compilation: Compilation): Record<string, StateConfig> {
+export function lowerList(
+  steps: Step[],
+  frame: ListFrame,
+  compilation: Compilation,
+): Record<string, StateConfig> {
   const states: Record<string, StateConfig> = {};
   steps.forEach((step, index) => {
     states[step.name] = lowerStep(step, index, steps, frame, compilation);
@@ -39,11 +43,18 @@ export function lowerList(steps: Step[], frame: ListFrame, compilation: Compilat
   return states;
 }
 
-function lowerStep(step: Step, index: number, list: Step[], frame: ListFrame, compilation: Compilation): StateConfig {
+function lowerStep(
+  step: Step,
+  index: number,
+  list: Step[],
+  frame: ListFrame,
+  compilation: Compilation,
+): StateConfig {
   const { name } = step;
   const lowered = lowerKind(step, frame, compilation, { index, list });
   const onward = lowered.after ?? onwardTransitions(step, index, list, frame, compilation);
-  const timeout = stepKindOf(step) === "call" || step.timeout === undefined ? undefined : durationMs(step.timeout);
+  const timeout =
+    stepKindOf(step) === "call" || step.timeout === undefined ? undefined : durationMs(step.timeout);
 
   const config: StateConfig = {
     id: ids.step(name),
@@ -63,7 +74,10 @@ function lowerStep(step: Step, index: number, list: Step[], frame: ListFrame, co
       failing: {
         id: ids.failing(name),
         entry: [commitFailure(name, frame.scope), recordOutcome(name, "StepFailed")],
-        always: [...(step.catch ?? []).flatMap((clause) => catchTransitions(clause, index, list, name, compilation)), frame.fail(name)],
+        always: [
+          ...(step.catch ?? []).flatMap((clause) => catchTransitions(clause, index, list, name, compilation)),
+          frame.fail(name),
+        ],
       },
     },
   };
@@ -91,7 +105,9 @@ function lowerStep(step: Step, index: number, list: Step[], frame: ListFrame, co
     const delay = `timeout:${name}`;
     compilation.delays[delay] = () => timeout;
     config.after = {
-      [delay]: [failWith(name, () => stepError("Timeout", `step "${name}" ran past its timeout of ${step.timeout}`))],
+      [delay]: [
+        failWith(name, () => stepError("Timeout", `step "${name}" ran past its timeout of ${step.timeout}`)),
+      ],
     };
   }
   return config;
@@ -123,7 +139,8 @@ export function jumpTransitions(
   guard?: TransitionConfig["guard"],
 ): TransitionConfig[] {
   const toIndex = list.findIndex((step) => step.name === to);
-  if (toIndex < 0) throw new Error(`"${from}" jumps to unknown step "${to}"; validation should have refused it`);
+  if (toIndex < 0)
+    throw new Error(`"${from}" jumps to unknown step "${to}"; validation should have refused it`);
   const jump: TransitionConfig = { target: target(ids.step(to)), reenter: true };
   if (guard) jump.guard = guard;
   if (toIndex > fromIndex) return [jump];
@@ -175,18 +192,30 @@ function applyOutputTemplate(step: Step, scope: string): Action {
   return patchPending(step.name, (args) => {
     const result = pendingOf(args.context, step.name).result ?? null;
     const outcome = attempt(() =>
-      evaluateTemplate(template, bindingsFor(args.context, scope, { result }), evaluationOptions(args, step.name)),
+      evaluateTemplate(
+        template,
+        bindingsFor(args.context, scope, { result }),
+        evaluationOptions(args, step.name),
+      ),
     );
     return outcome.ok ? { result: outcome.value } : { error: outcome.error };
   });
 }
 
-function commit(step: string, scope: string, record: (context: MachineContext) => { output: unknown; error: unknown }) {
+function commit(
+  step: string,
+  scope: string,
+  record: (context: MachineContext) => { output: unknown; error: unknown },
+) {
   return assign(({ context }: Args) => {
     const pending = pendingOf(context, step);
     const { output, error } = record(context);
     // Keep what later routing may read (the run, the attempts, the branch taken); drop the payloads.
-    const kept = { run: pending.run, attempt: pending.attempt, ...(pending.branch === undefined ? {} : { branch: pending.branch }) };
+    const kept = {
+      run: pending.run,
+      attempt: pending.attempt,
+      ...(pending.branch === undefined ? {} : { branch: pending.branch }),
+    };
     // The join state of a `map` or `parallel` has served its purpose: the output carries it on.
     const { [step]: _map, ...maps } = context.maps;
     const { [step]: _branches, ...branches } = context.branches;

@@ -50,7 +50,15 @@ export function lowerMap(step: MapStep, frame: ListFrame, compilation: Compilati
     const failedTooOften = progress.failures.length > progress.tolerate;
     while (!failedTooOften && inFlight < progress.concurrency && next < progress.items.length) {
       const item = progress.items[next] ?? null;
-      enqueue(command("startItem", { step: name, run: progress.run, index: next, item, vars: context.vars[frame.scope] ?? {} }));
+      enqueue(
+        command("startItem", {
+          step: name,
+          run: progress.run,
+          index: next,
+          item,
+          vars: context.vars[frame.scope] ?? {},
+        }),
+      );
       outstanding.push(next);
       next++;
       inFlight++;
@@ -68,7 +76,11 @@ export function lowerMap(step: MapStep, frame: ListFrame, compilation: Compilati
               const { items } = step.map;
               const outcome = attempt(() =>
                 typeof items === "string"
-                  ? evaluateTemplate(items, bindingsFor(args.context, frame.scope), evaluationOptions(args, name))
+                  ? evaluateTemplate(
+                      items,
+                      bindingsFor(args.context, frame.scope),
+                      evaluationOptions(args, name),
+                    )
                   : items,
               );
               if (!outcome.ok) return { error: outcome.error };
@@ -100,10 +112,7 @@ export function lowerMap(step: MapStep, frame: ListFrame, compilation: Compilati
               return { maps: { ...context.maps, [name]: progress } };
             }),
           ],
-          always: [
-            { guard: hasError(name), target: target(ids.failing(name)) },
-            { target: "active" },
-          ],
+          always: [{ guard: hasError(name), target: target(ids.failing(name)) }, { target: "active" }],
         },
         active: {
           entry: [launch],
@@ -112,7 +121,9 @@ export function lowerMap(step: MapStep, frame: ListFrame, compilation: Compilati
             enqueueing(({ context, enqueue }: EnqueueArgs) => {
               const progress = progressOf(context);
               if (progress.outstanding.length === 0) return;
-              enqueue(command("cancelItems", { step: name, run: progress.run, indices: progress.outstanding }));
+              enqueue(
+                command("cancelItems", { step: name, run: progress.run, indices: progress.outstanding }),
+              );
             }),
           ],
           on: {
@@ -164,7 +175,10 @@ export function lowerMap(step: MapStep, frame: ListFrame, compilation: Compilati
               actions: [
                 patchPending(name, ({ context }) => {
                   const { results, failures, items } = progressOf(context);
-                  const output: Json[] = Array.from({ length: items.length }, (_, index) => results[index] ?? null);
+                  const output: Json[] = Array.from(
+                    { length: items.length },
+                    (_, index) => results[index] ?? null,
+                  );
                   if (failures.length === 0) return { result: output };
                   return {
                     result: output,
@@ -181,5 +195,8 @@ export function lowerMap(step: MapStep, frame: ListFrame, compilation: Compilati
 }
 
 function itemsFailed(step: string, failures: MapProgress["failures"], verdict: string): StepError {
-  return { ...stepError("ItemsFailed", `map "${step}": ${failures.length} item(s) failed, ${verdict}`), items: failures };
+  return {
+    ...stepError("ItemsFailed", `map "${step}": ${failures.length} item(s) failed, ${verdict}`),
+    items: failures,
+  };
 }

@@ -5,7 +5,6 @@
  * others; without it, the failure is remembered and the step fails once every branch has ended.
  */
 import { assign } from "xstate";
-import type { StepError } from "../../errors.ts";
 import type { Json, ParallelStep } from "../definition.ts";
 import { lowerList } from "./lower-list.ts";
 import {
@@ -36,7 +35,10 @@ export function lowerParallel(step: ParallelStep, frame: ListFrame, compilation:
     const done = target(branchDoneId(name, branch));
     const branchFrame: ListFrame = {
       scope,
-      exit: { target: done, actions: [setBranchOutput(name, branch, ({ context }) => context.last[scope] ?? null)] },
+      exit: {
+        target: done,
+        actions: [setBranchOutput(name, branch, ({ context }) => context.last[scope] ?? null)],
+      },
       ret: (returning) => ({
         target: done,
         actions: [setBranchOutput(name, branch, ({ context }) => context.steps[returning]?.output ?? null)],
@@ -51,7 +53,10 @@ export function lowerParallel(step: ParallelStep, frame: ListFrame, compilation:
     };
     regions[branch] = {
       initial: steps[0]!.name,
-      states: { ...lowerList(steps, branchFrame, compilation), "branch-done": { id: branchDoneId(name, branch), type: "final" } },
+      states: {
+        ...lowerList(steps, branchFrame, compilation),
+        "branch-done": { id: branchDoneId(name, branch), type: "final" },
+      },
     };
   }
 
@@ -81,7 +86,9 @@ export function lowerParallel(step: ParallelStep, frame: ListFrame, compilation:
           actions: [
             patchPending(name, ({ context }) => {
               const outputs = context.branches[name]?.outputs ?? {};
-              return { result: Object.fromEntries(branchNames.map((branch) => [branch, outputs[branch] ?? null])) };
+              return {
+                result: Object.fromEntries(branchNames.map((branch) => [branch, outputs[branch] ?? null])),
+              };
             }),
           ],
         },
@@ -107,6 +114,8 @@ function rememberFailure(step: string, failed: string): Action {
   return assign(({ context }: Args) => {
     const progress = context.branches[step]!;
     if (progress.error) return {};
-    return { branches: { ...context.branches, [step]: { ...progress, error: committedError(context, failed)! } } };
+    return {
+      branches: { ...context.branches, [step]: { ...progress, error: committedError(context, failed)! } },
+    };
   });
 }

@@ -5,9 +5,9 @@
  */
 import { assign } from "xstate";
 import { stepError } from "../../errors.ts";
-import type { Json, ReceiveStep } from "../definition.ts";
+import type { ReceiveStep } from "../definition.ts";
 import { durationMs } from "../duration.ts";
-import { evaluateString, hasExpression } from "../expressions.ts";
+import { evaluateString, hasExpression, toText } from "../expressions.ts";
 import {
   attempt,
   bindingsFor,
@@ -64,8 +64,10 @@ export function lowerReceive(step: ReceiveStep, frame: ListFrame, compilation: C
 
   const arrived = (args: Args): InboxEntry | undefined => {
     const { event } = args;
-    if (event.type === "signal") return { kind: "signal", name: event.name, payload: event.payload, at: nowOf(args) };
-    if (event.type === "message") return { kind: "message", name: event.subject, payload: event.data, at: nowOf(args) };
+    if (event.type === "signal")
+      return { kind: "signal", name: event.name, payload: event.payload, at: nowOf(args) };
+    if (event.type === "message")
+      return { kind: "message", name: event.subject, payload: event.data, at: nowOf(args) };
     return undefined;
   };
 
@@ -89,7 +91,10 @@ export function lowerReceive(step: ReceiveStep, frame: ListFrame, compilation: C
 
   const settled = [
     { guard: hasError(name), target: target(ids.failing(name)) },
-    { guard: ({ context }: Args) => pendingOf(context, name).result !== undefined, target: target(ids.finishing(name)) },
+    {
+      guard: ({ context }: Args) => pendingOf(context, name).result !== undefined,
+      target: target(ids.finishing(name)),
+    },
   ];
 
   const after: Record<string, ReturnType<typeof failWith>[]> = {};
@@ -99,7 +104,10 @@ export function lowerReceive(step: ReceiveStep, frame: ListFrame, compilation: C
     compilation.delays[delay] = () => ms;
     after[delay] = [
       failWith(name, () =>
-        stepError("Timeout", `receive "${name}" got no ${kind === "signal" ? `signal "${signal}"` : "message"} within ${timeout}`),
+        stepError(
+          "Timeout",
+          `receive "${name}" got no ${kind === "signal" ? `signal "${signal}"` : "message"} within ${timeout}`,
+        ),
       ),
     ];
   }
@@ -115,7 +123,10 @@ export function lowerReceive(step: ReceiveStep, frame: ListFrame, compilation: C
           : [
               {
                 type: "subscribe",
-                params: ({ context }: Args) => ({ step: name, subject: pendingOf(context, name).subject ?? subject }),
+                params: ({ context }: Args) => ({
+                  step: name,
+                  subject: pendingOf(context, name).subject ?? subject,
+                }),
               },
             ]),
       ],
@@ -125,7 +136,10 @@ export function lowerReceive(step: ReceiveStep, frame: ListFrame, compilation: C
           : [
               {
                 type: "unsubscribe",
-                params: ({ context }: Args) => ({ step: name, subject: pendingOf(context, name).subject ?? subject }),
+                params: ({ context }: Args) => ({
+                  step: name,
+                  subject: pendingOf(context, name).subject ?? subject,
+                }),
               },
             ],
       states: {
@@ -143,9 +157,11 @@ export function lowerReceive(step: ReceiveStep, frame: ListFrame, compilation: C
 function resolveSubject(step: string, scope: string, subject: string) {
   return patchPending(step, (args) => {
     if (!hasExpression(subject)) return { subject };
-    const outcome = attempt(() => evaluateString(subject, bindingsFor(args.context, scope), evaluationOptions(args, step)));
+    const outcome = attempt(() =>
+      evaluateString(subject, bindingsFor(args.context, scope), evaluationOptions(args, step)),
+    );
     if (!outcome.ok) return { error: outcome.error };
-    return { subject: typeof outcome.value === "string" ? outcome.value : JSON.stringify(outcome.value) };
+    return { subject: toText(outcome.value) };
   });
 }
 
@@ -154,16 +170,30 @@ function withPatch(context: MachineContext, step: string, patch: object) {
 }
 
 function receivedRecord(step: string, entry: InboxEntry) {
-  return { type: "SignalReceived" as const, step, data: { [entry.kind]: entry.name, payload: entry.payload as Json } };
+  return {
+    type: "SignalReceived" as const,
+    step,
+    data: { [entry.kind]: entry.name, payload: entry.payload },
+  };
 }
 
 /** Keeps a signal or message that no active `receive` took, for a later one. Used at the machine root. */
 export const keepInInbox = assign(({ context, event }: Args) => {
   if (event.type === "signal") {
-    return { inbox: [...context.inbox, { kind: "signal" as const, name: event.name, payload: event.payload, at: event.at }] };
+    return {
+      inbox: [
+        ...context.inbox,
+        { kind: "signal" as const, name: event.name, payload: event.payload, at: event.at },
+      ],
+    };
   }
   if (event.type === "message") {
-    return { inbox: [...context.inbox, { kind: "message" as const, name: event.subject, payload: event.data, at: event.at }] };
+    return {
+      inbox: [
+        ...context.inbox,
+        { kind: "message" as const, name: event.subject, payload: event.data, at: event.at },
+      ],
+    };
   }
   return {};
 });

@@ -24,7 +24,8 @@ import {
 } from "./lowering.ts";
 
 /** `pending.branch` holds the index of the chosen branch; it outlives the step's commit. */
-const chosen = (step: string, branch: number) => (args: Args) => pendingOf(args.context, step).branch === branch;
+const chosen = (step: string, branch: number) => (args: Args) =>
+  pendingOf(args.context, step).branch === branch;
 
 export function lowerSwitch(
   step: SwitchStep,
@@ -45,7 +46,9 @@ export function lowerSwitch(
         actions: [patchPending(name, () => ({ result: null }))],
       });
       // Taken from the switch's `done` state, once the switch itself has finished.
-      jumps.push(...jumpTransitions(place.index, branch.next, place.list, name, compilation, chosen(name, index)));
+      jumps.push(
+        ...jumpTransitions(place.index, branch.next, place.list, name, compilation, chosen(name, index)),
+      );
       return;
     }
     const steps = branch.steps ?? [];
@@ -80,7 +83,10 @@ export function lowerSwitch(
                 if (outcome.value) return { branch: index };
               }
               return {
-                error: stepError("NoBranchMatched", `no branch of switch "${name}" matched, and it has no default branch`),
+                error: stepError(
+                  "NoBranchMatched",
+                  `no branch of switch "${name}" matched, and it has no default branch`,
+                ),
               };
             }),
           ],
@@ -95,4 +101,3 @@ export function lowerSwitch(
         : undefined,
   };
 }
-

@@ -35,7 +35,8 @@ export function lowerWait(step: WaitStep, frame: ListFrame, compilation: Compila
   }
 
   // `pending.input` holds the deadline (epoch ms); the delay is what is left of it when the step starts.
-  compilation.delays[delay] = (args) => Math.max(0, (pendingOf(args.context, name).input as number) - nowOf(args));
+  compilation.delays[delay] = (args) =>
+    Math.max(0, (pendingOf(args.context, name).input as number) - nowOf(args));
   return {
     run: {
       initial: "prepare",
@@ -44,7 +45,11 @@ export function lowerWait(step: WaitStep, frame: ListFrame, compilation: Compila
           entry: [
             patchPending(name, (args) => {
               const outcome = attempt(() =>
-                evaluateString(wait.until, bindingsFor(args.context, frame.scope), evaluationOptions(args, name)),
+                evaluateString(
+                  wait.until,
+                  bindingsFor(args.context, frame.scope),
+                  evaluationOptions(args, name),
+                ),
               );
               if (!outcome.ok) return { error: outcome.error };
               const deadline = typeof outcome.value === "string" ? Date.parse(outcome.value) : Number.NaN;

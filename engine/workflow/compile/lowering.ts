@@ -13,7 +13,13 @@ import {
   type Bindings,
   type EvaluationOptions,
 } from "../expressions.ts";
-import type { CommandParams, CommandType, MachineContext, MachineEvent, PendingStep } from "./machine-types.ts";
+import type {
+  CommandParams,
+  CommandType,
+  MachineContext,
+  MachineEvent,
+  PendingStep,
+} from "./machine-types.ts";
 
 export interface Args {
   context: MachineContext;
@@ -106,7 +112,10 @@ export const ids = {
 export const target = (id: string) => `#${id}`;
 
 /** A named command with resolved params, as an xstate action object. */
-export function command<K extends CommandType>(type: K, params: CommandParams[K]): { type: K; params: CommandParams[K] } {
+export function command<K extends CommandType>(
+  type: K,
+  params: CommandParams[K],
+): { type: K; params: CommandParams[K] } {
   return { type, params };
 }
 
@@ -153,7 +162,8 @@ export function attempt<T>(evaluate: () => T): { ok: true; value: T } | { ok: fa
   try {
     return { ok: true, value: evaluate() };
   } catch (error) {
-    if (error instanceof ExpressionError) return { ok: false, error: stepError("ExpressionError", error.message) };
+    if (error instanceof ExpressionError)
+      return { ok: false, error: stepError("ExpressionError", error.message) };
     throw error;
   }
 }
@@ -176,7 +186,13 @@ export function evaluateIntoPending(
   });
 }
 
-export function conditionHolds(args: Args, step: string, scope: string, text: string, extra?: Partial<Bindings>) {
+export function conditionHolds(
+  args: Args,
+  step: string,
+  scope: string,
+  text: string,
+  extra?: Partial<Bindings>,
+) {
   return attempt(() =>
     evaluateCondition(text, bindingsFor(args.context, scope, extra), evaluationOptions(args, step)),
   );
@@ -189,19 +205,31 @@ export const hasError =
 
 /** Moves the step to its failing state with `error`. */
 export function failWith(step: string, error: (args: Args) => StepError): TransitionConfig {
-  return { target: target(ids.failing(step)), actions: [patchPending(step, (args) => ({ error: error(args) }))] };
+  return {
+    target: target(ids.failing(step)),
+    actions: [patchPending(step, (args) => ({ error: error(args) }))],
+  };
 }
 
 /** Moves the step to its finishing state with `result`. */
 export function finishWith(step: string, result: (args: Args) => Json): TransitionConfig {
-  return { target: target(ids.finishing(step)), actions: [patchPending(step, (args) => ({ result: result(args) }))] };
+  return {
+    target: target(ids.finishing(step)),
+    actions: [patchPending(step, (args) => ({ result: result(args) }))],
+  };
 }
 
 /** Whether an event answers this step's current run (stale answers from earlier runs are ignored). */
 export function answersRun(step: string, args: Args): boolean {
   const { event } = args;
   const pending = args.context.pending[step];
-  return pending !== undefined && "step" in event && "run" in event && event.step === step && event.run === pending.run;
+  return (
+    pending !== undefined &&
+    "step" in event &&
+    "run" in event &&
+    event.step === step &&
+    event.run === pending.run
+  );
 }
 
 /** `enqueueActions` with the machine's own types: assign and name commands from one function. */

@@ -161,14 +161,7 @@ export interface TimerFired {
 }
 
 export type MachineEvent =
-  | TaskSucceeded
-  | TaskFailed
-  | ItemDone
-  | ChildDone
-  | SignalEvent
-  | MessageEvent
-  | CancelEvent
-  | TimerFired;
+  TaskSucceeded | TaskFailed | ItemDone | ChildDone | SignalEvent | MessageEvent | CancelEvent | TimerFired;
 
 // --- commands ----------------------------------------------------------------------------------
 // Named actions with resolved params: the driver carries them out after persisting the snapshot.

@@ -27,7 +27,10 @@ const noRetry: ResolvedRetry = {
 const policyDefaults = { attempts: 3, delay: "1s", backoff: "exponential" as Backoff, jitter: false };
 
 /** The step's policy over the workflow's, field by field; no policy at all means one attempt. */
-export function resolveRetry(workflow: RetryPolicy | undefined, step: RetryPolicy | undefined): ResolvedRetry {
+export function resolveRetry(
+  workflow: RetryPolicy | undefined,
+  step: RetryPolicy | undefined,
+): ResolvedRetry {
   if (!workflow && !step) return noRetry;
   const merged = { ...policyDefaults, ...workflow, ...step };
   return {
