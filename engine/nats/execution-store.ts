@@ -87,6 +87,11 @@ export class ExecutionStore {
     await this.kv.purge(id);
   }
 
+  /** Whether this process holds the record in its cache. */
+  has(id: string): boolean {
+    return this.cache.has(id);
+  }
+
   forget(id: string): void {
     this.cache.delete(id);
   }

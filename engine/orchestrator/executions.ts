@@ -145,7 +145,8 @@ export class Executions {
       const batch = await consumer.fetch({ max_messages: Math.min(remaining, 1_000), expires: 5_000 });
       let got = 0;
       for await (const message of batch) {
-        entries.push(message.json<HistoryEntry>());
+        // Each message holds the records one write produced.
+        entries.push(...message.json<HistoryEntry[]>());
         got++;
       }
       if (got === 0) break;

@@ -189,7 +189,10 @@ export class Orchestrator {
 
   private async applyBatch(execution: string, batch: Delivery[]): Promise<void> {
     for (let attempt = 0; ; attempt++) {
-      const stored = await this.store.load(execution, { fresh: attempt > 0 });
+      // A batch that opens with its start is almost always a new execution: skip the look-up
+      // and let the create's compare-and-set tell otherwise.
+      const startsFresh = attempt === 0 && batch[0]?.event.type === "execution.start" && !this.store.has(execution);
+      const stored = startsFresh ? undefined : await this.store.load(execution, { fresh: attempt > 0 });
       try {
         await (stored ? this.advance(stored, batch) : this.begin(execution, batch));
         return;
@@ -269,11 +272,14 @@ export class Orchestrator {
     const { js } = this.topology;
     await Promise.all([
       dispatchCommands(this.deps, record, applied.commands),
-      ...applied.history.map((entry) =>
-        js.publish(subjects.history(record.id), JSON.stringify(entry), {
-          msgID: `history:${record.id}:${entry.seq}`,
-        }),
-      ),
+      // One message per write: the history of a batch travels together, numbered and deduplicated by its first record.
+      ...(applied.history.length === 0
+        ? []
+        : [
+            js.publish(subjects.history(record.id), JSON.stringify(applied.history), {
+              msgID: `history:${record.id}:${applied.history[0]!.seq}`,
+            }),
+          ]),
     ]);
     this.sentOutbox.set(record.id, stored.revision);
     if (this.sentOutbox.size > this.config.cacheSize)

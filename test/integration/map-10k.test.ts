@@ -1,0 +1,53 @@
+/**
+ * A `map` over 10,000 items works end to end: every item is an execution of its own, the join
+ * is batched, and the parent's record (whose results outgrow a NATS message) is stored in chunks.
+ */
+import { connect, type NatsConnection } from "nats";
+import { afterAll, beforeAll, expect, it } from "vitest";
+import { loadEngineConfig } from "../../engine/config.ts";
+import { Executions } from "../../engine/orchestrator/executions.ts";
+import { Orchestrator, type Logger } from "../../engine/orchestrator/orchestrator.ts";
+import { useNatsServer } from "../helpers/nats-server.ts";
+import { serveScripted, type ScriptedWorker } from "../helpers/scripted-worker.ts";
+
+const server = useNatsServer();
+const quiet: Logger = { info: () => undefined, warn: () => undefined, error: console.error };
+let nc: NatsConnection;
+let engine: Orchestrator;
+let worker: ScriptedWorker;
+
+beforeAll(async () => {
+  nc = await connect({ servers: server().url });
+  engine = await Orchestrator.create(nc, loadEngineConfig({ NATS_URL: server().url }), quiet);
+  await engine.start();
+  // Each output is ~200 bytes, so 10,000 of them are ~2 MB: twice the server's max payload.
+  worker = await serveScripted(nc, { pad: (input) => ({ index: input, pad: "x".repeat(Number(process.env.PAD ?? 180)) }) });
+});
+
+afterAll(async () => {
+  worker?.stop();
+  await engine?.stop();
+  await nc?.close();
+});
+
+it("maps over 10,000 items", async () => {
+  const executions = await Executions.connect(nc);
+  await executions.apply(`baton: v1
+name: big-map
+steps:
+  - name: each
+    map:
+      items: \${ [0..9999] }
+      concurrency: 200
+      steps:
+        - name: pad-one
+          call: pad
+          with: \${ $item }
+  - name: count
+    return: \${ $count($steps.each.output) }
+`);
+  const { id } = await executions.start("big-map", {});
+  const record = await executions.waitForEnd(id, 170_000);
+  expect(record?.status).toBe("succeeded");
+  expect(record?.output).toBe(10_000);
+}, 180_000);
