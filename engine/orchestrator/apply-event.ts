@@ -103,17 +103,23 @@ export function applyEvent(
   const at = event.at ?? Date.now();
   let machineEvent: MachineEvent;
 
+  const ledger = effectLedgerCommand(compiled, record, event);
   switch (event.type) {
     case "execution.start":
       return undefined;
     case "task.started":
       note(record, history, at, {
+        ...(ledger ? { idempotencyKey: ledger.idempotencyKey } : {}),
         type: "AttemptStarted",
         step: event.step,
         attempt: event.attempt,
         worker: event.worker,
       });
-      return { record, commands: [], history };
+      return {
+        record,
+        commands: ledger ? [{ type: "recordEffect", params: ledger as unknown as Json }] : [],
+        history,
+      };
     case "timer.fired":
       // A timer whose token no longer matches was cancelled (or re-armed) since it was set.
       if (record.timers[event.timer] !== event.token) return { record, commands: [], history };
@@ -147,7 +153,42 @@ export function applyEvent(
   const machine = machineOf(compiled, record);
   const snapshot = machine.resolveState(record.snapshot as never);
   const [next, actions] = transition(machine, snapshot, machineEvent);
-  return settle(record, next, actions, at, history);
+  const applied = settle(record, next, actions, at, history);
+  // The ledger learns every answer of an effect attempt, also one the machine no longer waits for.
+  if (ledger) applied.commands.unshift({ type: "recordEffect", params: ledger as unknown as Json });
+  return applied;
+}
+
+/** What an effect step's ledger entry must learn from a task event. */
+export interface RecordEffect {
+  idempotencyKey: string;
+  step: string;
+  attempt: number;
+  worker?: string;
+  outcome?: "succeeded" | "failed";
+  output?: Json;
+  error?: Json;
+}
+
+/** The ledger change a task event brings, for effect steps only. */
+function effectLedgerCommand(
+  compiled: CompiledWorkflow,
+  record: ExecutionRecord,
+  event: EngineEvent,
+): RecordEffect | undefined {
+  if (event.type !== "task.started" && event.type !== "task.succeeded" && event.type !== "task.failed")
+    return undefined;
+  if (!compiled.effectSteps.has(event.step)) return undefined;
+  const base = {
+    idempotencyKey: `${record.id}/${event.step}/${event.run}`,
+    step: event.step,
+    attempt: event.attempt,
+    ...(event.worker ? { worker: event.worker } : {}),
+  };
+  if (event.type === "task.succeeded") return { ...base, outcome: "succeeded", output: event.output };
+  if (event.type === "task.failed")
+    return { ...base, outcome: "failed", error: event.error as unknown as Json };
+  return base;
 }
 
 interface RawAction {

@@ -23,7 +23,8 @@ import type {
   StartItem,
   Subscribe,
 } from "../workflow/compile/machine-types.ts";
-import type { ArmTimer } from "./apply-event.ts";
+import type { ArmTimer, RecordEffect } from "./apply-event.ts";
+import type { StepError } from "../errors.ts";
 import type { EffectLedger } from "./effect-ledger.ts";
 import type { StartEvent } from "./engine-events.ts";
 import type { ExecutionRecord, OutboxEntry } from "./execution-record.ts";
@@ -126,6 +127,8 @@ async function dispatchOne(deps: DispatchDeps, record: ExecutionRecord, command:
       return;
     case "finish":
       return finish(deps, record, params);
+    case "recordEffect":
+      return recordEffect(deps, record, params);
     default:
       throw new Error(`unknown command "${command.type}"`);
   }
@@ -192,6 +195,35 @@ function taskHeaders(record: ExecutionRecord, task: DispatchTask): MsgHdrs {
   if (task.idempotencyKey) h.set(headers.idempotencyKey, task.idempotencyKey);
   if (record.traceparent) h.set(headers.traceparent, record.traceparent);
   return h;
+}
+
+async function recordEffect(
+  deps: DispatchDeps,
+  record: ExecutionRecord,
+  change: RecordEffect,
+): Promise<void> {
+  const now = new Date().toISOString();
+  await deps.ledger.change(
+    change.idempotencyKey,
+    { idempotencyKey: change.idempotencyKey, execution: record.id, step: change.step },
+    (entry) => {
+      let attempt = entry.attempts.find((candidate) => candidate.attempt === change.attempt);
+      if (!attempt) {
+        attempt = { attempt: change.attempt, dispatchedAt: now };
+        entry.attempts.push(attempt);
+      }
+      if (change.worker) attempt.worker = change.worker;
+      if (change.outcome) {
+        attempt.outcome = change.outcome;
+        attempt.endedAt = now;
+        if (change.error) attempt.error = change.error as unknown as StepError;
+      }
+      if (change.outcome === "succeeded" && !entry.completed) {
+        entry.completed = true;
+        entry.output = change.output ?? null;
+      }
+    },
+  );
 }
 
 async function startItem(deps: DispatchDeps, record: ExecutionRecord, item: StartItem): Promise<void> {

@@ -191,7 +191,8 @@ export class Orchestrator {
     for (let attempt = 0; ; attempt++) {
       // A batch that opens with its start is almost always a new execution: skip the look-up
       // and let the create's compare-and-set tell otherwise.
-      const startsFresh = attempt === 0 && batch[0]?.event.type === "execution.start" && !this.store.has(execution);
+      const startsFresh =
+        attempt === 0 && batch[0]?.event.type === "execution.start" && !this.store.has(execution);
       const stored = startsFresh ? undefined : await this.store.load(execution, { fresh: attempt > 0 });
       try {
         await (stored ? this.advance(stored, batch) : this.begin(execution, batch));

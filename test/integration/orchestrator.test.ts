@@ -17,6 +17,9 @@ let nc: NatsConnection;
 let engines: Orchestrator[] = [];
 let executions: Executions;
 let worker: ScriptedWorker;
+let effectWorker: ScriptedWorker;
+/** Runs of the effect function, by idempotency key: the side effect it stands for. */
+const effectRuns = new Map<string, number>();
 const attemptsSeen = new Map<string, number>();
 
 beforeAll(async () => {
@@ -38,10 +41,23 @@ beforeAll(async () => {
     },
     square: (input) => (input as number) ** 2,
   });
+  effectWorker = await serveScripted(
+    nc,
+    {
+      "slow-charge": async (_input, task) => {
+        const key = task.idempotencyKey!;
+        effectRuns.set(key, (effectRuns.get(key) ?? 0) + 1);
+        await new Promise((resolve) => setTimeout(resolve, 300));
+        return { charged: key };
+      },
+    },
+    { lane: "effect" },
+  );
 });
 
 afterAll(async () => {
   worker?.stop();
+  effectWorker?.stop();
   for (const engine of engines) await engine.stop();
   await nc?.close();
 });
@@ -250,5 +266,34 @@ steps:
     const record = await executions.waitForEnd(id, 20_000);
     expect(record?.status).toBe("succeeded");
     expect(record?.output).toBe(total);
+  });
+
+  it("never runs a completed effect step again, even for a later attempt", async () => {
+    // Attempt 1 outlives its timeout but completes during the backoff; attempt 2 is then
+    // answered from the effect ledger instead of charging twice.
+    const record = await run(
+      `baton: v1
+name: charge
+steps:
+  - name: charge
+    call: slow-charge
+    effect: true
+    timeout: 100ms
+    retry: { attempts: 3, delay: 1s, backoff: constant }
+`,
+      "charge",
+      {},
+    );
+    const key = `${record.id}/charge/1`;
+    expect(record.status).toBe("succeeded");
+    expect(record.output).toEqual({ charged: key });
+    expect(effectRuns.get(key)).toBe(1);
+    expect(effectWorker.tasks.filter((task) => task.idempotencyKey === key)).toHaveLength(1);
+    const history = await executions.history(record.id);
+    const succeeded = history.filter((entry) => entry.type === "AttemptSucceeded");
+    expect(succeeded.map((entry) => [entry.attempt, entry.worker])).toEqual([
+      [1, "scripted"],
+      [2, "ledger"],
+    ]);
   });
 });

@@ -54,6 +54,8 @@ export interface CompiledWorkflow {
   itemMachines: Record<string, AnyStateMachine>;
   /** Checks an execution input against the workflow's `input` schema and fills in its defaults. */
   checkInput: (input: Json) => InputCheck;
+  /** Names of the `call` steps with `effect: true`, at any depth. */
+  effectSteps: ReadonlySet<string>;
 }
 
 export function compileWorkflow(
@@ -85,7 +87,26 @@ export function compileWorkflow(
     }
     pending = Object.keys(compilation.itemBodies).filter((step) => !lowered.has(step));
   }
-  return { definition, machine, itemMachines, checkInput: compileInputCheck(definition) };
+  return {
+    definition,
+    machine,
+    itemMachines,
+    checkInput: compileInputCheck(definition),
+    effectSteps: new Set(
+      allSteps(definition.steps).flatMap((step) => ("call" in step && step.effect ? [step.name] : [])),
+    ),
+  };
+}
+
+/** Every step of a list and of the lists nested in it. */
+function allSteps(steps: Step[]): Step[] {
+  return steps.flatMap((step) => {
+    const nested: Step[][] = [];
+    if ("switch" in step) for (const branch of step.switch) if (branch.steps) nested.push(branch.steps);
+    if ("parallel" in step) nested.push(...Object.values(step.parallel.branches));
+    if ("map" in step) nested.push(step.map.steps);
+    return [step, ...nested.flatMap(allSteps)];
+  });
 }
 
 interface MachineShape {

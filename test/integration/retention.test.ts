@@ -1,0 +1,52 @@
+/** Retention: a finished execution, its history and its effect ledger are removed after the configured time. */
+import { connect, type NatsConnection } from "nats";
+import { afterAll, beforeAll, expect, it } from "vitest";
+import { loadEngineConfig } from "../../engine/config.ts";
+import { Executions } from "../../engine/orchestrator/executions.ts";
+import { Orchestrator, type Logger } from "../../engine/orchestrator/orchestrator.ts";
+import { buckets } from "../../sdk/protocol.ts";
+import { useNatsServer } from "../helpers/nats-server.ts";
+import { waitUntil } from "../helpers/processes.ts";
+import { serveScripted, type ScriptedWorker } from "../helpers/scripted-worker.ts";
+
+const server = useNatsServer();
+const quiet: Logger = { info: () => undefined, warn: () => undefined, error: () => undefined };
+let nc: NatsConnection;
+let engine: Orchestrator;
+let worker: ScriptedWorker;
+
+beforeAll(async () => {
+  nc = await connect({ servers: server().url });
+  engine = await Orchestrator.create(nc, loadEngineConfig({ NATS_URL: server().url, BATON_RETENTION: "1s" }), quiet);
+  await engine.start();
+  worker = await serveScripted(nc, { store: () => ({ stored: true }) }, { lane: "effect" });
+});
+
+afterAll(async () => {
+  worker?.stop();
+  await engine?.stop();
+  await nc?.close();
+});
+
+it("removes a finished execution with its history and ledger once retention has passed", async () => {
+  const executions = await Executions.connect(nc);
+  await executions.apply(`baton: v1
+name: short-lived
+steps:
+  - { name: keep, call: store, effect: true }
+`);
+  const { id } = await executions.start("short-lived", {});
+  const record = await executions.waitForEnd(id, 10_000);
+  expect(record?.status).toBe("succeeded");
+  // Right after the end, everything is still there.
+  expect((await executions.history(id)).length).toBeGreaterThan(0);
+  const ledger = await nc.jetstream().views.kv(buckets.effects);
+  expect(await ledger.get(`${id}.keep.1`)).toBeTruthy();
+
+  await waitUntil("the execution to be removed", async () => ((await executions.get(id)) ? undefined : true), {
+    timeoutMs: 10_000,
+  });
+  expect(await executions.history(id)).toEqual([]);
+  const entry = await ledger.get(`${id}.keep.1`);
+  expect(entry === null || entry.operation !== "PUT").toBe(true);
+});
