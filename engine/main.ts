@@ -1,40 +1,34 @@
 /**
- * The engine process: `baton engine`. Connects to NATS, makes sure the streams and buckets
- * exist, and runs the orchestrator until SIGTERM or SIGINT, then stops taking work, lets the
- * batches under way finish, and exits.
+ * Running the engine in a process: connect to NATS, make sure the streams and buckets exist,
+ * and run the orchestrator until stopped. `baton engine` calls this; so can an embedding program.
  */
-import { connect } from "nats";
-import { loadEngineConfig } from "./config.ts";
-import { consoleLogger, Orchestrator } from "./orchestrator/orchestrator.ts";
+import { connect, type NatsConnection } from "nats";
+import type { EngineConfig } from "./config.ts";
+import { consoleLogger, Orchestrator, type Logger } from "./orchestrator/orchestrator.ts";
 
-export async function runEngine(): Promise<void> {
-  const config = loadEngineConfig();
+export interface RunningEngine {
+  nc: NatsConnection;
+  orchestrator: Orchestrator;
+  /** Stops taking work, lets the batches under way finish, closes the connection. */
+  stop(): Promise<void>;
+}
+
+export async function startEngine(config: EngineConfig, log: Logger = consoleLogger): Promise<RunningEngine> {
   const nc = await connect({
     servers: config.natsUrl.split(","),
     name: config.engineId,
     maxReconnectAttempts: -1,
     reconnectTimeWait: 250,
   });
-  const orchestrator = await Orchestrator.create(nc, config);
+  const orchestrator = await Orchestrator.create(nc, config, log);
   await orchestrator.start();
-  consoleLogger.info("engine ready", { engine: config.engineId, nats: config.natsUrl });
-
-  let stopping = false;
-  const stop = async (signal: string) => {
-    if (stopping) return;
-    stopping = true;
-    consoleLogger.info("engine stopping", { signal });
-    await orchestrator.stop();
-    await nc.drain();
-    process.exit(0);
+  log.info("engine ready", { engine: config.engineId, nats: config.natsUrl });
+  return {
+    nc,
+    orchestrator,
+    stop: async () => {
+      await orchestrator.stop();
+      await nc.drain();
+    },
   };
-  process.once("SIGTERM", () => void stop("SIGTERM"));
-  process.once("SIGINT", () => void stop("SIGINT"));
-}
-
-if (import.meta.url === `file://${process.argv[1]}`) {
-  runEngine().catch((error: unknown) => {
-    consoleLogger.error("engine failed to start", { error: String(error) });
-    process.exit(1);
-  });
 }

@@ -5,9 +5,10 @@
 import { closest } from "fastest-levenshtein";
 import { UsageError, exitCodes, type Command, type Io } from "./command.ts";
 import { createHelpCommand, formatOverview } from "./commands/help.ts";
+import { engineCommand } from "./commands/engine.ts";
 import { validateCommand } from "./commands/validate.ts";
 
-const commands: readonly Command[] = [validateCommand, createHelpCommand(() => commands)];
+const commands: readonly Command[] = [validateCommand, engineCommand, createHelpCommand(() => commands)];
 
 const processIo: Io = {
   stdout: (text) => void process.stdout.write(text),

@@ -1,0 +1,154 @@
+/**
+ * Durability with real processes: engine replicas (`baton engine`) and function workers
+ * (`sdk/worker/run-worker.ts functions/examples.ts`) over a real nats-server. Engines, workers
+ * and the server itself are killed mid-run with many executions in flight; every execution must
+ * finish with the right output, and every effect must have happened exactly once.
+ */
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { connect, type NatsConnection } from "nats";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { Executions } from "../../engine/orchestrator/executions.ts";
+import { isEnded } from "../../engine/orchestrator/execution-record.ts";
+import { useNatsServer } from "../helpers/nats-server.ts";
+import { killAllProcesses, spawnProcess, spawnTsx, waitUntil, type TestProcess } from "../helpers/processes.ts";
+
+const root = join(import.meta.dirname, "../..");
+const server = useNatsServer();
+const effectDir = mkdtempSync(join(tmpdir(), "baton-effects-"));
+let nc: NatsConnection;
+let executions: Executions;
+
+function env(): NodeJS.ProcessEnv {
+  return { ...process.env, NATS_URL: server().url, BATON_EFFECT_DIR: effectDir, BATON_LOG_LEVEL: "warn" };
+}
+
+async function startEngine(name: string): Promise<TestProcess> {
+  const engine = spawnProcess(process.execPath, [join(root, "bin/baton.mjs"), "engine"], {
+    name,
+    env: { ...env(), BATON_ENGINE_ID: name },
+  });
+  await engine.waitForLine(/engine ready/);
+  return engine;
+}
+
+async function startWorker(name: string): Promise<TestProcess> {
+  const worker = spawnTsx(join(root, "sdk/worker/run-worker.ts"), [join(root, "functions/examples.ts")], {
+    name,
+    env: { ...env(), BATON_WORKER_NAME: name, BATON_LOG_LEVEL: "info" },
+  });
+  await worker.waitForLine(/serving/);
+  return worker;
+}
+
+const workflow = `baton: v1
+name: durable-chain
+input: { type: object, required: [n], properties: { n: { type: integer } } }
+steps:
+  - name: first
+    call: sleep
+    with: { ms: 150 }
+  - name: charge
+    call: effect-counter
+    effect: true
+    with: { n: "\${ $input.n }" }
+  - name: nap
+    wait: 200ms
+  - name: last
+    call: add
+    with: { a: "\${ $input.n }", b: 1000 }
+`;
+
+beforeAll(async () => {
+  nc = await connect({ servers: server().url, maxReconnectAttempts: -1, reconnectTimeWait: 100 });
+  executions = await Executions.connect(nc);
+  await executions.apply(workflow);
+});
+
+afterAll(async () => {
+  await killAllProcesses();
+  await nc?.close();
+  rmSync(effectDir, { recursive: true, force: true });
+});
+
+async function startMany(count: number, offset: number): Promise<Map<string, number>> {
+  const started = new Map<string, number>();
+  for (let n = offset; n < offset + count; n++) started.set((await executions.start("durable-chain", { n })).id, n);
+  return started;
+}
+
+/** Waits for every execution to end; returns them. Reads through reconnects of the test's own connection. */
+async function waitForAll(ids: Iterable<string>, timeoutMs = 60_000) {
+  const pending = new Set(ids);
+  const records = new Map<string, Awaited<ReturnType<Executions["get"]>>>();
+  await waitUntil(
+    `${pending.size} executions to end`,
+    async () => {
+      for (const id of [...pending]) {
+        const record = await executions.get(id).catch(() => undefined);
+        if (record && isEnded(record.status)) {
+          records.set(id, record);
+          pending.delete(id);
+        }
+      }
+      return pending.size === 0 ? true : undefined;
+    },
+    { timeoutMs, intervalMs: 100 },
+  );
+  return records;
+}
+
+function expectAllRight(started: Map<string, number>, records: Awaited<ReturnType<typeof waitForAll>>) {
+  for (const [id, n] of started) {
+    const record = records.get(id)!;
+    expect(record.status, `${id}: ${JSON.stringify(record.error)}`).toBe("succeeded");
+    expect(record.output).toBe(n + 1000);
+    // The effect ran exactly once for this execution's charge step.
+    const file = join(effectDir, encodeURIComponent(`${id}/charge/2`));
+    expect(readFileSync(file, "utf8").trim().split("\n"), `effect of ${id}`).toHaveLength(1);
+  }
+}
+
+describe("recovery", () => {
+  it("finishes everything when an engine is killed with SIGKILL mid-run", async () => {
+    const engineA = await startEngine("engine-a");
+    const engineB = await startEngine("engine-b");
+    await startWorker("worker-a");
+    const started = await startMany(30, 0);
+    // Kill once work is under way: some executions past their effect, some not.
+    await waitUntil("some effects to have run", () => (readdirSync(effectDir).length >= 5 ? true : undefined));
+    await engineA.kill("SIGKILL");
+    const records = await waitForAll(started.keys());
+    expectAllRight(started, records);
+    await engineB.kill("SIGTERM");
+  });
+
+  it("hands a killed worker's tasks to another worker within seconds", async () => {
+    await startEngine("engine-c");
+    const doomed = await startWorker("worker-doomed");
+    await startWorker("worker-b");
+    const started = await startMany(20, 100);
+    await waitUntil("the doomed worker to be running tasks", async () => {
+      for (const id of started.keys()) {
+        const history = await executions.history(id);
+        if (history.some((entry) => entry.type === "AttemptStarted" && entry.worker?.includes("worker-doomed"))) return true;
+      }
+      return undefined;
+    });
+    await doomed.kill("SIGKILL");
+    const records = await waitForAll(started.keys(), 30_000);
+    expectAllRight(started, records);
+  });
+
+  it("finishes everything when nats-server restarts mid-run", async () => {
+    const started = await startMany(20, 200);
+    await waitUntil("some effects of this batch to have run", () =>
+      [...started.keys()].some((id) => readdirSync(effectDir).includes(encodeURIComponent(`${id}/charge/2`))) ? true : undefined,
+    );
+    await server().kill();
+    await server().restart();
+    const records = await waitForAll(started.keys());
+    expectAllRight(started, records);
+  });
+});
