@@ -8,7 +8,6 @@
  */
 import { randomUUID } from "node:crypto";
 import type { KV } from "nats";
-import type { ExecutionRecord } from "../orchestrator/execution-record.ts";
 
 /** Keep well under the server's default max payload of 1 MiB. */
 const chunkBytes = 512 * 1024;
@@ -17,8 +16,13 @@ interface ChunkedHead {
   chunked: { write: string; count: number };
 }
 
-export interface StoredRecord {
-  record: ExecutionRecord;
+/** Anything stored per execution: the orchestrator's `ExecutionRecord`. */
+export interface Keyed {
+  id: string;
+}
+
+export interface StoredRecord<R extends Keyed> {
+  record: R;
   revision: number;
 }
 
@@ -26,23 +30,23 @@ export class RevisionConflict extends Error {
   override name = "RevisionConflict";
 }
 
-export class ExecutionStore {
+export class ExecutionStore<R extends Keyed> {
   /** The last record each execution had, as this process saw it. Bounded: oldest evicted first. */
-  private readonly cache = new Map<string, StoredRecord>();
+  private readonly cache = new Map<string, StoredRecord<R>>();
 
   constructor(
     private readonly kv: KV,
     private readonly cacheSize: number,
   ) {}
 
-  async load(id: string, { fresh = false } = {}): Promise<StoredRecord | undefined> {
+  async load(id: string, { fresh = false } = {}): Promise<StoredRecord<R> | undefined> {
     if (!fresh) {
       const cached = this.cache.get(id);
       if (cached) return cached;
     }
     const entry = await this.kv.get(id);
     if (!entry || entry.operation !== "PUT" || entry.value.length === 0) return undefined;
-    const parsed = entry.json<ExecutionRecord | ChunkedHead>();
+    const parsed = entry.json<R | ChunkedHead>();
     const record = "chunked" in parsed ? await this.readChunks(id, parsed.chunked) : parsed;
     const stored = { record, revision: entry.revision };
     this.remember(id, stored);
@@ -50,7 +54,7 @@ export class ExecutionStore {
   }
 
   /** Writes a new record; fails with {@link RevisionConflict} when the execution already exists. */
-  async create(record: ExecutionRecord): Promise<StoredRecord> {
+  async create(record: R): Promise<StoredRecord<R>> {
     const payload = await this.encode(record);
     try {
       const revision = await this.kv.create(record.id, payload);
@@ -63,7 +67,7 @@ export class ExecutionStore {
   }
 
   /** Replaces the record at `revision`; fails with {@link RevisionConflict} when someone else wrote first. */
-  async update(record: ExecutionRecord, revision: number): Promise<StoredRecord> {
+  async update(record: R, revision: number): Promise<StoredRecord<R>> {
     const payload = await this.encode(record);
     try {
       const next = await this.kv.update(record.id, payload, revision);
@@ -96,14 +100,14 @@ export class ExecutionStore {
     this.cache.delete(id);
   }
 
-  private remember(id: string, stored: StoredRecord): StoredRecord {
+  private remember(id: string, stored: StoredRecord<R>): StoredRecord<R> {
     this.cache.delete(id);
     this.cache.set(id, stored);
     if (this.cache.size > this.cacheSize) this.cache.delete(this.cache.keys().next().value!);
     return stored;
   }
 
-  private async encode(record: ExecutionRecord): Promise<Uint8Array> {
+  private async encode(record: R): Promise<Uint8Array> {
     const bytes = Buffer.from(JSON.stringify(record));
     if (bytes.length <= chunkBytes) return bytes;
     const write = randomUUID().replaceAll("-", "");
@@ -118,14 +122,14 @@ export class ExecutionStore {
     return Buffer.from(JSON.stringify(head));
   }
 
-  private async readChunks(id: string, { write, count }: ChunkedHead["chunked"]): Promise<ExecutionRecord> {
+  private async readChunks(id: string, { write, count }: ChunkedHead["chunked"]): Promise<R> {
     const parts: Uint8Array[] = [];
     for (let index = 0; index < count; index++) {
       const entry = await this.kv.get(chunkKey(id, write, index));
       if (!entry) throw new Error(`execution ${id}: chunk ${index} of write ${write} is missing`);
       parts.push(entry.value);
     }
-    return JSON.parse(Buffer.concat(parts).toString("utf8")) as ExecutionRecord;
+    return JSON.parse(Buffer.concat(parts).toString("utf8")) as R;
   }
 }
 

@@ -5,6 +5,7 @@
  */
 import type { JetStreamClient, NatsConnection } from "nats";
 import { streams, subjects } from "../../sdk/protocol.ts";
+import { captureEmitSubjects, emitSubjectsOf, emittedStream } from "../nats/emit-stream.ts";
 import { ensureTopology, type Topology } from "../nats/topology.ts";
 import { WorkflowStore, type PutOutcome, type StoredWorkflow } from "../nats/workflow-store.ts";
 import type { Problem } from "../errors.ts";
@@ -62,6 +63,13 @@ export class Executions {
   async apply(text: string): Promise<{ workflow: StoredWorkflow; outcome: PutOutcome }[]> {
     const { workflows, problems } = validateWorkflowText(text);
     if (problems.length > 0) throw new WorkflowInvalidError(problems);
+    // Emitted events go through a stream so that JetStream can deduplicate them; a subject that
+    // another stream already captures stays with it (and is deduplicated there, if at all).
+    try {
+      await captureEmitSubjects(this.topology.jsm, workflows.flatMap(emitSubjectsOf));
+    } catch (error) {
+      this.warn(`emit subjects not captured by ${emittedStream}: ${String(error)}`);
+    }
     const results = [];
     for (const definition of workflows) results.push(await this.workflows.put(definition, text));
     return results;
@@ -111,7 +119,9 @@ export class Executions {
     if ("chunked" in value) {
       // Large records are split; read them through the store the engine uses.
       const { ExecutionStore } = await import("../nats/execution-store.ts");
-      return (await new ExecutionStore(this.topology.executions, 1).load(id, { fresh: true }))?.record;
+      return (
+        await new ExecutionStore<ExecutionRecord>(this.topology.executions, 1).load(id, { fresh: true })
+      )?.record;
     }
     return value;
   }
@@ -153,6 +163,10 @@ export class Executions {
       remaining -= got;
     }
     return entries;
+  }
+
+  private warn(message: string): void {
+    console.warn(JSON.stringify({ level: "warn", message }));
   }
 
   get connection(): NatsConnection {

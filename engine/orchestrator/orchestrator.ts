@@ -71,7 +71,7 @@ export class Orchestrator {
   /** Execution → the record revision whose outbox this process has sent. */
   private readonly sentOutbox = new Map<string, number>();
   private readonly consumers: ConsumerMessages[] = [];
-  private readonly store: ExecutionStore;
+  private readonly store: ExecutionStore<ExecutionRecord>;
   readonly workflows: WorkflowStore;
   private readonly deps: DispatchDeps;
   private readonly receives: ReceiveSubscriptions;
@@ -236,7 +236,7 @@ export class Orchestrator {
     await this.send(stored, applied);
   }
 
-  private async advance(stored: StoredRecord, batch: Delivery[]): Promise<void> {
+  private async advance(stored: StoredRecord<ExecutionRecord>, batch: Delivery[]): Promise<void> {
     const { record } = stored;
     if (record.outbox.length > 0 && this.sentOutbox.get(record.id) !== stored.revision) {
       await dispatchCommands(this.deps, record, record.outbox);
@@ -268,7 +268,7 @@ export class Orchestrator {
     return { record, commands, history };
   }
 
-  private async send(stored: StoredRecord, applied: Applied): Promise<void> {
+  private async send(stored: StoredRecord<ExecutionRecord>, applied: Applied): Promise<void> {
     const { record } = stored;
     const { js } = this.topology;
     await Promise.all([

@@ -21,7 +21,9 @@ beforeAll(async () => {
   engine = await Orchestrator.create(nc, loadEngineConfig({ NATS_URL: server().url }), quiet);
   await engine.start();
   // Each output is ~200 bytes, so 10,000 of them are ~2 MB: twice the server's max payload.
-  worker = await serveScripted(nc, { pad: (input) => ({ index: input, pad: "x".repeat(Number(process.env.PAD ?? 180)) }) });
+  worker = await serveScripted(nc, {
+    pad: (input) => ({ index: input, pad: "x".repeat(Number(process.env.PAD ?? 180)) }),
+  });
 });
 
 afterAll(async () => {

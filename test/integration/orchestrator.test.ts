@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadEngineConfig } from "../../engine/config.ts";
 import { Executions, InputInvalidError } from "../../engine/orchestrator/executions.ts";
 import { Orchestrator, type Logger } from "../../engine/orchestrator/orchestrator.ts";
+import { emittedStream } from "../../engine/nats/emit-stream.ts";
 import { subjects } from "../../sdk/protocol.ts";
 import { useNatsServer } from "../helpers/nats-server.ts";
 import { ScriptedFailure, serveScripted, type ScriptedWorker } from "../helpers/scripted-worker.ts";
@@ -295,5 +296,30 @@ steps:
       [1, "scripted"],
       [2, "ledger"],
     ]);
+  });
+
+  it("emits once per step run, deduplicated by JetStream", async () => {
+    const record = await run(
+      `baton: v1
+name: announcer
+steps:
+  - name: announce
+    emit:
+      subject: "images.\${ $input.kind }.ready"
+      data: { n: 1 }
+`,
+      "announcer",
+      { kind: "png" },
+    );
+    expect(record.status).toBe("succeeded");
+    const jsm = await nc.jetstreamManager();
+    const stored = await jsm.streams.getMessage(emittedStream, { last_by_subj: "images.png.ready" });
+    expect(stored.json()).toEqual({ n: 1 });
+    expect(stored.header.get("Nats-Msg-Id")).toBe(`${record.id}/announce/1`);
+    // A replay of the same publish (as after a crash) is dropped.
+    const replay = await nc
+      .jetstream()
+      .publish("images.png.ready", JSON.stringify({ n: 1 }), { msgID: `${record.id}/announce/1` });
+    expect(replay.duplicate).toBe(true);
   });
 });

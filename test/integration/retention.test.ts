@@ -17,7 +17,11 @@ let worker: ScriptedWorker;
 
 beforeAll(async () => {
   nc = await connect({ servers: server().url });
-  engine = await Orchestrator.create(nc, loadEngineConfig({ NATS_URL: server().url, BATON_RETENTION: "1s" }), quiet);
+  engine = await Orchestrator.create(
+    nc,
+    loadEngineConfig({ NATS_URL: server().url, BATON_RETENTION: "1s" }),
+    quiet,
+  );
   await engine.start();
   worker = await serveScripted(nc, { store: () => ({ stored: true }) }, { lane: "effect" });
 });
@@ -43,9 +47,13 @@ steps:
   const ledger = await nc.jetstream().views.kv(buckets.effects);
   expect(await ledger.get(`${id}.keep.1`)).toBeTruthy();
 
-  await waitUntil("the execution to be removed", async () => ((await executions.get(id)) ? undefined : true), {
-    timeoutMs: 10_000,
-  });
+  await waitUntil(
+    "the execution to be removed",
+    async () => ((await executions.get(id)) ? undefined : true),
+    {
+      timeoutMs: 10_000,
+    },
+  );
   expect(await executions.history(id)).toEqual([]);
   const entry = await ledger.get(`${id}.keep.1`);
   expect(entry === null || entry.operation !== "PUT").toBe(true);

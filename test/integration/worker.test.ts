@@ -14,6 +14,7 @@ import {
   subjects,
   taskConsumer,
   type HeartbeatEnvelope,
+  type JsonValue,
   type ResultEnvelope,
   type WireError,
 } from "../../sdk/protocol.ts";
@@ -71,7 +72,7 @@ function failed(event: { envelope: ResultEnvelope }): WireError {
 }
 
 /** Runs `fn` with `input` and waits for its outcome. */
-async function runTask(fn: string, input: unknown, extra: { deadline?: number; effect?: boolean } = {}) {
+async function runTask(fn: string, input: JsonValue, extra: { deadline?: number; effect?: boolean } = {}) {
   const { envelope } = await engine.publishTask({ function: fn, input, ...extra });
   return engine.waitForOutcome(envelope.execution);
 }
@@ -90,7 +91,13 @@ describe("serving functions", () => {
     );
     const outcome = await engine.waitForOutcome(envelope.execution);
     expect(succeeded(outcome)).toEqual({ hello: "world" });
-    expect(outcome.envelope).toMatchObject({ v: 1, execution: envelope.execution, step: "greet", run: 4, attempt: 2 });
+    expect(outcome.envelope).toMatchObject({
+      v: 1,
+      execution: envelope.execution,
+      step: "greet",
+      run: 4,
+      attempt: 2,
+    });
     expect(outcome.envelope.worker).toBe(worker.id);
     expect(outcome.subject).toBe(subjects.events(envelope.execution));
     expect(outcome.headers?.get(headers.protocol)).toBe("1");
@@ -133,13 +140,20 @@ describe("serving functions", () => {
       isAborted: false,
       hasLogger: true,
     });
-    const line = logLines.find((l) => l.message === "context asked" && l.fields?.execution === envelope.execution);
+    const line = logLines.find(
+      (l) => l.message === "context asked" && l.fields?.execution === envelope.execution,
+    );
     expect(line?.fields).toMatchObject({ step: "ctx-step", attempt: 1, function: "context" });
   });
 
   it("reports a BatonError with its code, retryability and details", async () => {
     const error = failed(
-      await runTask("fail-with", { code: "QuotaExceeded", message: "too many", retryable: true, details: { n: 3 } }),
+      await runTask("fail-with", {
+        code: "QuotaExceeded",
+        message: "too many",
+        retryable: true,
+        details: { n: 3 },
+      }),
     );
     expect(error).toEqual({ code: "QuotaExceeded", message: "too many", retryable: true, details: { n: 3 } });
     expect(failed(await runTask("fail-with", { code: "Nope" })).retryable).toBe(false);
@@ -147,7 +161,11 @@ describe("serving functions", () => {
 
   it("reports anything else thrown as a retryable FunctionError, without a stack", async () => {
     const error = failed(await runTask("throw-plain", null));
-    expect(error).toEqual({ code: "FunctionError", message: "TypeError: cannot read the thing", retryable: true });
+    expect(error).toEqual({
+      code: "FunctionError",
+      message: "TypeError: cannot read the thing",
+      retryable: true,
+    });
   });
 
   it("answers InputInvalid without running the handler, and applies schema defaults", async () => {
@@ -156,7 +174,9 @@ describe("serving functions", () => {
     expect(error.code).toBe("InputInvalid");
     expect(error.retryable).toBe(false);
     expect(error.message).toMatch(/\/name must have required property 'name'/);
-    expect(error.details).toEqual({ problems: [{ path: "/name", message: "must have required property 'name'" }] });
+    expect(error.details).toEqual({
+      problems: [{ path: "/name", message: "must have required property 'name'" }],
+    });
     expect(existsSync(join(markerDir, envelope.execution)), "the handler did not run").toBe(false);
 
     const good = await engine.publishTask({ function: "guarded", input: { name: "sam" } });
@@ -165,7 +185,10 @@ describe("serving functions", () => {
   });
 
   it("refuses output that is not JSON or too large for a message, with OutputInvalid", async () => {
-    expect(failed(await runTask("non-json", null))).toMatchObject({ code: "OutputInvalid", retryable: false });
+    expect(failed(await runTask("non-json", null))).toMatchObject({
+      code: "OutputInvalid",
+      retryable: false,
+    });
     const error = failed(await runTask("big-output", { bytes: 2 * 1024 * 1024 }));
     expect(error).toMatchObject({ code: "OutputInvalid", retryable: false });
     expect(error.message).toMatch(/more than the \d+ a NATS message can carry/);
@@ -230,7 +253,12 @@ describe("cancellation", () => {
   });
 
   it("terminates a handler that ignores the signal after the grace period", async () => {
-    const { envelope } = await engine.publishTask({ function: "spin", input: null, step: "spinning", run: 7 });
+    const { envelope } = await engine.publishTask({
+      function: "spin",
+      input: null,
+      step: "spinning",
+      run: 7,
+    });
     await engine.waitForEvent(
       (e) => e.envelope.execution === envelope.execution && e.envelope.type === "task.started",
       15_000,
@@ -240,7 +268,8 @@ describe("cancellation", () => {
     await engine.cancel({ execution: envelope.execution, step: "spinning", run: 6, reason: "other run" });
     await engine.cancel({ execution: envelope.execution, step: "spinning", run: 7, reason: "this run" });
     const error = failed(await engine.waitForOutcome(envelope.execution));
-    expect(error).toMatchObject({ code: "Cancelled", retryable: false, message: expect.stringMatching(/this run/) });
+    expect(error).toMatchObject({ code: "Cancelled", retryable: false });
+    expect(error.message).toMatch(/this run/);
     await expectStillServing();
   });
 
@@ -277,13 +306,24 @@ describe("malformed tasks", () => {
       );
       return info.num_ack_pending === 0 && info.num_pending === 0 && !stillThere ? true : undefined;
     });
-    expect(logLines.some((l) => l.message.startsWith("refusing a task") && l.fields?.sequence === seq)).toBe(true);
+    expect(logLines.some((l) => l.message.startsWith("refusing a task") && l.fields?.sequence === seq)).toBe(
+      true,
+    );
     await expectStillServing();
   });
 
   it("answers TaskInvalid when the body names its attempt but breaks the protocol", async () => {
     const execution = newExecutionId();
-    const body = { v: 1, execution, workflow: "w", step: "s", run: 1, attempt: 1, function: "echo", effect: false };
+    const body = {
+      v: 1,
+      execution,
+      workflow: "w",
+      step: "s",
+      run: 1,
+      attempt: 1,
+      function: "echo",
+      effect: false,
+    };
     await engine.publishRaw("pure", "echo", JSON.stringify(body)); // no input, no deadline
     const error = failed(await engine.waitForOutcome(execution));
     expect(error.code).toBe("TaskInvalid");
@@ -306,22 +346,55 @@ describe("malformed tasks", () => {
     await engine.publishRaw(
       "pure",
       "echo",
-      JSON.stringify({ v: 2, execution: future, workflow: "w", step: "s", run: 1, attempt: 1, function: "echo" }),
+      JSON.stringify({
+        v: 2,
+        execution: future,
+        workflow: "w",
+        step: "s",
+        run: 1,
+        attempt: 1,
+        function: "echo",
+      }),
     );
-    expect(failed(await engine.waitForOutcome(future)).message).toMatch(/protocol version 2 is not one this worker speaks/);
+    expect(failed(await engine.waitForOutcome(future)).message).toMatch(
+      /protocol version 2 is not one this worker speaks/,
+    );
     await expectStillServing();
   });
 });
 
 describe("concurrency and ordering", () => {
   it("never runs more attempts than each lane's slots, and never holds more tasks than that", async () => {
-    const ms = 200;
+    const ms = 300;
+    // Warm up an isolate per slot first, so that starting isolates does not spread the attempts out.
+    const warmUp = await Promise.all([
+      ...Array.from({ length: PURE_SLOTS }, () =>
+        engine.publishTask({ function: "interval", input: { ms } }),
+      ),
+      ...Array.from({ length: EFFECT_SLOTS }, () =>
+        engine.publishTask({
+          function: "interval",
+          input: { ms },
+          effect: true,
+          idempotencyKey: newExecutionId("k"),
+        }),
+      ),
+    ]);
+    await Promise.all(warmUp.map(({ envelope }) => engine.waitForOutcome(envelope.execution)));
+
     const pure = await Promise.all(
-      Array.from({ length: PURE_SLOTS * 3 }, () => engine.publishTask({ function: "interval", input: { ms } })),
+      Array.from({ length: PURE_SLOTS * 3 }, () =>
+        engine.publishTask({ function: "interval", input: { ms } }),
+      ),
     );
     const effect = await Promise.all(
       Array.from({ length: EFFECT_SLOTS * 3 }, () =>
-        engine.publishTask({ function: "interval", input: { ms }, effect: true, idempotencyKey: newExecutionId("k") }),
+        engine.publishTask({
+          function: "interval",
+          input: { ms },
+          effect: true,
+          idempotencyKey: newExecutionId("k"),
+        }),
       ),
     );
     // While they run, sample how many tasks of each consumer the worker holds unacked.
@@ -386,7 +459,12 @@ describe("heartbeats", () => {
         },
       });
     });
-    expect(beat).toMatchObject({ v: 1, worker: worker.id, concurrency: PURE_SLOTS, effectConcurrency: EFFECT_SLOTS });
+    expect(beat).toMatchObject({
+      v: 1,
+      worker: worker.id,
+      concurrency: PURE_SLOTS,
+      effectConcurrency: EFFECT_SLOTS,
+    });
     expect(beat.functions).toContainEqual({ name: "echo", lane: "pure" });
     expect(beat.functions).toContainEqual({ name: "echo", lane: "effect" });
     expect(beat.functions).toContainEqual({ name: "effect-counter", lane: "effect" });

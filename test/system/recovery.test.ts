@@ -12,7 +12,13 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Executions } from "../../engine/orchestrator/executions.ts";
 import { isEnded } from "../../engine/orchestrator/execution-record.ts";
 import { useNatsServer } from "../helpers/nats-server.ts";
-import { killAllProcesses, spawnProcess, spawnTsx, waitUntil, type TestProcess } from "../helpers/processes.ts";
+import {
+  killAllProcesses,
+  spawnProcess,
+  spawnTsx,
+  waitUntil,
+  type TestProcess,
+} from "../helpers/processes.ts";
 
 const root = join(import.meta.dirname, "../..");
 const server = useNatsServer();
@@ -74,7 +80,8 @@ afterAll(async () => {
 
 async function startMany(count: number, offset: number): Promise<Map<string, number>> {
   const started = new Map<string, number>();
-  for (let n = offset; n < offset + count; n++) started.set((await executions.start("durable-chain", { n })).id, n);
+  for (let n = offset; n < offset + count; n++)
+    started.set((await executions.start("durable-chain", { n })).id, n);
   return started;
 }
 
@@ -117,7 +124,9 @@ describe("recovery", () => {
     await startWorker("worker-a");
     const started = await startMany(30, 0);
     // Kill once work is under way: some executions past their effect, some not.
-    await waitUntil("some effects to have run", () => (readdirSync(effectDir).length >= 5 ? true : undefined));
+    await waitUntil("some effects to have run", () =>
+      readdirSync(effectDir).length >= 5 ? true : undefined,
+    );
     await engineA.kill("SIGKILL");
     const records = await waitForAll(started.keys());
     expectAllRight(started, records);
@@ -132,7 +141,10 @@ describe("recovery", () => {
     await waitUntil("the doomed worker to be running tasks", async () => {
       for (const id of started.keys()) {
         const history = await executions.history(id);
-        if (history.some((entry) => entry.type === "AttemptStarted" && entry.worker?.includes("worker-doomed"))) return true;
+        if (
+          history.some((entry) => entry.type === "AttemptStarted" && entry.worker?.includes("worker-doomed"))
+        )
+          return true;
       }
       return undefined;
     });
@@ -144,7 +156,9 @@ describe("recovery", () => {
   it("finishes everything when nats-server restarts mid-run", async () => {
     const started = await startMany(20, 200);
     await waitUntil("some effects of this batch to have run", () =>
-      [...started.keys()].some((id) => readdirSync(effectDir).includes(encodeURIComponent(`${id}/charge/2`))) ? true : undefined,
+      [...started.keys()].some((id) => readdirSync(effectDir).includes(encodeURIComponent(`${id}/charge/2`)))
+        ? true
+        : undefined,
     );
     await server().kill();
     await server().restart();

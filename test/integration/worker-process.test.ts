@@ -1,0 +1,134 @@
+// Worker processes (sdk/worker/run-worker.ts, what `baton worker` runs) killed and drained: a task
+// whose worker dies is finished by another, and SIGTERM lets the running attempt finish first.
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import {
+  streams,
+  subjects,
+  taskAckWaitMs,
+  taskConsumer,
+  type HeartbeatEnvelope,
+  type ResultEnvelope,
+} from "../../sdk/protocol.ts";
+import { createEngineDouble, type EngineDouble } from "../fixtures/worker/engine-double.ts";
+import { useNatsServer } from "../helpers/nats-server.ts";
+import { spawnTsx, waitUntil, type TestProcess } from "../helpers/processes.ts";
+
+const server = useNatsServer();
+const dir = mkdtempSync(join(tmpdir(), "baton-worker-process-"));
+const runWorker = join(import.meta.dirname, "../../sdk/worker/run-worker.ts");
+const processFunctions = join(import.meta.dirname, "../fixtures/worker/process-functions.ts");
+let engine: EngineDouble;
+const workers: TestProcess[] = [];
+
+beforeAll(async () => {
+  engine = await createEngineDouble(server().url);
+});
+afterEach(async () => {
+  // Only the workers: killAllProcesses() would take the nats-server down too.
+  await Promise.all(workers.splice(0).map((worker) => worker.kill("SIGKILL")));
+});
+afterAll(async () => {
+  await engine?.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+/** Starts a worker process and waits until it serves. */
+async function startWorker(
+  name: string,
+  modules = [processFunctions],
+): Promise<{ process: TestProcess; id: string }> {
+  const process = spawnTsx(runWorker, modules, {
+    name,
+    env: { NATS_URL: server().url, BATON_WORKER_NAME: name, BATON_LOG_LEVEL: "info" },
+  });
+  workers.push(process);
+  const serving = await process.waitForLine(/"msg":"serving".*"worker":"([^"]+)"/).catch((error: unknown) => {
+    throw new Error(`${String(error)}\n${process.output()}`);
+  });
+  return { process, id: serving[1] ?? "" };
+}
+
+function startedBy(execution: string) {
+  return engine.waitForEvent(
+    (e) => e.envelope.execution === execution && e.envelope.type === "task.started",
+    20_000,
+    `task.started of ${execution}`,
+  );
+}
+
+describe("worker processes", () => {
+  it("a task whose worker is killed mid-attempt is delivered again and finished by another worker", async () => {
+    const first = await startWorker("first");
+    const { envelope } = await engine.publishTask({
+      function: "block-once",
+      input: { marker: join(dir, "block-once-marker") },
+    });
+    expect((await startedBy(envelope.execution)).envelope.worker).toBe(first.id);
+    // The second worker starts only now, so the task can reach it only by redelivery.
+    const second = await startWorker("second");
+    const killedAt = Date.now();
+    await first.process.kill("SIGKILL");
+
+    const outcome = await engine.waitForOutcome(envelope.execution, taskAckWaitMs + 10_000);
+    const waited = Date.now() - killedAt;
+    expect(outcome.envelope).toMatchObject({ type: "task.succeeded", worker: second.id });
+    expect((outcome.envelope as Extract<ResultEnvelope, { type: "task.succeeded" }>).output).toEqual({
+      worker: second.id,
+      second: true,
+    });
+    // Redelivered after the ack wait (measured from the last progress heartbeat), not the 30 s default.
+    expect(waited).toBeLessThan(taskAckWaitMs + 3_000);
+    await waitUntil("the task to be acked", async () => {
+      const info = await engine.jsm.consumers.info(streams.tasks, taskConsumer("pure", "block-once"));
+      return info.num_ack_pending === 0 && info.num_pending === 0 ? true : undefined;
+    });
+  });
+
+  it("SIGTERM drains: the running attempt finishes, no new task is taken, a leaving heartbeat, exit 0", async () => {
+    const worker = await startWorker("drainer");
+    const leaving = new Promise<HeartbeatEnvelope>((resolve) => {
+      const sub = engine.nc.subscribe(subjects.heartbeat(worker.id), {
+        callback: (_error, msg) => {
+          const beat = msg.json<HeartbeatEnvelope>();
+          if (beat.leaving !== true) return;
+          sub.unsubscribe();
+          resolve(beat);
+        },
+      });
+    });
+    await engine.nc.flush();
+    const running = await engine.publishTask({ function: "slow", input: { ms: 1_500 } });
+    await startedBy(running.envelope.execution);
+
+    const since = worker.process.lineCount();
+    worker.process.child.kill("SIGTERM");
+    await worker.process.waitForLine(/"msg":"draining"/, { since });
+    const later = await engine.publishTask({ function: "slow", input: { ms: 1 } });
+    expect(await worker.process.waitForExit()).toEqual({ code: 0, signal: null });
+
+    const outcome = await engine.waitForOutcome(running.envelope.execution, 1_000);
+    expect(outcome.envelope).toMatchObject({ type: "task.succeeded", worker: worker.id });
+    expect((await leaving).worker).toBe(worker.id);
+    // The task published after SIGTERM waits in the stream for another worker.
+    expect(engine.events.some((e) => e.envelope.execution === later.envelope.execution)).toBe(false);
+    const info = await engine.jsm.consumers.info(streams.tasks, taskConsumer("pure", "slow"));
+    expect(info.num_pending).toBe(1);
+    expect(info.num_ack_pending).toBe(0);
+    const kv = await engine.js.views.kv("baton_workers");
+    const entry = await kv.get(worker.id);
+    expect(entry === null || entry.operation !== "PUT").toBe(true);
+  });
+
+  it("refuses to start, with a clear message, when a module exports no functions", async () => {
+    const worker = spawnTsx(runWorker, [join(import.meta.dirname, "../fixtures/worker/engine-double.ts")], {
+      env: { NATS_URL: server().url },
+    });
+    workers.push(worker);
+    const exit = await worker.waitForExit();
+    expect(exit.code).toBe(1);
+    expect(worker.stderr()).toMatch(/exports no function definitions/);
+  });
+});
