@@ -64,10 +64,16 @@ export const effectCounter = defineFunction({
   async handler(input: unknown, ctx) {
     const dir = process.env.BATON_EFFECT_DIR;
     if (dir === undefined || dir === "") {
-      throw new BatonError("EffectDirMissing", "set BATON_EFFECT_DIR to the directory where effect-counter writes");
+      throw new BatonError(
+        "EffectDirMissing",
+        "set BATON_EFFECT_DIR to the directory where effect-counter writes",
+      );
     }
     if (ctx.idempotencyKey === undefined) {
-      throw new BatonError("IdempotencyKeyMissing", "effect-counter runs only as an effect step (effect: true)");
+      throw new BatonError(
+        "IdempotencyKeyMissing",
+        "effect-counter runs only as an effect step (effect: true)",
+      );
     }
     await mkdir(dir, { recursive: true });
     const file = join(dir, encodeURIComponent(ctx.idempotencyKey));

@@ -80,7 +80,10 @@ export const http = defineFunction({
         }
         url = new URL(location, url);
         // 303, and 301/302 after anything but GET or HEAD, turn the request into a GET without a body.
-        if (response.status === 303 || ((response.status === 301 || response.status === 302) && method !== "HEAD")) {
+        if (
+          response.status === 303 ||
+          ((response.status === 301 || response.status === 302) && method !== "HEAD")
+        ) {
           if (method !== "GET") headers.delete("content-type");
           method = method === "HEAD" ? "HEAD" : "GET";
           body = undefined;
@@ -89,10 +92,14 @@ export const http = defineFunction({
       }
       const output = await readResponse(response, signal);
       if (response.status >= 400) {
-        throw new BatonError("HttpError", `${method} ${url.href} answered ${response.status} ${response.statusText}`, {
-          retryable: response.status >= 500,
-          details: { ...output },
-        });
+        throw new BatonError(
+          "HttpError",
+          `${method} ${url.href} answered ${response.status} ${response.statusText}`,
+          {
+            retryable: response.status >= 500,
+            details: { ...output },
+          },
+        );
       }
       return output;
     }
@@ -198,7 +205,12 @@ async function readResponse(response: Response, signal: AbortSignal): Promise<Ht
   if (type === "" || textTypes.test(type)) {
     return { status: response.status, headers, body: new TextDecoder().decode(bytes) };
   }
-  return { status: response.status, headers, body: Buffer.from(bytes).toString("base64"), bodyEncoding: "base64" };
+  return {
+    status: response.status,
+    headers,
+    body: Buffer.from(bytes).toString("base64"),
+    bodyEncoding: "base64",
+  };
 }
 
 async function readLimited(response: Response, signal: AbortSignal): Promise<Uint8Array> {
@@ -211,12 +223,16 @@ async function readLimited(response: Response, signal: AbortSignal): Promise<Uin
       await reader.cancel();
       throw signal.reason;
     }
-    const { done, value } = await reader.read();
-    if (done) break;
+    // The DOM stream types are not in this project's lib: say what the reader yields.
+    const { done, value } = (await reader.read()) as { done: boolean; value?: Uint8Array };
+    if (done || value === undefined) break;
     size += value.length;
     if (size > maxBodyBytes) {
       await reader.cancel();
-      throw new BatonError("ResponseTooLarge", `the response from ${response.url} is larger than ${maxBodyBytes} bytes`);
+      throw new BatonError(
+        "ResponseTooLarge",
+        `the response from ${response.url} is larger than ${maxBodyBytes} bytes`,
+      );
     }
     chunks.push(value);
   }

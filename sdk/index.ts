@@ -121,10 +121,5 @@ export {
   loadFunctionModules,
 } from "./worker/load-modules.ts";
 
-export {
-  /** Runs a worker process for `baton worker MODULE...`; resolves with its exit code. */
-  runWorker,
-} from "./worker/run-worker.ts";
-
 /** The wire contract between the engine and workers: subjects, streams, headers, envelopes. */
 export * as protocol from "./protocol.ts";

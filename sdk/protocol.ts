@@ -105,7 +105,7 @@ export const heartbeatIntervalMs = 2_000;
 /** Entries of `buckets.workers` expire after this long without a heartbeat. */
 export const workerTtlMs = 3 * heartbeatIntervalMs;
 /** How long JetStream remembers a `Nats-Msg-Id` to drop a duplicate (tasks and events streams). */
-export const duplicateWindowMs = 120_000;
+export const duplicateWindowMs = 5 * 60_000;
 
 /** JetStream durations are nanoseconds. */
 const nanos = (ms: number): number => ms * 1_000_000;
@@ -127,7 +127,8 @@ export const streamConfigs = {
   events: {
     name: streams.events,
     subjects: [subjects.allEvents],
-    retention: "limits",
+    /** The engine's durable consumer takes each event once; an applied event is removed. */
+    retention: "workqueue",
     storage: "file",
     duplicate_window: nanos(duplicateWindowMs),
   },

@@ -95,7 +95,9 @@ const namePattern = /^[a-z][a-z0-9._-]{0,127}$/;
  * });
  * ```
  */
-export function defineFunction<I = unknown, O = unknown>(options: FunctionOptions<I, O>): FunctionDefinition<I, O> {
+export function defineFunction<I = unknown, O = unknown>(
+  options: FunctionOptions<I, O>,
+): FunctionDefinition<I, O> {
   if (typeof options.name !== "string" || !namePattern.test(options.name)) {
     throw new TypeError(
       `defineFunction: invalid name ${JSON.stringify(options.name)}; a function name matches ^[a-z][a-z0-9._-]{0,127}$ (lower case, digits, ".", "_", "-")`,
@@ -114,10 +116,10 @@ export function defineFunction<I = unknown, O = unknown>(options: FunctionOption
     lanes: options.effect === undefined ? ["pure", "effect"] : options.effect ? ["effect"] : ["pure"],
     timeoutMs: options.timeout === undefined ? undefined : parseTimeout(options.name, options.timeout),
     module,
-    handler: options.handler,
+    handler: options.handler.bind(options),
     [definitionBrand]: true,
   };
-  definedFunctions().set(definition.name, definition as FunctionDefinition);
+  definedFunctions().set(definition.name, definition);
   return definition;
 }
 

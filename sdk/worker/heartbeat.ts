@@ -28,7 +28,9 @@ export async function startHeartbeats(
     }
     if (kv === undefined) return Promise.resolve();
     const write = leaving ? kv.delete(worker) : kv.put(worker, body).then(() => undefined);
-    return write.catch((error: unknown) => logger.warn("could not record the heartbeat in KV", errorFields(error)));
+    return write.catch((error: unknown) =>
+      logger.warn("could not record the heartbeat in KV", errorFields(error)),
+    );
   };
   void beat(false);
   const timer = setInterval(() => void beat(false), heartbeatIntervalMs);
@@ -50,7 +52,10 @@ async function openWorkersBucket(nc: NatsConnection, logger: Logger): Promise<KV
       storage: StorageType.File,
     });
   } catch (error) {
-    logger.warn("the workers KV bucket is unavailable; heartbeats go to the subject only", errorFields(error));
+    logger.warn(
+      "the workers KV bucket is unavailable; heartbeats go to the subject only",
+      errorFields(error),
+    );
     return undefined;
   }
 }

@@ -22,9 +22,12 @@ export function compileInputSchema(fn: string, schema: JsonSchema): InputValidat
   try {
     validate = ajv.compile(schema);
   } catch (error) {
-    throw new TypeError(`function "${fn}": its input schema is not a valid JSON Schema: ${(error as Error).message}`, {
-      cause: error,
-    });
+    throw new TypeError(
+      `function "${fn}": its input schema is not a valid JSON Schema: ${(error as Error).message}`,
+      {
+        cause: error,
+      },
+    );
   }
   return (input) => (validate(input) ? undefined : (validate.errors ?? []).map(toProblem));
 }

@@ -32,7 +32,12 @@ export type ToIsolate =
       readonly ctx: RunContext;
     }
   /** Aborts `ctx.signal` of the run, with a `BatonError(code, reason)` as the signal's reason. */
-  | { readonly type: "abort"; readonly id: number; readonly code: "Cancelled" | "Timeout"; readonly reason: string };
+  | {
+      readonly type: "abort";
+      readonly id: number;
+      readonly code: "Cancelled" | "Timeout";
+      readonly reason: string;
+    };
 
 export type FromIsolate =
   /** Sent once the modules are imported: which functions they defined, and which modules failed. */

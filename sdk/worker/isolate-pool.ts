@@ -38,8 +38,11 @@ export class IsolatePool {
    * a function its module does not define is refused before any task arrives.
    */
   async start(): Promise<IsolateReady> {
-    const warming = Array.from({ length: Math.max(this.#options.minIdle, 1) }, () => this.#warm());
-    return (warming[0] as Warming).isolate.ready;
+    // One at a time: on a small machine a second isolate booting alongside slows the first.
+    const first = this.#warm();
+    const ready = await first.isolate.ready;
+    this.#topUp();
+    return ready;
   }
 
   /** An isolate ready to run, the idle one used last if any (its caches are warmest). */
@@ -87,7 +90,7 @@ export class IsolatePool {
       },
       (error: unknown) => {
         this.#warming.delete(entry);
-        this.#options.logger.error("an isolate failed to start", errorFields(error));
+        if (!this.#isClosed) this.#options.logger.error("an isolate failed to start", errorFields(error));
       },
     );
     return entry;

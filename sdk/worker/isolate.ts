@@ -91,12 +91,15 @@ export class Isolate {
           if (current === undefined || current.id !== message.id) return;
           this.#current = undefined;
           current.resolve(
-            message.ok ? { kind: "returned", output: message.output } : { kind: "threw", error: message.error },
+            message.ok
+              ? { kind: "returned", output: message.output }
+              : { kind: "threw", error: message.error },
           );
           break;
         }
         case "log":
-          if (this.#current?.id === message.id) this.#current.job.onLog(message.level, message.message, message.fields);
+          if (this.#current?.id === message.id)
+            this.#current.job.onLog(message.level, message.message, message.fields);
           break;
         default:
           message satisfies never;
@@ -174,15 +177,21 @@ export class Isolate {
   }
 
   #describeExit(code: number): string {
-    const error = this.#lastError as { code?: unknown; name?: unknown; message?: unknown } | undefined;
-    if (error?.code === "ERR_WORKER_OUT_OF_MEMORY") {
+    const error = this.#lastError;
+    if (error === undefined)
+      return `the function ended its isolate (exit code ${code}, e.g. process.exit(${code}))`;
+    const {
+      code: errorCode,
+      name,
+      message,
+    } = typeof error === "object" && error !== null
+      ? (error as { code?: unknown; name?: unknown; message?: unknown })
+      : {};
+    if (errorCode === "ERR_WORKER_OUT_OF_MEMORY") {
       return `the function ran out of memory (the isolate's heap limit is ${this.#heapMb} MB)`;
     }
-    if (error !== undefined) {
-      const name = typeof error.name === "string" ? error.name : "error";
-      const message = typeof error.message === "string" ? error.message : String(error);
-      return `the function crashed its isolate with an uncaught ${name}: ${message}`;
-    }
-    return `the function ended its isolate (exit code ${code}, e.g. process.exit(${code}))`;
+    const what = typeof name === "string" ? name : typeof error;
+    const text = typeof message === "string" ? message : typeof error === "string" ? error : "(no message)";
+    return `the function crashed its isolate with an uncaught ${what}: ${text}`;
   }
 }

@@ -14,7 +14,11 @@ export async function loadFunctionModules(
     const url = /^[a-z][a-z0-9+.-]*:/i.test(module) ? module : pathToFileURL(resolve(cwd, module)).href;
     const exports = (await import(url)) as Record<string, unknown>;
     const definitions = Object.entries(exports).flatMap(([name, value]) =>
-      name === "default" && Array.isArray(value) ? value.filter(isFunctionDefinition) : isFunctionDefinition(value) ? [value] : [],
+      name === "default" && Array.isArray(value)
+        ? value.filter(isFunctionDefinition)
+        : isFunctionDefinition(value)
+          ? [value]
+          : [],
     );
     if (definitions.length === 0) {
       throw new Error(
@@ -24,7 +28,9 @@ export async function loadFunctionModules(
     for (const definition of definitions) {
       const other = found.get(definition.name);
       if (other !== undefined && other !== definition) {
-        throw new Error(`function "${definition.name}" is defined twice (in ${other.module} and ${definition.module})`);
+        throw new Error(
+          `function "${definition.name}" is defined twice (in ${other.module} and ${definition.module})`,
+        );
       }
       found.set(definition.name, definition);
     }

@@ -30,7 +30,9 @@ export function createJsonLogger(
     (at: LogLevel) =>
     (message: string, fields?: LogFields): void => {
       if (logLevels.indexOf(at) < threshold) return;
-      write(`${safeStringify({ time: new Date().toISOString(), level: at, msg: message, ...base, ...fields })}\n`);
+      write(
+        `${safeStringify({ time: new Date().toISOString(), level: at, msg: message, ...base, ...fields })}\n`,
+      );
     };
   return { debug: log("debug"), info: log("info"), warn: log("warn"), error: log("error") };
 }
@@ -58,7 +60,9 @@ function parseLevel(value: string | undefined): LogLevel | "silent" {
 
 function safeStringify(value: unknown): string {
   try {
-    return JSON.stringify(value, (_key, field: unknown) => (typeof field === "bigint" ? String(field) : field));
+    return JSON.stringify(value, (_key, field: unknown) =>
+      typeof field === "bigint" ? String(field) : field,
+    );
   } catch {
     return JSON.stringify({ msg: "log line could not be serialised" });
   }

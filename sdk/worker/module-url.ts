@@ -11,6 +11,7 @@ import { pathToFileURL } from "node:url";
  */
 // eslint-disable-next-line @typescript-eslint/no-unsafe-function-type -- any function can be the cut-off frame
 export function callerModuleUrl(callee: Function): string | undefined {
+  // eslint-disable-next-line @typescript-eslint/unbound-method -- saved to be put back as it was, never called here
   const original = Error.prepareStackTrace;
   let callSites: NodeJS.CallSite[] = [];
   try {

@@ -10,10 +10,14 @@ import { pathToFileURL } from "node:url";
 import { loadFunctionModules } from "./load-modules.ts";
 import { serve } from "./serve.ts";
 
-const usage = "usage: node --import tsx sdk/worker/run-worker.ts MODULE... (each an ES module exporting function definitions)";
+const usage =
+  "usage: node --import tsx sdk/worker/run-worker.ts MODULE... (each an ES module exporting function definitions)";
 
 /** Runs a worker until it is drained; resolves with the process exit code. */
-export async function runWorker(args: readonly string[], env: NodeJS.ProcessEnv = process.env): Promise<number> {
+export async function runWorker(
+  args: readonly string[],
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<number> {
   if (args.length === 0 || args.includes("--help") || args.includes("-h")) {
     process.stderr.write(`${usage}\n`);
     return args.length === 0 ? 2 : 0;
@@ -49,18 +53,20 @@ function numberFrom(env: NodeJS.ProcessEnv, name: string): number | undefined {
   const text = env[name];
   if (text === undefined || text === "") return undefined;
   const value = Number(text);
-  if (!Number.isSafeInteger(value) || value <= 0) throw new Error(`${name} must be a positive whole number, not "${text}"`);
+  if (!Number.isSafeInteger(value) || value <= 0)
+    throw new Error(`${name} must be a positive whole number, not "${text}"`);
   return value;
 }
 
+// Not a top-level await: the function modules import the SDK, and an SDK module that imported
+// this one would wait on an evaluation that waits on them.
 if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  let code: number;
-  try {
-    code = await runWorker(process.argv.slice(2));
-  } catch (error) {
-    process.stderr.write(`baton worker: ${error instanceof Error ? error.message : String(error)}\n`);
-    code = 1;
-  }
-  // Exit explicitly: the worker has stopped, and nothing left behind must keep the process up.
-  process.exit(code);
+  runWorker(process.argv.slice(2)).then(
+    // Exit explicitly: the worker has stopped, and nothing left behind must keep the process up.
+    (code) => process.exit(code),
+    (error: unknown) => {
+      process.stderr.write(`baton worker: ${error instanceof Error ? error.message : String(error)}\n`);
+      process.exit(1);
+    },
+  );
 }

@@ -14,13 +14,22 @@ export interface AttemptIdentity {
 
 export type ParsedTask =
   | { readonly ok: true; readonly task: TaskEnvelope }
-  | { readonly ok: false; readonly problems: readonly string[]; readonly identity: AttemptIdentity | undefined };
+  | {
+      readonly ok: false;
+      readonly problems: readonly string[];
+      readonly identity: AttemptIdentity | undefined;
+    };
 
 /** An execution id is one subject token: results go to `baton.events.<execution>`. */
 const subjectTokenPattern = /^[^\s.*>]+$/;
 
 /** Parses and checks a task message pulled for `fn` on `lane`. */
-export function parseTask(data: Uint8Array, messageHeaders: MsgHdrs | undefined, fn: string, lane: Lane): ParsedTask {
+export function parseTask(
+  data: Uint8Array,
+  messageHeaders: MsgHdrs | undefined,
+  fn: string,
+  lane: Lane,
+): ParsedTask {
   let body: unknown;
   try {
     body = JSON.parse(new TextDecoder().decode(data));
@@ -34,20 +43,29 @@ export function parseTask(data: Uint8Array, messageHeaders: MsgHdrs | undefined,
   const problems: string[] = [];
   const headerVersion = messageHeaders?.get(headers.protocol);
   if (task.v !== protocolVersion) {
-    problems.push(`protocol version ${JSON.stringify(task.v)} is not one this worker speaks (${protocolVersion})`);
-  } else if (headerVersion !== undefined && headerVersion !== "" && headerVersion !== String(protocolVersion)) {
+    problems.push(
+      `protocol version ${JSON.stringify(task.v)} is not one this worker speaks (${protocolVersion})`,
+    );
+  } else if (
+    headerVersion !== undefined &&
+    headerVersion !== "" &&
+    headerVersion !== String(protocolVersion)
+  ) {
     problems.push(`header ${headers.protocol} is ${headerVersion}, not ${protocolVersion}`);
   }
   if (typeof task.execution !== "string" || !subjectTokenPattern.test(task.execution)) {
     problems.push("execution must be a non-empty string without spaces, '.', '*' or '>'");
   }
   for (const field of ["workflow", "step"] as const) {
-    if (typeof task[field] !== "string" || task[field] === "") problems.push(`${field} must be a non-empty string`);
+    if (typeof task[field] !== "string" || task[field] === "")
+      problems.push(`${field} must be a non-empty string`);
   }
   if (!isWholeNumber(task.run, 0)) problems.push("run must be a whole number");
   if (!isWholeNumber(task.attempt, 1)) problems.push("attempt must be a whole number from 1");
   if (task.function !== fn) {
-    problems.push(`function is ${JSON.stringify(task.function)}, but the task came in on the subject of "${fn}"`);
+    problems.push(
+      `function is ${JSON.stringify(task.function)}, but the task came in on the subject of "${fn}"`,
+    );
   }
   if (!("input" in task)) problems.push("input is missing (send null for no input)");
   if (task.effect !== (lane === "effect")) {

@@ -55,7 +55,8 @@ interface RunningTask {
   graceTimer: NodeJS.Timeout | undefined;
 }
 
-type Outcome = { readonly ok: true; readonly output: JsonValue } | { readonly ok: false; readonly error: WireError };
+type Outcome =
+  { readonly ok: true; readonly output: JsonValue } | { readonly ok: false; readonly error: WireError };
 
 /** Cancels are remembered this long, for a task that arrives just after its execution was cancelled. */
 const rememberCancelsMs = 60_000;
@@ -65,8 +66,9 @@ const maxTimerMs = 2 ** 31 - 1;
 export class TaskRunner {
   readonly #options: TaskRunnerOptions;
   readonly #running = new Set<RunningTask>();
-  readonly #recentCancels: { cancel: CancelEnvelope; until: number }[] = [];
-  #idleWaiters: (() => void)[] = [];
+  /** Cancels of the last minute, by execution, oldest first (a Map keeps insertion order). */
+  readonly #recentCancels = new Map<string, { cancels: CancelEnvelope[]; until: number }>();
+  readonly #idleWaiters: (() => void)[] = [];
 
   constructor(options: TaskRunnerOptions) {
     this.#options = options;
@@ -117,8 +119,16 @@ export class TaskRunner {
   /** Stops the running attempts that `cancel` names (and remembers it for a while). */
   cancel(cancel: CancelEnvelope): void {
     const now = Date.now();
-    this.#recentCancels.push({ cancel, until: now + rememberCancelsMs });
-    while ((this.#recentCancels[0]?.until ?? Infinity) < now) this.#recentCancels.shift();
+    for (const [execution, recent] of this.#recentCancels) {
+      if (recent.until >= now) break;
+      this.#recentCancels.delete(execution);
+    }
+    const cancels = this.#recentCancels.get(cancel.execution)?.cancels ?? [];
+    this.#recentCancels.delete(cancel.execution); // re-inserted last: it is now the newest
+    this.#recentCancels.set(cancel.execution, {
+      cancels: [...cancels, cancel],
+      until: now + rememberCancelsMs,
+    });
     for (const entry of this.#running) {
       if (matchesCancel(cancel, entry.task)) {
         this.#stop(entry, { code: "Cancelled", message: `the execution was cancelled: ${cancel.reason}` });
@@ -153,9 +163,13 @@ export class TaskRunner {
     if (startedAt >= task.deadline) {
       return failed("Timeout", "the attempt's deadline had passed before a worker could start it");
     }
-    const cancel = this.#recentCancels.find((recent) => matchesCancel(recent.cancel, task));
+    const recent = this.#recentCancels.get(task.execution);
+    const cancel =
+      recent !== undefined && recent.until > startedAt
+        ? recent.cancels.find((candidate) => matchesCancel(candidate, task))
+        : undefined;
     if (cancel !== undefined) {
-      return failed("Cancelled", `the execution was cancelled before the attempt started: ${cancel.cancel.reason}`);
+      return failed("Cancelled", `the execution was cancelled before the attempt started: ${cancel.reason}`);
     }
     const problems = fn.validateInput?.(task.input);
     if (problems !== undefined) {
@@ -169,7 +183,10 @@ export class TaskRunner {
         ),
       };
     }
-    const deadline = Math.min(task.deadline, fn.timeoutMs === undefined ? Infinity : startedAt + fn.timeoutMs);
+    const deadline = Math.min(
+      task.deadline,
+      fn.timeoutMs === undefined ? Infinity : startedAt + fn.timeoutMs,
+    );
 
     let isolate: Isolate;
     try {
@@ -193,7 +210,7 @@ export class TaskRunner {
             : `"${fn.name}" ran past its timeout of ${fn.timeoutMs} ms`,
       }),
     );
-    const outcomePromise = isolate.run({
+    const outcome = await isolate.run({
       module: fn.module,
       fn: fn.name,
       input: task.input,
@@ -211,7 +228,6 @@ export class TaskRunner {
       },
       onLog: (level, message, fields) => log[level](message, fields),
     });
-    const outcome = await outcomePromise;
     deadlineTimer.clear();
     // The grace timer must not outlive the attempt: the isolate may serve another one next.
     clearTimeout(entry.graceTimer);
@@ -244,7 +260,9 @@ export class TaskRunner {
     const { task, msg } = entry;
     let report = this.#report(
       task,
-      outcome.ok ? { type: "task.succeeded", output: outcome.output } : { type: "task.failed", error: outcome.error },
+      outcome.ok
+        ? { type: "task.succeeded", output: outcome.output }
+        : { type: "task.failed", error: outcome.error },
     );
     try {
       try {
@@ -354,7 +372,10 @@ function armDeadline(deadline: number, onDeadline: () => void): { clear(): void 
   let timer: NodeJS.Timeout;
   const arm = (): void => {
     const left = deadline - Date.now();
-    timer = left <= 0 ? setTimeout(onDeadline, 0) : setTimeout(left > maxTimerMs ? arm : onDeadline, Math.min(left, maxTimerMs));
+    timer =
+      left <= 0
+        ? setTimeout(onDeadline, 0)
+        : setTimeout(left > maxTimerMs ? arm : onDeadline, Math.min(left, maxTimerMs));
   };
   arm();
   return { clear: () => clearTimeout(timer) };

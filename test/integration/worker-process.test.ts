@@ -39,10 +39,11 @@ afterAll(async () => {
 async function startWorker(
   name: string,
   modules = [processFunctions],
+  env: Record<string, string> = {},
 ): Promise<{ process: TestProcess; id: string }> {
   const process = spawnTsx(runWorker, modules, {
     name,
-    env: { NATS_URL: server().url, BATON_WORKER_NAME: name, BATON_LOG_LEVEL: "info" },
+    env: { NATS_URL: server().url, BATON_WORKER_NAME: name, BATON_LOG_LEVEL: "info", ...env },
   });
   workers.push(process);
   const serving = await process.waitForLine(/"msg":"serving".*"worker":"([^"]+)"/).catch((error: unknown) => {
@@ -120,6 +121,27 @@ describe("worker processes", () => {
     const kv = await engine.js.views.kv("baton_workers");
     const entry = await kv.get(worker.id);
     expect(entry === null || entry.operation !== "PUT").toBe(true);
+  });
+
+  it("gives back a task still running when the drain timeout runs out, for another worker to run at once", async () => {
+    const impatient = await startWorker("impatient", [processFunctions], {
+      BATON_WORKER_DRAIN_TIMEOUT_MS: "200",
+    });
+    const { envelope } = await engine.publishTask({
+      function: "block-once",
+      input: { marker: join(dir, "drain-timeout-marker") },
+    });
+    expect((await startedBy(envelope.execution)).envelope.worker).toBe(impatient.id);
+    impatient.process.child.kill("SIGTERM");
+    expect(await impatient.process.waitForExit()).toEqual({ code: 0, signal: null });
+    expect(impatient.process.output()).toMatch(/giving back the tasks still running/);
+
+    // Handed back (nak), not left to run out its ack wait: the next worker finishes it at once.
+    const handedBackAt = Date.now();
+    const next = await startWorker("next");
+    const outcome = await engine.waitForOutcome(envelope.execution, taskAckWaitMs);
+    expect(outcome.envelope).toMatchObject({ type: "task.succeeded", worker: next.id });
+    expect(Date.now() - handedBackAt).toBeLessThan(taskAckWaitMs);
   });
 
   it("refuses to start, with a clear message, when a module exports no functions", async () => {

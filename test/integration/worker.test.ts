@@ -16,6 +16,7 @@ import {
   type HeartbeatEnvelope,
   type JsonValue,
   type ResultEnvelope,
+  type TaskEnvelope,
   type WireError,
 } from "../../sdk/protocol.ts";
 import { serve, type WorkerHandle } from "../../sdk/index.ts";
@@ -425,6 +426,36 @@ describe("concurrency and ordering", () => {
     expect(maxOverlap(intervals.filter((i) => i.effect))).toBe(EFFECT_SLOTS);
     expect(held.pure).toBeLessThanOrEqual(PURE_SLOTS);
     expect(held.effect).toBeLessThanOrEqual(EFFECT_SLOTS);
+  });
+
+  it("hands back a task of another function that arrives while the lane is full, and runs it once a slot frees", async () => {
+    const busy = await Promise.all(
+      Array.from({ length: PURE_SLOTS }, () =>
+        engine.publishTask({ function: "interval", input: { ms: 700 } }),
+      ),
+    );
+    const isBusy = (e: { envelope: ResultEnvelope }) =>
+      busy.some((b) => b.envelope.execution === e.envelope.execution);
+    await waitUntil("every slot to be taken", () =>
+      engine.events.filter((e) => isBusy(e) && e.envelope.type === "task.started").length === PURE_SLOTS
+        ? true
+        : undefined,
+    );
+    const echo = await engine.publishTask({ function: "echo", input: "waits its turn" });
+    // The worker does not sit on it: another worker of "echo" (here, the test) can take it while
+    // the lane is full. The test hands it back in turn.
+    const otherWorker = await engine.js.consumers.get(streams.tasks, taskConsumer("pure", "echo"));
+    let taken: string | undefined;
+    for await (const msg of await otherWorker.fetch({ max_messages: 1, expires: 5_000 })) {
+      taken = msg.json<TaskEnvelope>().execution;
+      msg.nak();
+    }
+    expect(taken).toBe(echo.envelope.execution);
+    expect(engine.events.some((e) => isBusy(e) && e.envelope.type === "task.succeeded")).toBe(false);
+    const outcome = await engine.waitForOutcome(echo.envelope.execution);
+    expect(succeeded(outcome)).toBe("waits its turn");
+    const firstFreed = engine.events.find((e) => isBusy(e) && e.envelope.type === "task.succeeded");
+    expect(outcome.seq).toBeGreaterThan(firstFreed!.seq);
   });
 
   it("publishes the result (and has it stored) before it acks the task", async () => {
