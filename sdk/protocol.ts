@@ -283,3 +283,33 @@ export function resultMessageId(
 export function taskMessageId(execution: string, step: string, run: number, attempt: number): string {
   return `task:${execution}:${step}:${run}:${attempt}`;
 }
+
+/**
+ * The effect ledger (KV bucket `buckets.effects`), shared by the engine and workers: one entry per
+ * effect step run, keyed by its idempotency key. A worker that receives an effect task whose entry
+ * says `completed` reports the recorded output without running the function again; a worker
+ * whose effect completed records that before it reports, so a redelivered task (a worker or
+ * server crash between report and ack) does not run the effect twice.
+ */
+export interface EffectLedgerEntry {
+  idempotencyKey: string;
+  execution: string;
+  step: string;
+  completed: boolean;
+  output?: JsonValue;
+  attempts: EffectLedgerAttempt[];
+}
+
+export interface EffectLedgerAttempt {
+  attempt: number;
+  dispatchedAt: string;
+  worker?: string;
+  outcome?: "succeeded" | "failed";
+  error?: WireError;
+  endedAt?: string;
+}
+
+/** KV keys cannot hold `/`: the idempotency key `<execution>/<step>/<run>` is stored as `<execution>.<step>.<run>`. */
+export function effectLedgerKey(idempotencyKey: string): string {
+  return idempotencyKey.replaceAll("/", ".");
+}

@@ -7,8 +7,14 @@ import { UsageError, exitCodes, type Command, type Io } from "./command.ts";
 import { createHelpCommand, formatOverview } from "./commands/help.ts";
 import { engineCommand } from "./commands/engine.ts";
 import { validateCommand } from "./commands/validate.ts";
+import { workerCommand } from "./commands/worker.ts";
 
-const commands: readonly Command[] = [validateCommand, engineCommand, createHelpCommand(() => commands)];
+const commands: readonly Command[] = [
+  validateCommand,
+  engineCommand,
+  workerCommand,
+  createHelpCommand(() => commands),
+];
 
 const processIo: Io = {
   stdout: (text) => void process.stdout.write(text),

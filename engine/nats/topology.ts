@@ -25,13 +25,13 @@ import {
   type NatsConnection,
   type StreamConfig,
 } from "nats";
-import { buckets, streams, subjects } from "../../sdk/protocol.ts";
+import { buckets, duplicateWindowMs, streamConfigs, streams, subjects } from "../../sdk/protocol.ts";
 
 /** Executions waiting on a subject: the engine's own, not part of the worker protocol. */
 export const receivesBucket = "baton_receives";
 
 /** Deduplication window of the streams that take message ids: replays within it are dropped. */
-export const duplicateWindowMs = 5 * 60_000;
+export { duplicateWindowMs };
 
 export const engineConsumers = {
   /** Shared by every engine replica: each event goes to one of them. */
@@ -42,21 +42,17 @@ export const engineConsumers = {
 /** How long an engine may sit on an event before JetStream gives it to another replica. */
 export const eventAckWaitMs = 10_000;
 
-const streamConfigs: Partial<StreamConfig>[] = [
-  {
-    name: streams.events,
-    subjects: [subjects.allEvents],
-    retention: RetentionPolicy.Workqueue,
-    storage: StorageType.File,
-    duplicate_window: nanos(duplicateWindowMs),
-  },
-  {
-    name: streams.tasks,
-    subjects: ["baton.tasks.>"],
-    retention: RetentionPolicy.Workqueue,
-    storage: StorageType.File,
-    duplicate_window: nanos(duplicateWindowMs),
-  },
+/** The streams workers share are defined in the protocol; the engine's own ones here. */
+const sharedStream = (definition: (typeof streamConfigs)[keyof typeof streamConfigs]): Partial<StreamConfig> => ({
+  ...definition,
+  subjects: [...definition.subjects],
+  retention: RetentionPolicy.Workqueue,
+  storage: StorageType.File,
+});
+
+const engineStreams: Partial<StreamConfig>[] = [
+  sharedStream(streamConfigs.events),
+  sharedStream(streamConfigs.tasks),
   {
     name: streams.timers,
     subjects: [subjects.allTimers],
@@ -84,7 +80,7 @@ export interface Topology {
 /** Creates what is missing and leaves what exists (another replica, or a worker, may have made it). */
 export async function ensureTopology(nc: NatsConnection): Promise<Topology> {
   const jsm = await nc.jetstreamManager();
-  for (const config of streamConfigs) await ensureStream(jsm, config);
+  for (const config of engineStreams) await ensureStream(jsm, config);
   await ensureConsumer(jsm, streams.events, {
     durable_name: engineConsumers.events,
     ack_policy: AckPolicy.Explicit,

@@ -10,6 +10,7 @@ import {
   subjects,
   taskMessageId,
   type CancelEnvelope,
+  type WireError,
   type TaskEnvelope,
 } from "../../sdk/protocol.ts";
 import type { Json } from "../workflow/definition.ts";
@@ -24,7 +25,6 @@ import type {
   Subscribe,
 } from "../workflow/compile/machine-types.ts";
 import type { ArmTimer, RecordEffect } from "./apply-event.ts";
-import type { StepError } from "../errors.ts";
 import type { EffectLedger } from "./effect-ledger.ts";
 import type { StartEvent } from "./engine-events.ts";
 import type { ExecutionRecord, OutboxEntry } from "./execution-record.ts";
@@ -156,15 +156,11 @@ async function dispatchTask(deps: DispatchDeps, record: ExecutionRecord, task: D
       );
       return;
     }
-    await ledger.change(
-      key,
-      { idempotencyKey: key, execution: record.id, step: task.step },
-      (ledgerEntry) => {
-        if (!ledgerEntry.attempts.some((attempt) => attempt.attempt === task.attempt)) {
-          ledgerEntry.attempts.push({ attempt: task.attempt, dispatchedAt: new Date().toISOString() });
-        }
-      },
-    );
+    await ledger.change(key, { execution: record.id, step: task.step }, (ledgerEntry) => {
+      if (!ledgerEntry.attempts.some((attempt) => attempt.attempt === task.attempt)) {
+        ledgerEntry.attempts.push({ attempt: task.attempt, dispatchedAt: new Date().toISOString() });
+      }
+    });
   }
   const envelope: TaskEnvelope = {
     v: protocolVersion,
@@ -191,6 +187,7 @@ function taskHeaders(record: ExecutionRecord, task: DispatchTask): MsgHdrs {
   h.set(headers.protocol, String(protocolVersion));
   h.set(headers.execution, record.id);
   h.set(headers.step, task.step);
+  h.set(headers.run, String(task.run));
   h.set(headers.attempt, String(task.attempt));
   if (task.idempotencyKey) h.set(headers.idempotencyKey, task.idempotencyKey);
   if (record.traceparent) h.set(headers.traceparent, record.traceparent);
@@ -202,28 +199,29 @@ async function recordEffect(
   record: ExecutionRecord,
   change: RecordEffect,
 ): Promise<void> {
+  const seed = { execution: record.id, step: change.step };
+  if (change.outcome === "succeeded") {
+    await deps.ledger.complete(change.idempotencyKey, seed, {
+      attempt: change.attempt,
+      ...(change.worker ? { worker: change.worker } : {}),
+      output: change.output ?? null,
+    });
+    return;
+  }
   const now = new Date().toISOString();
-  await deps.ledger.change(
-    change.idempotencyKey,
-    { idempotencyKey: change.idempotencyKey, execution: record.id, step: change.step },
-    (entry) => {
-      let attempt = entry.attempts.find((candidate) => candidate.attempt === change.attempt);
-      if (!attempt) {
-        attempt = { attempt: change.attempt, dispatchedAt: now };
-        entry.attempts.push(attempt);
-      }
-      if (change.worker) attempt.worker = change.worker;
-      if (change.outcome) {
-        attempt.outcome = change.outcome;
-        attempt.endedAt = now;
-        if (change.error) attempt.error = change.error as unknown as StepError;
-      }
-      if (change.outcome === "succeeded" && !entry.completed) {
-        entry.completed = true;
-        entry.output = change.output ?? null;
-      }
-    },
-  );
+  await deps.ledger.change(change.idempotencyKey, seed, (entry) => {
+    let attempt = entry.attempts.find((candidate) => candidate.attempt === change.attempt);
+    if (!attempt) {
+      attempt = { attempt: change.attempt, dispatchedAt: now };
+      entry.attempts.push(attempt);
+    }
+    if (change.worker) attempt.worker = change.worker;
+    if (change.outcome === "failed") {
+      attempt.outcome = "failed";
+      attempt.endedAt = now;
+      if (change.error) attempt.error = change.error as unknown as WireError;
+    }
+  });
 }
 
 async function startItem(deps: DispatchDeps, record: ExecutionRecord, item: StartItem): Promise<void> {

@@ -2,8 +2,9 @@
 // the streams and consumers, check the isolate found every function, then start the pullers,
 // the cancel subscription, progress and heartbeats; and stop them in the reverse order.
 import { hostname } from "node:os";
-import { connect, type NatsConnection, type Subscription } from "nats";
+import { StorageType, connect, type NatsConnection, type Subscription } from "nats";
 import {
+  buckets,
   protocolVersion,
   streams,
   subjects,
@@ -21,6 +22,7 @@ import { errorFields, type Logger } from "./logger.ts";
 import { ResultPublisher } from "./result-publisher.ts";
 import type { ServableDefinition, ServeOptions, Settings, WorkerHandle } from "./serve.ts";
 import { TaskPuller } from "./task-puller.ts";
+import { EffectLedger } from "../effect-ledger.ts";
 import { TaskRunner, type ServedFunction } from "./task-runner.ts";
 
 /** Pull requests wait this long on the server before the worker renews them. */
@@ -103,6 +105,7 @@ async function startServing(setup: {
     logger,
     graceMs: settings.graceMs,
     retryReportDelayMs,
+    ledger: new EffectLedger(await js.views.kv(buckets.effects, { history: 1, storage: StorageType.File })),
   });
   const pullers = consumers.map(
     ({ fn, lane, name }) =>

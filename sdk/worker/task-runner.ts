@@ -16,6 +16,7 @@ import {
   type WireError,
   type WorkerErrorCode,
 } from "../protocol.ts";
+import type { EffectLedger } from "../effect-ledger.ts";
 import type { InputValidator } from "./input-validation.ts";
 import type { Isolate, RunOutcome } from "./isolate.ts";
 import type { IsolatePool } from "./isolate-pool.ts";
@@ -40,6 +41,8 @@ export interface TaskRunnerOptions {
   readonly graceMs: number;
   /** How long to wait before a task whose report could not be published is delivered again. */
   readonly retryReportDelayMs: number;
+  /** The effect ledger: read before an effect runs, written when one completes (see protocol.ts). */
+  readonly ledger: EffectLedger;
 }
 
 type StopReason =
@@ -98,7 +101,7 @@ export class TaskRunner {
       const started = this.#options.publisher
         .publish(this.#report(task, { type: "task.started" }), from)
         .catch((error: unknown) => log.warn("could not report task.started", errorFields(error)));
-      const outcome = await this.#execute(entry, fn, log);
+      const outcome = await this.#executeOnce(entry, fn, log);
       await started;
       if (entry.stop?.code === "HandBack") {
         msg.nak();
@@ -155,6 +158,33 @@ export class TaskRunner {
   /** Ends every running attempt without a report; their tasks go back to JetStream at once. */
   handBackAll(reason: string): void {
     for (const entry of this.#running) this.#stop(entry, { code: "HandBack", message: reason });
+  }
+
+  /**
+   * Runs the attempt, except an effect the ledger already records as completed (a redelivery after
+   * a crash between report and ack): that one is answered from the ledger. A completed effect is
+   * recorded before it is reported, so no redelivery can run it again.
+   */
+  async #executeOnce(entry: RunningTask, fn: ServedFunction, log: Logger): Promise<Outcome> {
+    const { task } = entry;
+    const key = task.effect ? task.idempotencyKey : undefined;
+    if (key === undefined) return this.#execute(entry, fn, log);
+    const recorded = await this.#options.ledger.get(key);
+    if (recorded?.completed) {
+      log.info("effect already completed; answering from the ledger", { idempotencyKey: key });
+      return { ok: true, output: recorded.output ?? null };
+    }
+    const outcome = await this.#execute(entry, fn, log);
+    if (outcome.ok) {
+      const entryAfter = await this.#options.ledger.complete(
+        key,
+        { execution: task.execution, step: task.step },
+        { attempt: task.attempt, worker: this.#options.workerId, output: outcome.output },
+      );
+      // Another attempt completed first: report what the world saw, the first completion.
+      return { ok: true, output: entryAfter.output ?? null };
+    }
+    return outcome;
   }
 
   async #execute(entry: RunningTask, fn: ServedFunction, log: Logger): Promise<Outcome> {

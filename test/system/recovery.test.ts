@@ -1,6 +1,6 @@
 /**
  * Durability with real processes: engine replicas (`baton engine`) and function workers
- * (`sdk/worker/run-worker.ts functions/examples.ts`) over a real nats-server. Engines, workers
+ * (`baton worker functions/examples.ts`) over a real nats-server. Engines, workers
  * and the server itself are killed mid-run with many executions in flight; every execution must
  * finish with the right output, and every effect must have happened exactly once.
  */
@@ -40,10 +40,14 @@ async function startEngine(name: string): Promise<TestProcess> {
 }
 
 async function startWorker(name: string): Promise<TestProcess> {
-  const worker = spawnTsx(join(root, "sdk/worker/run-worker.ts"), [join(root, "functions/examples.ts")], {
-    name,
-    env: { ...env(), BATON_WORKER_NAME: name, BATON_LOG_LEVEL: "info" },
-  });
+  const worker = spawnProcess(
+    process.execPath,
+    [join(root, "bin/baton.mjs"), "worker", join(root, "functions/examples.ts")],
+    {
+      name,
+      env: { ...env(), BATON_WORKER_NAME: name, BATON_LOG_LEVEL: "info" },
+    },
+  );
   await worker.waitForLine(/serving/);
   return worker;
 }

@@ -1,0 +1,26 @@
+/** `baton worker MODULE...`: serve the functions that ES modules export. */
+import { runWorker } from "../../../sdk/worker/run-worker.ts";
+import { UsageError, type Command } from "../command.ts";
+
+export const workerCommand: Command = {
+  name: "worker",
+  summary: "serve the functions of ES modules to the engine over NATS_URL",
+  usage: `Usage: baton worker MODULE...
+
+Serves the functions each module exports: its default export (a function definition or an
+array of them) and its named exports that are function definitions (defineFunction). Every
+function run is isolated in a worker thread. SIGTERM or SIGINT drains: no new tasks are taken,
+running ones finish; a second signal stops at once and hands the running tasks back.
+
+Environment: NATS_URL, BATON_WORKER_NAME, BATON_WORKER_CONCURRENCY (default 16),
+BATON_WORKER_EFFECT_CONCURRENCY, BATON_WORKER_HEAP_MB (default 512),
+BATON_WORKER_DRAIN_TIMEOUT_MS (default 30000), BATON_LOG_LEVEL.
+`,
+  async run(args) {
+    if (args.length === 0)
+      throw new UsageError("name at least one module, e.g. baton worker functions/examples.ts");
+    const code = await runWorker(args);
+    // The worker has stopped; nothing it left behind should keep the process up.
+    process.exit(code);
+  },
+};
