@@ -131,6 +131,16 @@ export const errorCatalogue = {
     retryable: false,
     when: "A `workflow` step, or a start, names a workflow that has not been submitted.",
   },
+  TaskInvalid: {
+    category: "step",
+    retryable: false,
+    when: "A worker could not read the task it was given (a malformed message, or a protocol version it does not speak).",
+  },
+  OutputInvalid: {
+    category: "step",
+    retryable: false,
+    when: "A function returned something that is not JSON, or too large for a NATS message (return a reference instead).",
+  },
 
   // --- api: answers to clients ---------------------------------------------------------------
   WorkflowInvalid: {
