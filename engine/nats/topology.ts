@@ -43,7 +43,9 @@ export const engineConsumers = {
 export const eventAckWaitMs = 10_000;
 
 /** The streams workers share are defined in the protocol; the engine's own ones here. */
-const sharedStream = (definition: (typeof streamConfigs)[keyof typeof streamConfigs]): Partial<StreamConfig> => ({
+const sharedStream = (
+  definition: (typeof streamConfigs)[keyof typeof streamConfigs],
+): Partial<StreamConfig> => ({
   ...definition,
   subjects: [...definition.subjects],
   retention: RetentionPolicy.Workqueue,

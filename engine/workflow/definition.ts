@@ -73,7 +73,8 @@ export interface MapStep extends StepCommon {
 }
 
 export interface WaitStep extends StepCommon {
-  wait: DurationText | { until: ExpressionText | string };
+  /** A duration, or `until`: an expression or a literal ISO 8601 time. */
+  wait: DurationText | { until: string };
 }
 
 export interface ReceiveStep extends StepCommon {

@@ -15,7 +15,6 @@ import { useNatsServer } from "../helpers/nats-server.ts";
 import {
   killAllProcesses,
   spawnProcess,
-  spawnTsx,
   waitUntil,
   type TestProcess,
 } from "../helpers/processes.ts";
