@@ -12,12 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Executions } from "../../engine/orchestrator/executions.ts";
 import { isEnded } from "../../engine/orchestrator/execution-record.ts";
 import { useNatsServer } from "../helpers/nats-server.ts";
-import {
-  killAllProcesses,
-  spawnProcess,
-  waitUntil,
-  type TestProcess,
-} from "../helpers/processes.ts";
+import { killAllProcesses, spawnProcess, waitUntil, type TestProcess } from "../helpers/processes.ts";
 
 const root = join(import.meta.dirname, "../..");
 const server = useNatsServer();
