@@ -112,6 +112,11 @@ export class Executions {
     await publishEvent(this.js, id, { type: "cancel", reason }, `cancel:${id}`);
   }
 
+  /** Re-runs a failed execution from the step that failed; completed steps keep their results. */
+  async retry(id: string): Promise<void> {
+    await this.js.publish(subjects.events(id), JSON.stringify({ type: "retry", at: Date.now() }));
+  }
+
   async get(id: string): Promise<ExecutionRecord | undefined> {
     const entry = await this.topology.executions.get(id);
     if (!entry || entry.operation !== "PUT") return undefined;
