@@ -138,6 +138,14 @@ export function applyEvent(
       });
       machineEvent = event;
       break;
+    case "retry":
+      // Only a failed top-level execution can be retried; its parent (if any) has moved on.
+      if (record.status !== "failed" || record.parent) return undefined;
+      delete record.endedAt;
+      delete record.output;
+      record.error = null;
+      machineEvent = event;
+      break;
     case "cancel":
     case "child.done":
     case "item.done":
@@ -205,6 +213,7 @@ function settle(
   history: HistoryEntry[],
 ): Applied {
   const commands: OutboxEntry[] = [];
+  let finished = false;
   for (const action of actions) {
     switch (action.type) {
       case "xstate.raise": {
@@ -234,6 +243,7 @@ function settle(
       }
       case "finish": {
         const finish = action.params as Finish;
+        finished = true;
         record.status = finish.status;
         record.endedAt = at;
         record.output = finish.output;
@@ -249,7 +259,8 @@ function settle(
   }
   const context = snapshot.context as MachineContext;
   record.snapshot = { value: snapshot.value as Json, context: context as unknown as Json };
-  if (snapshot.status === "active") record.status = statusOf(context);
+  // A failed execution's machine stays active (it can be retried); its status stays what `finish` said.
+  if (snapshot.status === "active" && !finished) record.status = statusOf(context);
   record.outbox = commands;
   return { record, commands, history };
 }

@@ -88,6 +88,7 @@ export function checkEngineEvent(
       if (!has("subject", "string")) return fail("needs a subject");
       break;
     case "cancel":
+    case "retry":
       break;
     default:
       if (!machineEventTypes.has(type)) return { ok: false, reason: `unknown event type "${type}"` };

@@ -60,6 +60,10 @@ const retryDelayMs = 500;
 /** Deliveries of an event for an execution that does not exist yet before it is dropped. */
 const unknownExecutionPatience = 20;
 
+/** A retry of a failed execution: the one event an ended execution still takes. */
+const isRetryOfFailed = (record: ExecutionRecord) => (delivery: Delivery) =>
+  delivery.event.type === "retry" && record.status === "failed";
+
 class ExecutionNotYetStarted extends Error {
   override name = "ExecutionNotYetStarted";
 }
@@ -189,14 +193,17 @@ export class Orchestrator {
 
   private async applyBatch(execution: string, batch: Delivery[]): Promise<void> {
     for (let attempt = 0; ; attempt++) {
+      const fresh = attempt > 0;
       // A batch that opens with its start is almost always a new execution: skip the look-up
       // and let the create's compare-and-set tell otherwise.
-      const startsFresh =
-        attempt === 0 && batch[0]?.event.type === "execution.start" && !this.store.has(execution);
-      const stored = startsFresh ? undefined : await this.store.load(execution, { fresh: attempt > 0 });
+      const startsFresh = !fresh && batch[0]?.event.type === "execution.start" && !this.store.has(execution);
+      const stored = startsFresh ? undefined : await this.store.load(execution, { fresh });
       try {
-        await (stored ? this.advance(stored, batch) : this.begin(execution, batch));
-        return;
+        if (!stored) return await this.begin(execution, batch);
+        const changed = await this.advance(stored, batch);
+        // Deciding that nothing changes is only safe on the latest record: a cached one may be
+        // behind another replica's write, which no compare-and-set would reveal here.
+        if (changed || fresh) return;
       } catch (error) {
         if (!(error instanceof RevisionConflict) || attempt >= 50) throw error;
       }
@@ -236,19 +243,21 @@ export class Orchestrator {
     await this.send(stored, applied);
   }
 
-  private async advance(stored: StoredRecord<ExecutionRecord>, batch: Delivery[]): Promise<void> {
+  /** Applies a batch to a stored record; resolves to whether anything changed. */
+  private async advance(stored: StoredRecord<ExecutionRecord>, batch: Delivery[]): Promise<boolean> {
     const { record } = stored;
     if (record.outbox.length > 0 && this.sentOutbox.get(record.id) !== stored.revision) {
       await dispatchCommands(this.deps, record, record.outbox);
       this.sentOutbox.set(record.id, stored.revision);
     }
-    if (isEnded(record.status)) return;
+    if (isEnded(record.status) && !batch.some(isRetryOfFailed(record))) return false;
     const compiled = await this.compiledFor(record.workflow, record.revision);
     if (!compiled) throw new Error(`workflow ${record.workflow} revision ${record.revision} is missing`);
     const applied = this.fold(compiled, { record, commands: [], history: [] }, batch);
-    if (applied.record === record) return;
+    if (applied.record === record) return false;
     const next = await this.store.update(applied.record, stored.revision);
     await this.send(next, applied);
+    return true;
   }
 
   /** Applies deliveries one after another in memory; one write persists them all. */
@@ -257,7 +266,7 @@ export class Orchestrator {
     const commands = [...initial.commands];
     const history: HistoryEntry[] = [...initial.history];
     for (const delivery of deliveries) {
-      if (isEnded(record.status)) break;
+      if (isEnded(record.status) && !isRetryOfFailed(record)(delivery)) continue;
       const applied = applyEvent(compiled, record, delivery.event, delivery.id);
       if (!applied) continue;
       record = applied.record;
@@ -335,6 +344,13 @@ export class Orchestrator {
 
   /** Retention: a finished execution, its history and its effect ledger go. */
   private async expire(execution: string): Promise<void> {
+    const stored = await this.store.load(execution, { fresh: true });
+    // Retried since it ended (it will expire after its new end), or already gone.
+    if (
+      stored &&
+      (!isEnded(stored.record.status) || (stored.record.endedAt ?? 0) + this.config.retentionMs > Date.now())
+    )
+      return;
     await this.store.remove(execution);
     await this.topology.jsm.streams.purge(streams.history, { filter: subjects.history(execution) });
     const ledger = await this.topology.effects.keys(`${execution}.>`);

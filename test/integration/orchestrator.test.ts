@@ -10,6 +10,7 @@ import { Orchestrator, type Logger } from "../../engine/orchestrator/orchestrato
 import { emittedStream } from "../../engine/nats/emit-stream.ts";
 import { subjects } from "../../sdk/protocol.ts";
 import { useNatsServer } from "../helpers/nats-server.ts";
+import { waitUntil } from "../helpers/processes.ts";
 import { ScriptedFailure, serveScripted, type ScriptedWorker } from "../helpers/scripted-worker.ts";
 
 const server = useNatsServer();
@@ -22,6 +23,8 @@ let effectWorker: ScriptedWorker;
 /** Runs of the effect function, by idempotency key: the side effect it stands for. */
 const effectRuns = new Map<string, number>();
 const attemptsSeen = new Map<string, number>();
+/** Calls by execution and step. */
+const calls = new Map<string, number>();
 
 beforeAll(async () => {
   nc = await connect({ servers: server().url });
@@ -41,6 +44,17 @@ beforeAll(async () => {
       return { ok: task.attempt };
     },
     square: (input) => (input as number) ** 2,
+    "counted-inc": (input, task) => {
+      calls.set(`${task.execution}:${task.step}`, (calls.get(`${task.execution}:${task.step}`) ?? 0) + 1);
+      return { n: (input as { n: number }).n + 1 };
+    },
+    "fail-first": (input, task) => {
+      const key = `${task.execution}:${task.step}`;
+      calls.set(key, (calls.get(key) ?? 0) + 1);
+      if (calls.get(key) === 1)
+        throw new ScriptedFailure({ code: "Broken", message: "not yet", retryable: false });
+      return input;
+    },
   });
   effectWorker = await serveScripted(
     nc,
@@ -321,5 +335,34 @@ steps:
       .jetstream()
       .publish("images.png.ready", JSON.stringify({ n: 1 }), { msgID: `${record.id}/announce/1` });
     expect(replay.duplicate).toBe(true);
+  });
+
+  it("retries a failed execution from the step that failed, keeping what finished", async () => {
+    const failed = await run(
+      `baton: v1
+name: retry-me
+steps:
+  - { name: one, call: counted-inc }
+  - { name: two, call: fail-first }
+  - { name: three, call: counted-inc }
+`,
+      "retry-me",
+      { n: 1 },
+    );
+    expect(failed.status).toBe("failed");
+    expect(failed.error?.code).toBe("Broken");
+    await executions.retry(failed.id);
+    const retried = await waitUntil("the retried execution to succeed", async () => {
+      const record = await executions.get(failed.id);
+      return record?.status === "succeeded" ? record : undefined;
+    });
+    expect(retried?.status).toBe("succeeded");
+    expect(retried?.output).toEqual({ n: 3 });
+    expect(calls.get(`${failed.id}:one`)).toBe(1);
+    expect(calls.get(`${failed.id}:two`)).toBe(2);
+    const types = (await executions.history(failed.id)).map((entry) => entry.type);
+    expect(types.filter((type) => type === "ExecutionFailed")).toHaveLength(1);
+    expect(types).toContain("ExecutionRetried");
+    expect(types.at(-1)).toBe("ExecutionSucceeded");
   });
 });

@@ -129,14 +129,13 @@ function buildMachine(steps: Step[], compilation: Compilation, shape: MachineSha
     }),
     fail: (step) => ({
       target: target(ids.failed),
-      actions: [assign({ error: ({ context }: Args) => committedError(context, step) })],
+      actions: [assign({ error: ({ context }: Args) => committedError(context, step), failedStep: step })],
     }),
   };
   const stepStates = lowerList(steps, frame, compilation);
 
   const running: StateConfig = {
     initial: steps[0]!.name,
-    entry: [command("record", { type: "ExecutionStarted" })],
     states: {
       ...stepStates,
       // `__` cannot start a step name, so these never collide with one.
@@ -164,11 +163,12 @@ function buildMachine(steps: Step[], compilation: Compilation, shape: MachineSha
   const config = {
     id: shape.id,
     initial: "running",
+    entry: [command("record", { type: "ExecutionStarted" })],
     context: ({ input }: { input: MachineInput }) => initialContext(input),
     states: {
       running,
       succeeded: ending(ids.succeeded, "succeeded"),
-      failed: ending(ids.failed, "failed"),
+      failed: retryable(ending(ids.failed, "failed"), steps),
       cancelled: {
         ...ending(ids.cancelled, "cancelled"),
         entry: [
@@ -232,6 +232,28 @@ function ending(id: string, status: ExecutionStatus): StateConfig {
   };
 }
 
+/**
+ * A failed execution is not final: a `retry` event re-runs it from the step that failed (the
+ * top-level step whose failure no `catch` handled), with every finished step's result kept.
+ * The backward-jump budget starts afresh.
+ */
+function retryable(failed: StateConfig, steps: Step[]): StateConfig {
+  const { type: _final, ...rest } = failed;
+  return {
+    ...rest,
+    on: {
+      retry: steps.map((step) => ({
+        guard: ({ context }: Args) => context.failedStep === step.name,
+        target: target(ids.step(step.name)),
+        actions: [
+          assign({ error: null, failedStep: null, jumps: 0, output: null }),
+          command("record", { type: "ExecutionRetried", step: step.name }),
+        ],
+      })),
+    },
+  };
+}
+
 /** The execution's output: a top-level `return`, else the `output` template, else the last step's output. */
 function completeOutput(template: Json | undefined): Action {
   return assign(({ context, event }: Args) => {
@@ -269,5 +291,6 @@ export function initialContext(input: MachineInput): MachineContext {
     returned: null,
     output: null,
     error: null,
+    failedStep: null,
   };
 }

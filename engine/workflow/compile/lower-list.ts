@@ -206,6 +206,7 @@ function commit(
   step: string,
   scope: string,
   record: (context: MachineContext) => { output: unknown; error: unknown },
+  { passesOutputOn = true } = {},
 ) {
   return assign(({ context }: Args) => {
     const pending = pendingOf(context, step);
@@ -226,7 +227,7 @@ function commit(
         ...context.steps,
         [step]: { output: output as never, error: error as never, attempts: Math.max(pending.attempt, 1) },
       },
-      last: { ...context.last, [scope]: output as never },
+      last: passesOutputOn ? { ...context.last, [scope]: output as never } : context.last,
       pending: { ...context.pending, [step]: kept },
     };
   });
@@ -244,8 +245,14 @@ function commitSkip(step: string, scope: string): Action {
   return commit(step, scope, () => ({ output: null, error: null }));
 }
 
+/**
+ * A failed step leaves "the previous output" as it was: a `catch` target, or the same step run
+ * again by a retry of the execution, gets the input the failed step had.
+ */
 function commitFailure(step: string, scope: string): Action {
-  return commit(step, scope, (context) => ({ output: null, error: pendingOf(context, step).error ?? null }));
+  return commit(step, scope, (context) => ({ output: null, error: pendingOf(context, step).error ?? null }), {
+    passesOutputOn: false,
+  });
 }
 
 function recordOutcome(step: string, type: "StepSucceeded" | "StepFailed" | "StepSkipped"): Action {

@@ -97,6 +97,8 @@ export interface MachineContext {
   returned: { value: Json } | null;
   output: Json;
   error: StepError | null;
+  /** The top-level step whose failure failed the execution: where a retry starts again. */
+  failedStep: string | null;
 }
 
 // --- events ------------------------------------------------------------------------------------
@@ -149,6 +151,11 @@ export interface MessageEvent {
   data: Json;
   at: number;
 }
+/** Re-runs a failed execution from the step that failed. */
+export interface RetryEvent {
+  type: "retry";
+  at: number;
+}
 export interface CancelEvent {
   type: "cancel";
   reason?: string;
@@ -161,7 +168,15 @@ export interface TimerFired {
 }
 
 export type MachineEvent =
-  TaskSucceeded | TaskFailed | ItemDone | ChildDone | SignalEvent | MessageEvent | CancelEvent | TimerFired;
+  | TaskSucceeded
+  | TaskFailed
+  | ItemDone
+  | ChildDone
+  | SignalEvent
+  | MessageEvent
+  | CancelEvent
+  | RetryEvent
+  | TimerFired;
 
 // --- commands ----------------------------------------------------------------------------------
 // Named actions with resolved params: the driver carries them out after persisting the snapshot.
@@ -247,6 +262,7 @@ export const historyTypes = [
   "ExecutionFailed",
   "ExecutionCancelled",
   "ExecutionTimedOut",
+  "ExecutionRetried",
 ] as const;
 export type HistoryType = (typeof historyTypes)[number];
 

@@ -1,0 +1,135 @@
+/** The orchestrator's pure core: records, events and the commands and history they produce. */
+import { describe, expect, it } from "vitest";
+import { applyEvent, startExecution, type Applied } from "../../engine/orchestrator/apply-event.ts";
+import type { EngineEvent } from "../../engine/orchestrator/engine-events.ts";
+import { compileWorkflow } from "../../engine/workflow/compile/compile-workflow.ts";
+import { validateWorkflowText } from "../../engine/workflow/validate.ts";
+
+const compiled = compileWorkflow(
+  validateWorkflowText(`baton: v1
+name: three
+steps:
+  - { name: one, call: f }
+  - { name: two, call: f, effect: true }
+  - { name: nap, wait: 1m }
+`).workflows[0]!,
+);
+
+const at = Date.parse("2026-01-01T00:00:00Z");
+let seq = 0;
+function apply(applied: Applied, event: Omit<EngineEvent, "at">): Applied {
+  const next = applyEvent(compiled, applied.record, { at, ...event } as EngineEvent, `event-${++seq}`);
+  if (!next) throw new Error(`event ${event.type} was not applied`);
+  return next;
+}
+const commandsOf = (applied: Applied) => applied.commands.map((command) => command.type);
+const start = () =>
+  startExecution(compiled, "x1", {
+    type: "execution.start",
+    workflow: "three",
+    revision: 1,
+    input: { n: 1 },
+    at,
+  });
+
+describe("applyEvent", () => {
+  it("dispatches the first task, arms its timeout, and records the start", () => {
+    const applied = start();
+    expect(applied.record.status).toBe("running");
+    expect(commandsOf(applied)).toContain("dispatchTask");
+    expect(commandsOf(applied)).toContain("armTimer");
+    // Two timers: the execution's deadline and the attempt's.
+    expect(applied.history.map((entry) => entry.type)).toEqual([
+      "ExecutionStarted",
+      "TimerArmed",
+      "StepScheduled",
+      "TimerArmed",
+    ]);
+    expect(applied.record.outbox).toEqual(applied.commands);
+  });
+
+  it("hands effect steps an idempotency key and tells the ledger of their outcome", () => {
+    const first = apply(start(), { type: "task.succeeded", step: "one", run: 1, attempt: 1, output: 2 });
+    const dispatch = first.commands.find((command) => command.type === "dispatchTask")!.params as Record<
+      string,
+      unknown
+    >;
+    expect(dispatch).toMatchObject({ step: "two", effect: true, idempotencyKey: "x1/two/2" });
+    const second = apply(first, {
+      type: "task.succeeded",
+      step: "two",
+      run: 2,
+      attempt: 1,
+      output: 3,
+      worker: "w1",
+    });
+    expect(second.commands[0]).toEqual({
+      type: "recordEffect",
+      params: {
+        idempotencyKey: "x1/two/2",
+        step: "two",
+        attempt: 1,
+        worker: "w1",
+        outcome: "succeeded",
+        output: 3,
+      },
+    });
+    expect(second.record.status).toBe("waiting");
+  });
+
+  it("does not apply an event twice", () => {
+    const started = start();
+    const event = { type: "task.succeeded", step: "one", run: 1, attempt: 1, output: 2, at } as EngineEvent;
+    const once = applyEvent(compiled, started.record, event, "same")!;
+    expect(applyEvent(compiled, once.record, event, "same")).toBeUndefined();
+  });
+
+  it("fires a timer only while its token is current", () => {
+    const started = start();
+    const arm = started.commands
+      .map((command) => command.params as { timer?: string; token?: string })
+      .find((params) => params.timer?.includes("attempt-timeout")) as { timer: string; token: string };
+    const done = apply(started, { type: "task.succeeded", step: "one", run: 1, attempt: 1, output: 2 });
+    // The attempt's timeout was cancelled when the answer came: its timer is stale now.
+    const stale = apply(done, {
+      type: "timer.fired",
+      timer: arm.timer,
+      token: arm.token,
+      event: { type: arm.timer },
+    });
+    expect(stale.commands).toEqual([]);
+    expect(stale.record.snapshot).toEqual(done.record.snapshot);
+  });
+
+  it("retries a failed execution from the failed step, and nothing else", () => {
+    const failed = apply(start(), {
+      type: "task.failed",
+      step: "one",
+      run: 1,
+      attempt: 1,
+      error: { code: "Broken", message: "no", retryable: false },
+    });
+    expect(failed.record.status).toBe("failed");
+    expect(commandsOf(failed)).toContain("finish");
+    const retried = apply(failed, { type: "retry" });
+    expect(retried.record.status).toBe("running");
+    expect(retried.history.map((entry) => entry.type)).toContain("ExecutionRetried");
+    const dispatch = retried.commands.find((command) => command.type === "dispatchTask")!.params as Record<
+      string,
+      unknown
+    >;
+    expect(dispatch).toMatchObject({ step: "one", attempt: 1 });
+
+    const succeeded = apply(apply(apply(start(), ok("one", 1)), ok("two", 2)), {
+      type: "timer.fired",
+      timer: "x",
+      token: "x",
+      event: { type: "x" },
+    });
+    expect(applyEvent(compiled, succeeded.record, { type: "retry", at }, "retry-1")).toBeUndefined();
+  });
+});
+
+function ok(step: string, run: number): Omit<EngineEvent, "at"> {
+  return { type: "task.succeeded", step, run, attempt: 1, output: null } as Omit<EngineEvent, "at">;
+}
