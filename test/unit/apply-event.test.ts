@@ -16,8 +16,10 @@ steps:
 );
 
 const at = Date.parse("2026-01-01T00:00:00Z");
+/** An event without its time (each member of the union on its own). */
+type Untimed = EngineEvent extends infer E ? (E extends unknown ? Omit<E, "at"> : never) : never;
 let seq = 0;
-function apply(applied: Applied, event: Omit<EngineEvent, "at">): Applied {
+function apply(applied: Applied, event: Untimed): Applied {
   const next = applyEvent(compiled, applied.record, { at, ...event } as EngineEvent, `event-${++seq}`);
   if (!next) throw new Error(`event ${event.type} was not applied`);
   return next;
@@ -130,6 +132,6 @@ describe("applyEvent", () => {
   });
 });
 
-function ok(step: string, run: number): Omit<EngineEvent, "at"> {
-  return { type: "task.succeeded", step, run, attempt: 1, output: null } as Omit<EngineEvent, "at">;
+function ok(step: string, run: number): Untimed {
+  return { type: "task.succeeded", step, run, attempt: 1, output: null } as Untimed;
 }
