@@ -20,7 +20,7 @@ const at = Date.parse("2026-01-01T00:00:00Z");
 type Untimed = EngineEvent extends infer E ? (E extends unknown ? Omit<E, "at"> : never) : never;
 let seq = 0;
 function apply(applied: Applied, event: Untimed): Applied {
-  const next = applyEvent(compiled, applied.record, { at, ...event } as EngineEvent, `event-${++seq}`);
+  const next = applyEvent(compiled, applied.record, { at, ...event }, `event-${++seq}`);
   if (!next) throw new Error(`event ${event.type} was not applied`);
   return next;
 }
@@ -133,5 +133,5 @@ describe("applyEvent", () => {
 });
 
 function ok(step: string, run: number): Untimed {
-  return { type: "task.succeeded", step, run, attempt: 1, output: null } as Untimed;
+  return { type: "task.succeeded", step, run, attempt: 1, output: null };
 }
