@@ -351,10 +351,11 @@ export class Orchestrator {
       (!isEnded(stored.record.status) || (stored.record.endedAt ?? 0) + this.config.retentionMs > Date.now())
     )
       return;
-    await this.store.remove(execution);
-    await this.topology.jsm.streams.purge(streams.history, { filter: subjects.history(execution) });
+    // The record goes last: while it exists, a crash here means the timer comes back and finishes the job.
     const ledger = await this.topology.effects.keys(`${execution}.>`);
     for await (const key of ledger) await this.topology.effects.purge(key);
+    await this.topology.jsm.streams.purge(streams.history, { filter: subjects.history(execution) });
+    await this.store.remove(execution);
   }
 
   /** For tests and the API: the record as JetStream has it now. */

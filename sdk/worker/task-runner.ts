@@ -175,16 +175,24 @@ export class TaskRunner {
       return { ok: true, output: recorded.output ?? null };
     }
     const outcome = await this.#execute(entry, fn, log);
-    if (outcome.ok) {
-      const entryAfter = await this.#options.ledger.complete(
-        key,
-        { execution: task.execution, step: task.step },
-        { attempt: task.attempt, worker: this.#options.workerId, output: outcome.output },
-      );
-      // Another attempt completed first: report what the world saw, the first completion.
-      return { ok: true, output: entryAfter.output ?? null };
+    if (!outcome.ok) return outcome;
+    // The effect has happened: it must be recorded before anything else, or a redelivery would
+    // run it again. NATS may be briefly away (a server restart): keep trying while the task lives.
+    for (let delay = 100; ; delay = Math.min(delay * 2, 2_000)) {
+      try {
+        const recorded = await this.#options.ledger.complete(
+          key,
+          { execution: task.execution, step: task.step },
+          { attempt: task.attempt, worker: this.#options.workerId, output: outcome.output },
+        );
+        // Another attempt completed first: report what the world saw, the first completion.
+        return { ok: true, output: recorded.output ?? null };
+      } catch (error) {
+        if (Date.now() + delay >= task.deadline) throw error;
+        log.warn("could not record a completed effect yet; trying again", errorFields(error));
+        await new Promise((resolve) => setTimeout(resolve, delay));
+      }
     }
-    return outcome;
   }
 
   async #execute(entry: RunningTask, fn: ServedFunction, log: Logger): Promise<Outcome> {
