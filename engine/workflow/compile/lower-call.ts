@@ -19,7 +19,7 @@ import {
   answersRun,
   command,
   evaluateIntoPending,
-  hasError,
+  unlessFailed,
   ids,
   patchPending,
   pendingOf,
@@ -62,7 +62,7 @@ export function lowerCall(step: CallStep, frame: ListFrame, compilation: Compila
       entry: [evaluateIntoPending(name, frame.scope, step.with, "input")],
       states: {
         prepare: {
-          always: [{ guard: hasError(name), target: target(ids.failing(name)) }, { target: "attempt" }],
+          always: unlessFailed(name, { target: "attempt" }),
         },
         attempt: {
           entry: [

@@ -7,7 +7,7 @@ import {
   answersRun,
   command,
   evaluateIntoPending,
-  hasError,
+  unlessFailed,
   ids,
   patchPending,
   pendingOf,
@@ -28,7 +28,7 @@ export function lowerChildWorkflow(step: WorkflowStep, frame: ListFrame): Lowere
       entry: [evaluateIntoPending(name, frame.scope, step.with, "input")],
       states: {
         prepare: {
-          always: [{ guard: hasError(name), target: target(ids.failing(name)) }, { target: "running" }],
+          always: unlessFailed(name, { target: "running" }),
         },
         running: {
           entry: [

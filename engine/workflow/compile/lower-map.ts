@@ -14,7 +14,7 @@ import {
   bindingsFor,
   command,
   evaluationOptions,
-  hasError,
+  unlessFailed,
   ids,
   patchPending,
   pendingOf,
@@ -112,7 +112,7 @@ export function lowerMap(step: MapStep, frame: ListFrame, compilation: Compilati
               return { maps: { ...context.maps, [name]: progress } };
             }),
           ],
-          always: [{ guard: hasError(name), target: target(ids.failing(name)) }, { target: "active" }],
+          always: unlessFailed(name, { target: "active" }),
         },
         active: {
           entry: [launch],

@@ -8,7 +8,7 @@ import type { SwitchStep } from "../definition.ts";
 import { jumpTransitions, lowerList, onwardTransitions } from "./lower-list.ts";
 import {
   conditionHolds,
-  hasError,
+  unlessFailed,
   committedError,
   ids,
   patchPending,
@@ -90,7 +90,7 @@ export function lowerSwitch(
               };
             }),
           ],
-          always: [{ guard: hasError(name), target: target(ids.failing(name)) }, ...routes],
+          always: unlessFailed(name, ...routes),
         },
         ...branchStates,
       },

@@ -203,6 +203,11 @@ export const hasError =
   ({ context }) =>
     context.pending[step]?.error !== undefined;
 
+/** To the step's failing state when an evaluation left an error, else on to `next`. */
+export function unlessFailed(step: string, ...next: TransitionConfig[]): TransitionConfig[] {
+  return [{ guard: hasError(step), target: target(ids.failing(step)) }, ...next];
+}
+
 /** Moves the step to its failing state with `error`. */
 export function failWith(step: string, error: (args: Args) => StepError): TransitionConfig {
   return {
