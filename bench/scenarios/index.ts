@@ -1,0 +1,26 @@
+/** Every scenario, in the order a full run takes them (the floors first: later rows read them). */
+import type { Scenario } from "../lib/scenario.ts";
+import { chain10 } from "./chain-10.ts";
+import { coldStart } from "./cold-start.ts";
+import { fanout } from "./fanout.ts";
+import { floorCore } from "./floor-core.ts";
+import { floorDurable } from "./floor-durable.ts";
+import { peers, starts } from "./not-measured.ts";
+import { overhead } from "./overhead.ts";
+import { recovery } from "./recovery.ts";
+import { steps } from "./steps.ts";
+import { waiting } from "./waiting.ts";
+
+export const scenarios: readonly Scenario[] = [
+  floorCore,
+  floorDurable,
+  chain10,
+  overhead,
+  starts,
+  steps,
+  fanout,
+  waiting,
+  recovery,
+  coldStart,
+  peers,
+];

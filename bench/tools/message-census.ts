@@ -1,0 +1,63 @@
+// Counts every NATS message that one step of a chain costs, by kind: runs sequential 10-step
+// noop chains on a fresh stack (nats-server, engine and worker processes) while a subscription
+// on ">" sees all traffic (publishes, JetStream API calls, acks, KV writes, replies).
+//
+//   node --import tsx bench/tools/message-census.ts [chains=20]
+import { newExecutionId } from "../../engine/orchestrator/ids.ts";
+import { parseOptions } from "../lib/options.ts";
+import { withStack } from "../lib/stack.ts";
+import { chainWorkflow, payload } from "../lib/workflows.ts";
+
+const chains = Number(process.argv[2] ?? 20);
+const steps = 10;
+
+/** The kind of a subject: its first tokens, with ids and inboxes folded together. */
+function kind(subject: string): string {
+  if (subject.startsWith("_INBOX.")) return "_INBOX (replies: publish acks, KV/API answers)";
+  if (subject.startsWith("$JS.ACK.")) {
+    const stream = subject.split(".")[2];
+    return `$JS.ACK.${stream} (consumer acks/naks/progress)`;
+  }
+  if (subject.startsWith("$JS.API.CONSUMER.MSG.NEXT."))
+    return `$JS.API.CONSUMER.MSG.NEXT.${subject.split(".")[6]} (pull requests)`;
+  if (subject.startsWith("$JS.API.DIRECT.GET.") || subject.startsWith("$JS.API.STREAM.MSG.GET."))
+    return `${subject.split(".").slice(0, 4).join(".")}.<stream> (KV get)`;
+  if (subject.startsWith("$JS.API.")) return subject.split(".").slice(0, 4).join(".");
+  if (subject.startsWith("$KV.")) return `${subject.split(".").slice(0, 2).join(".")}.<key> (KV put)`;
+  if (subject.startsWith("baton."))
+    return `${subject
+      .split(".")
+      .slice(0, subject.startsWith("baton.tasks.") ? 4 : 2)
+      .join(".")}.…`;
+  return subject;
+}
+
+await withStack({ scenario: "census" }, parseOptions([]), async ({ nc, executions, history }) => {
+  const workflow = "census-chain";
+  await executions.apply(chainWorkflow(workflow, steps));
+  const runChain = async (): Promise<void> => {
+    const id = newExecutionId();
+    const end = history.expectEnd(id);
+    await executions.start(workflow, payload(), { id });
+    await end;
+  };
+  for (let i = 0; i < 10; i++) await runChain();
+  const counts = new Map<string, number>();
+  const subscription = nc.subscribe(">", {
+    callback: (_error, message) =>
+      counts.set(kind(message.subject), (counts.get(kind(message.subject)) ?? 0) + 1),
+  });
+  await nc.flush();
+  for (let i = 0; i < chains; i++) await runChain();
+  await nc.flush();
+  subscription.unsubscribe();
+  const total = [...counts.values()].reduce((a, b) => a + b, 0);
+  const perStep = (n: number) => (n / (chains * steps)).toFixed(2).padStart(6);
+  process.stdout.write(
+    `${chains} chains of ${steps} steps (the bench's own history subscription included)\n`,
+  );
+  process.stdout.write(`${perStep(total)} messages per step in all\n`);
+  for (const [name, n] of [...counts.entries()].sort((a, b) => b[1] - a[1]))
+    process.stdout.write(`${perStep(n)}  ${name}\n`);
+});
+process.exit(0);
