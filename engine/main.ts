@@ -19,6 +19,8 @@ export async function startEngine(config: EngineConfig, log: Logger = consoleLog
     name: config.engineId,
     maxReconnectAttempts: -1,
     reconnectTimeWait: 250,
+    // Async stack traces cost two Error objects per request: over a tenth of the engine's CPU.
+    noAsyncTraces: true,
   });
   const orchestrator = await Orchestrator.create(nc, config, log);
   await orchestrator.start();

@@ -40,7 +40,7 @@ export const engineConsumers = {
 } as const;
 
 /** How long an engine may sit on an event before JetStream gives it to another replica. */
-export const eventAckWaitMs = 10_000;
+export const eventAckWaitMs = 5_000;
 
 /** The streams workers share are defined in the protocol; the engine's own ones here. */
 const sharedStream = (

@@ -53,6 +53,8 @@ export async function startWorker(setup: {
         servers: normaliseServers(options.servers),
         name: id,
         maxReconnectAttempts: -1,
+        // Async stack traces cost two Error objects per request: a tenth of the worker's CPU.
+        noAsyncTraces: true,
       }));
     const connection = nc;
     const jsm = await connection.jetstreamManager();
