@@ -1,5 +1,16 @@
 /**
- * Baton's TypeScript SDK: the worker kit (define functions, serve them) and the wire protocol.
+ * Baton's TypeScript SDK: the client of the HTTP API (submit workflows, start executions, await
+ * and follow them), the worker kit (define functions, serve them) and the wire protocol.
+ *
+ * @example
+ * ```ts
+ * import { BatonClient } from "baton";
+ *
+ * const baton = new BatonClient({ url: "http://127.0.0.1:8080", token: process.env.BATON_TOKEN });
+ * await baton.workflows.apply(yamlText);
+ * const run = await baton.start("hello", { name: "ana" }, { idempotencyKey: "hello-ana" });
+ * console.log(await run.result({ timeout: 60_000 }));
+ * ```
  *
  * @example
  * ```ts
@@ -123,3 +134,121 @@ export {
 
 /** The wire contract between the engine and workers: subjects, streams, headers, envelopes. */
 export * as protocol from "./protocol.ts";
+
+export {
+  /**
+   * A client of the Baton HTTP API: `workflows` (apply, validate, get, list, delete), `start`,
+   * `execution(id)`, `executions` (list, get).
+   *
+   * @param options - `url` (default `BATON_URL`, else `http://127.0.0.1:8080`), `token` (default
+   *   `BATON_TOKEN`), `requestTimeout` in ms (default 30 000)
+   *
+   * @example
+   * ```ts
+   * const baton = new BatonClient({ url: "http://127.0.0.1:8080", token });
+   * await baton.workflows.apply(yamlText); // throws WorkflowInvalidError with .problems
+   * const run = await baton.start("pr-thumbnails", { repo: "acme/site", images: [] }, { idempotencyKey: "abc" });
+   * const done = await run.result({ timeout: 60_000 }); // throws ExecutionFailedError on failure
+   * for await (const event of run.events()) console.log(event.type);
+   * await run.signal("approve", { by: "sam" });
+   * await run.cancel();
+   * ```
+   */
+  BatonClient,
+  /** `baton.executions`: `list({ workflow, status, limit, cursor })` and `get(id)`. */
+  ExecutionsApi,
+  /** The API address the client uses when neither `url` nor `BATON_URL` says otherwise. */
+  defaultApiUrl,
+} from "./client/client.ts";
+export type {
+  /** The options of `new BatonClient()`: `url`, `token`, `requestTimeout`. */
+  BatonClientOptions,
+  /** The options of `baton.start()`: `idempotencyKey`, `wait` (ms), `signal`. */
+  StartOptions,
+  /** The options of `baton.executions.list()`: `workflow`, `status`, `limit`, `cursor`. */
+  ListExecutionsOptions,
+} from "./client/client.ts";
+
+export {
+  /**
+   * A handle on one execution: `id`, `get()`, `history()`, `result({ timeout })`,
+   * `outcome({ timeout })`, `events({ after })`, `signal(name, payload)`, `cancel()`, `retry()`.
+   *
+   * @example
+   * ```ts
+   * const run = baton.execution(id);
+   * for await (const event of run.events({ after: 10 })) console.log(event.seq, event.type);
+   * ```
+   */
+  ExecutionHandle,
+} from "./client/execution-handle.ts";
+export type {
+  /** The options of `result()` and `outcome()`: `timeout` in ms (default: no limit), `signal`. */
+  WaitOptions,
+} from "./client/execution-handle.ts";
+export type {
+  /** The options of `events()`: `after` (a `seq` to resume after), `signal`. */
+  EventStreamOptions,
+} from "./client/event-stream.ts";
+
+export {
+  /** `baton.workflows`: `apply(yamlText)`, `validate(yamlText)`, `get(name)`, `list()`, `delete(name)`. */
+  WorkflowsApi,
+} from "./client/workflows-api.ts";
+export type {
+  /** What `baton.workflows.validate()` resolves to: `valid` and every problem. */
+  ValidationResult,
+} from "./client/workflows-api.ts";
+
+export {
+  /**
+   * The API refused a request: `code` (stable Baton code such as `WorkflowNotFound`), `status`
+   * (HTTP), `title`, `detail`, `problems` (the problem document's `errors[]`) and `problem`.
+   */
+  BatonApiError,
+  /** A workflow was refused as invalid (`WorkflowInvalid`): every problem is in `.problems`. */
+  WorkflowInvalidError,
+  /** The API could not be reached or did not answer in time: `code` (`ECONNREFUSED`, `RequestTimeout`, ...), `url`. */
+  BatonConnectionError,
+  /** `result()` on an execution that failed, was cancelled or timed out: `code`, `status`, `error`, `execution`. */
+  ExecutionFailedError,
+  /** `result()` or `outcome()` gave up waiting: `executionId`, `status`, `timeoutMs`. */
+  ResultTimeoutError,
+} from "./client/errors.ts";
+export type {
+  /** An RFC 9457 problem document as the API sends it. */
+  ProblemDocument,
+  /** One entry of a problem document's `errors[]`: `code`, `message`, `path`, `line`, `column`. */
+  ProblemDetail,
+} from "./client/errors.ts";
+
+export {
+  /** Every execution status, in lifecycle order. */
+  executionStatuses,
+  /** Whether a status is final (`succeeded`, `failed`, `cancelled`, `timed_out`). */
+  isFinalStatus,
+} from "./client/types.ts";
+export type {
+  /** An execution as `GET /v1/executions/{id}` answers. */
+  Execution,
+  /** `running`, `waiting`, `succeeded`, `failed`, `cancelled` or `timed_out`. */
+  ExecutionStatus,
+  /** One step of an execution: `name`, `status`, `attempts`, times, `effect`. */
+  ExecutionStep,
+  /** An execution in a list. */
+  ExecutionSummary,
+  /** One page of executions: `items` and the `next` cursor. */
+  ExecutionPage,
+  /** What a start answers: `id`, `workflow`, `revision`, `status`. */
+  StartedExecution,
+  /** One history event: `seq`, `at`, `type`, `step?`, `attempt?`, `worker?`, `data?`. */
+  HistoryEvent,
+  /** The error an execution or a step ended with: `code`, `message`, `retryable`, `details?`. */
+  StepError,
+  /** What `apply` stored for one workflow: `name`, `revision`, `triggers`, `created`. */
+  AppliedWorkflow,
+  /** A workflow in a list: `name`, `revision`, `description`, `updatedAt`. */
+  WorkflowSummary,
+  /** One workflow with its `source` YAML. */
+  StoredWorkflow,
+} from "./client/types.ts";

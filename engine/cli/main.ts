@@ -5,12 +5,30 @@
 import { closest } from "fastest-levenshtein";
 import { UsageError, exitCodes, type Command, type Io } from "./command.ts";
 import { createHelpCommand, formatOverview } from "./commands/help.ts";
+import { applyCommand } from "./commands/apply.ts";
+import { cancelCommand } from "./commands/cancel.ts";
+import { devCommand } from "./commands/dev.ts";
 import { engineCommand } from "./commands/engine.ts";
+import { getCommand } from "./commands/get.ts";
+import { logsCommand } from "./commands/logs.ts";
+import { lsCommand } from "./commands/ls.ts";
+import { retryCommand } from "./commands/retry.ts";
+import { runCommand } from "./commands/run.ts";
+import { signalCommand } from "./commands/signal.ts";
 import { validateCommand } from "./commands/validate.ts";
 import { workerCommand } from "./commands/worker.ts";
 
 const commands: readonly Command[] = [
+  devCommand,
   validateCommand,
+  applyCommand,
+  runCommand,
+  getCommand,
+  logsCommand,
+  lsCommand,
+  cancelCommand,
+  signalCommand,
+  retryCommand,
   engineCommand,
   workerCommand,
   createHelpCommand(() => commands),

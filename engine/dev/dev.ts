@@ -1,0 +1,285 @@
+/**
+ * `baton dev`: everything on one machine. Unless NATS_URL names a server, a nats-server child
+ * with JetStream in the data directory; the engine and the HTTP API in this process; the example
+ * workers as a child process; every workflow of `workflows/` submitted. Stopping (SIGINT, SIGTERM)
+ * goes in the reverse order, so that running work drains before what it needs goes away; a
+ * second signal kills the children at once. The data stays for the next start.
+ */
+import { relative } from "node:path";
+import { BatonClient, defaultApiUrl } from "../../sdk/index.ts";
+import { startApi } from "../api/start-api.ts";
+import { ConfigError, loadApiConfig, loadEngineConfig } from "../config.ts";
+import { startEngine } from "../main.ts";
+import type { Logger } from "../orchestrator/orchestrator.ts";
+import { describeExit, type DevChild } from "./child-process.ts";
+import { takeDataDir, type DataDir } from "./data-dir.ts";
+import { ensureNatsServer, startNatsServer } from "./nats-server.ts";
+import { submitWorkflows } from "./submit-workflows.ts";
+import { findFunctionModules, startWorkers } from "./workers.ts";
+
+export interface DevOptions {
+  readonly env?: NodeJS.ProcessEnv;
+  /** Where the banner goes (stdout). */
+  readonly out?: (text: string) => void;
+  /** Where the log of every part goes, one line at a time (stderr). */
+  readonly log?: (line: string) => void;
+  readonly workflowsDir?: string;
+  readonly functionsDir?: string;
+}
+
+const stopGraceMs = 10_000;
+
+/** Runs until SIGINT or SIGTERM (resolves 0) or until a part dies (resolves 1). */
+export async function runDev(options: DevOptions = {}): Promise<number> {
+  const env = options.env ?? process.env;
+  const out = options.out ?? ((text: string) => void process.stdout.write(text));
+  const log = options.log ?? ((line: string) => void process.stderr.write(`${line}\n`));
+  const say = (line: string): void => log(`baton dev: ${line}`);
+  const workflowsDir = options.workflowsDir ?? "workflows";
+  const functionsDir = options.functionsDir ?? "functions";
+
+  const stops: { name: string; stop: () => Promise<void> }[] = [];
+  const children: DevChild[] = [];
+  let stopReason: "signal" | "failure" | undefined;
+  let wakeUp: (() => void) | undefined;
+  const stopRequested = new Promise<void>((resolve) => (wakeUp = resolve));
+  const requestStop = (reason: "signal" | "failure"): void => {
+    stopReason ??= reason;
+    wakeUp?.();
+  };
+  let signalCount = 0;
+  const onSignal = (signal: NodeJS.Signals): void => {
+    signalCount++;
+    if (signalCount === 1) {
+      say(`${signal}: stopping (a second Ctrl-C or signal kills everything at once)`);
+      requestStop("signal");
+      return;
+    }
+    say(`${signal} again: killing the child processes`);
+    for (const child of children) child.kill();
+    process.exit(130);
+  };
+  process.on("SIGINT", onSignal);
+  process.on("SIGTERM", onSignal);
+
+  let dataDir: DataDir | undefined;
+  try {
+    const settings = readSettings(env);
+    // 1. NATS: the one given, or our own child.
+    let natsUrl = env.NATS_URL;
+    let natsLine: string;
+    if (natsUrl === undefined || natsUrl === "") {
+      dataDir = await takeDataDir(settings.dataDir, say);
+      const binary = await ensureNatsServer(say);
+      const nats = await startNatsServer({
+        binary,
+        dataDir: dataDir.path,
+        port: settings.natsPort,
+        onLine: (line) => {
+          if (/\[(ERR|FTL|WRN)\]/.test(line)) log(`[nats-server] ${line}`);
+        },
+      });
+      dataDir.recordChild("nats-server", nats.child.pid);
+      children.push(nats.child);
+      stops.push({ name: "nats-server", stop: async () => void (await nats.child.stop(stopGraceMs)) });
+      natsUrl = nats.url;
+      natsLine = `${nats.url}  (nats-server pid ${nats.child.pid}, JetStream data in ${displayPath(dataDir.path)})`;
+    } else {
+      natsLine = `${natsUrl}  (from NATS_URL)`;
+    }
+    if (stopReason !== undefined) return finish();
+
+    // 2. The engine, in this process.
+    const engineConfig = loadEngineConfig({
+      ...env,
+      NATS_URL: natsUrl,
+      BATON_ENGINE_ID: env.BATON_ENGINE_ID ?? "dev",
+    });
+    const engine = await startEngine(engineConfig, prefixedLogger(log, "[engine]", env));
+    stops.push({ name: "engine", stop: () => engine.stop() });
+    if (stopReason !== undefined) return finish();
+
+    // 3. The HTTP API, in this process.
+    const api = await startApi({ config: settings.api, natsUrl, log: prefixedLogger(log, "[api]", env) });
+    stops.push({ name: "API", stop: () => api.close() });
+    if (stopReason !== undefined) return finish();
+
+    // 4. The workflows, through the API, as a user would submit them.
+    const client = new BatonClient({ url: api.url, token: settings.api.tokens[0] });
+    const submitted = await submitWorkflows(client, workflowsDir);
+    for (const { file, reason } of submitted.refused) say(`${file} refused: ${reason}`);
+    if (stopReason !== undefined) return finish();
+
+    // 5. The example workers.
+    const modules = findFunctionModules(functionsDir);
+    let workersLine = `none (no modules in ${functionsDir}/)`;
+    if (modules.length > 0) {
+      const workers = await startWorkers({
+        modules,
+        natsUrl,
+        onLine: (line) => log(`[worker] ${line}`),
+      });
+      dataDir?.recordChild("worker", workers.pid);
+      children.push(workers);
+      stops.push({ name: "workers", stop: async () => void (await workers.stop(stopGraceMs)) });
+      workersLine = `${modules.map((module) => displayPath(module)).join(" ")}  (worker pid ${workers.pid})`;
+    }
+
+    out(
+      banner({
+        apiUrl: api.url,
+        natsLine,
+        workersLine,
+        submitted: submitted.workflows,
+        refused: submitted.refused.length,
+        workflowsDir,
+        dataDir: dataDir?.path,
+        hasTokens: settings.api.tokens.length > 0,
+      }),
+    );
+
+    // Run until asked to stop, or until a child dies under us.
+    for (const child of children) {
+      void child.exited.then((exit) => {
+        if (stopReason !== undefined) return;
+        say(`${child.name} (pid ${child.pid}) exited unexpectedly (${describeExit(exit)}); stopping`);
+        log(child.tail());
+        requestStop("failure");
+      });
+    }
+    await stopRequested;
+    return await finish();
+  } catch (error) {
+    if (error instanceof ConfigError || isUserFacing(error)) {
+      say(error instanceof Error ? error.message : String(error));
+    } else if (isAddressInUse(error)) {
+      const { host, port } = loadApiConfig(env).listen;
+      say(
+        `${host}:${port} is already in use (another baton dev?); stop that, or listen elsewhere: BATON_LISTEN=${host}:${port + 1}`,
+      );
+    } else {
+      say(`failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
+    }
+    stopReason ??= "failure";
+    return await finish();
+  } finally {
+    process.off("SIGINT", onSignal);
+    process.off("SIGTERM", onSignal);
+  }
+
+  /** Stops what was started, newest first; each part gets its grace period, then the next goes. */
+  async function finish(): Promise<number> {
+    for (const { name, stop } of stops.reverse()) {
+      try {
+        await withTimeout(stop(), stopGraceMs + 5_000, `${name} did not stop in time`);
+      } catch (error) {
+        say(`stopping the ${name}: ${error instanceof Error ? error.message : String(error)}`);
+      }
+    }
+    stops.length = 0;
+    for (const child of children) child.kill(); // Whatever did not stop in time.
+    dataDir?.release();
+    if (stopReason === "signal")
+      say(`stopped${dataDir ? `; the data stays in ${displayPath(dataDir.path)}` : ""}`);
+    return stopReason === "signal" ? 0 : 1;
+  }
+}
+
+interface DevSettings {
+  readonly dataDir: string;
+  readonly natsPort: number | undefined;
+  readonly api: ReturnType<typeof loadApiConfig>;
+}
+
+function readSettings(env: NodeJS.ProcessEnv): DevSettings {
+  const portText = env.BATON_NATS_PORT;
+  let natsPort: number | undefined;
+  if (portText !== undefined && portText !== "") {
+    natsPort = Number(portText);
+    if (!Number.isInteger(natsPort) || natsPort < 0 || natsPort > 65_535)
+      throw new ConfigError(`BATON_NATS_PORT="${portText}" must be a port number (0 picks a free one)`);
+  }
+  return {
+    dataDir: env.BATON_DATA_DIR === undefined || env.BATON_DATA_DIR === "" ? ".baton" : env.BATON_DATA_DIR,
+    natsPort,
+    api: loadApiConfig(env),
+  };
+}
+
+function banner(parts: {
+  apiUrl: string;
+  natsLine: string;
+  workersLine: string;
+  submitted: string[];
+  refused: number;
+  workflowsDir: string;
+  dataDir: string | undefined;
+  hasTokens: boolean;
+}): string {
+  const refused =
+    parts.refused > 0 ? `, ${parts.refused} refused (see above; check them with baton validate)` : "";
+  const prefix = [
+    parts.apiUrl === defaultApiUrl ? "" : `BATON_URL=${parts.apiUrl} `,
+    parts.hasTokens ? "BATON_TOKEN=<one of BATON_API_TOKENS> " : "",
+  ].join("");
+  const tryLine = parts.submitted.includes("hello")
+    ? `${prefix}npm run baton -- run hello --input '{"name":"ana"}' --wait`
+    : `${prefix}npm run baton -- ls`;
+  return [
+    "",
+    "Baton dev is up.",
+    `  API        ${parts.apiUrl}  (OpenAPI: ${parts.apiUrl}/docs)`,
+    `  NATS       ${parts.natsLine}`,
+    `  engine     in this process (pid ${process.pid})`,
+    `  workers    ${parts.workersLine}`,
+    `  workflows  ${parts.submitted.length} submitted from ${parts.workflowsDir}/${refused}`,
+    "",
+    "Try:",
+    `  ${tryLine}`,
+    "",
+    `Ctrl-C stops everything${parts.dataDir === undefined ? "" : `; the data stays in ${displayPath(parts.dataDir)} for the next start`}.`,
+    "",
+  ].join("\n");
+}
+
+/** The engine's and the API's log lines, one readable line each, at BATON_LOG_LEVEL and above. */
+function prefixedLogger(log: (line: string) => void, prefix: string, env: NodeJS.ProcessEnv): Logger {
+  const levels = ["debug", "info", "warn", "error", "silent"];
+  const threshold = levels.indexOf(env.BATON_LOG_LEVEL ?? "info");
+  const line =
+    (level: string) =>
+    (message: string, fields?: object): void => {
+      if (levels.indexOf(level) < threshold) return;
+      const rest = fields === undefined ? "" : ` ${JSON.stringify(fields)}`;
+      log(`${prefix} ${level} ${message}${rest}`);
+    };
+  return { info: line("info"), warn: line("warn"), error: line("error") };
+}
+
+function displayPath(path: string): string {
+  const shown = relative(process.cwd(), path);
+  return shown === "" ? "." : shown.startsWith("..") ? path : shown;
+}
+
+function isAddressInUse(error: unknown): boolean {
+  return (error as NodeJS.ErrnoException | undefined)?.code === "EADDRINUSE";
+}
+
+/** Errors whose message is meant for the user as is (they name the fix). */
+function isUserFacing(error: unknown): error is Error {
+  return error instanceof Error && ["NatsServerError", "DataDirInUseError"].includes(error.name);
+}
+
+async function withTimeout<T>(promise: Promise<T>, ms: number, message: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([
+      promise,
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(message)), ms);
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
