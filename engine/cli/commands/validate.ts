@@ -3,14 +3,12 @@
  * problem on stdout (`file:line:col CODE path: message`, the shape editors and CI annotate from),
  * a summary on stderr; exit 1 when there is any problem.
  */
-import { readFile, readdir, stat } from "node:fs/promises";
-import { extname, join } from "node:path";
+import { readFile } from "node:fs/promises";
 import { parseArgs } from "node:util";
 import type { Problem } from "../../errors.ts";
 import { validateWorkflowText } from "../../workflow/validate.ts";
 import { UsageError, exitCodes, type Command, type Io } from "../command.ts";
-
-const workflowExtensions = new Set([".yaml", ".yml"]);
+import { UnreadableError, unreadable, workflowFilesOf } from "./workflow-files.ts";
 
 const usage = `Usage: baton validate FILE_OR_DIR...
 
@@ -23,47 +21,6 @@ and a summary to stderr.
 
 Exit codes: 0 every file is valid, 1 some file has problems, 2 usage error or unreadable file.
 `;
-
-/** A file could not be read: the CLI's fault to report, not the workflow's. */
-class UnreadableError extends Error {
-  override name = "UnreadableError";
-}
-
-const reasons: Record<string, string> = {
-  ENOENT: "no such file or directory",
-  EACCES: "permission denied",
-  EISDIR: "is a directory",
-  ENOTDIR: "not a directory",
-};
-
-function unreadable(file: string, error: unknown): UnreadableError {
-  const code = typeof error === "object" && error !== null && "code" in error ? String(error.code) : "";
-  const reason = reasons[code] ?? (error instanceof Error ? error.message : String(error));
-  return new UnreadableError(`cannot read ${file}: ${reason}`, { cause: error });
-}
-
-/** The files an argument stands for: itself, or a directory's workflow files (not recursive), sorted. */
-async function expandArgument(argument: string): Promise<string[]> {
-  let isDirectory: boolean;
-  try {
-    isDirectory = (await stat(argument)).isDirectory();
-  } catch (error) {
-    throw unreadable(argument, error);
-  }
-  if (!isDirectory) return [argument];
-  let entries;
-  try {
-    entries = await readdir(argument, { withFileTypes: true });
-  } catch (error) {
-    throw unreadable(argument, error);
-  }
-  const files = entries
-    .filter((entry) => entry.isFile() && workflowExtensions.has(extname(entry.name)))
-    .map((entry) => join(argument, entry.name))
-    .sort();
-  if (files.length === 0) throw new UnreadableError(`no *.yaml or *.yml files in directory ${argument}`);
-  return files;
-}
 
 export function formatProblem(file: string, problem: Problem): string {
   const where = problem.path === "" ? "" : `${problem.path}: `;
@@ -91,7 +48,7 @@ async function run(args: string[], io: Io): Promise<number> {
   const files = new Set<string>();
   for (const argument of positionals) {
     try {
-      for (const file of await expandArgument(argument)) files.add(file);
+      for (const file of await workflowFilesOf(argument)) files.add(file);
     } catch (error) {
       if (!(error instanceof UnreadableError)) throw error;
       failures.push(error.message);
