@@ -31,6 +31,78 @@ export function loadEngineConfig(env: NodeJS.ProcessEnv = process.env): EngineCo
   };
 }
 
+/** The HTTP API's settings (`startApi`); see docs/api.md. */
+export interface ApiConfig {
+  /** Where the API listens (`BATON_LISTEN`, default `127.0.0.1:8080`; port 0 picks a free one). */
+  listen: { host: string; port: number };
+  /**
+   * Bearer tokens that may call the API (`BATON_API_TOKENS`, comma-separated, at least 16
+   * characters each). None: every request is accepted, and the API listens on loopback only.
+   */
+  tokens: string[];
+  /** Largest request body, in bytes (`BATON_API_BODY_LIMIT`, default 1MiB). */
+  bodyLimit: number;
+  /** Largest workflow document, in bytes (`BATON_API_WORKFLOW_LIMIT`, default 256KiB). */
+  workflowLimit: number;
+  /** Largest execution input or signal payload, in bytes (`BATON_API_INPUT_LIMIT`, default 512KiB). */
+  inputLimit: number;
+  /** Longest `?wait=` a request may ask for; longer ones are cut to it (`BATON_API_MAX_WAIT`, default 5m). */
+  maxWaitMs: number;
+  /** How long an `Idempotency-Key` is remembered (`BATON_API_IDEMPOTENCY_TTL`, default 24h). */
+  idempotencyTtlMs: number;
+}
+
+/** The shortest bearer token accepted: shorter ones are too easy to guess. */
+export const minTokenLength = 16;
+
+export function loadApiConfig(env: NodeJS.ProcessEnv = process.env): ApiConfig {
+  const tokens = (env.BATON_API_TOKENS ?? "")
+    .split(",")
+    .map((token) => token.trim())
+    .filter((token) => token !== "");
+  for (const [index, token] of tokens.entries()) {
+    if (token.length < minTokenLength)
+      throw new ConfigError(
+        `BATON_API_TOKENS: token ${index + 1} is ${token.length} characters long; use at least ${minTokenLength} (e.g. openssl rand -hex 32)`,
+      );
+  }
+  return {
+    listen: listenVar(env, "BATON_LISTEN", "127.0.0.1:8080"),
+    tokens,
+    bodyLimit: sizeVar(env, "BATON_API_BODY_LIMIT", "1MiB"),
+    workflowLimit: sizeVar(env, "BATON_API_WORKFLOW_LIMIT", "256KiB"),
+    inputLimit: sizeVar(env, "BATON_API_INPUT_LIMIT", "512KiB"),
+    maxWaitMs: durationVar(env, "BATON_API_MAX_WAIT", "5m"),
+    idempotencyTtlMs: durationVar(env, "BATON_API_IDEMPOTENCY_TTL", "24h"),
+  };
+}
+
+const sizeUnits = { B: 1, KiB: 1024, MiB: 1024 * 1024 } as const;
+
+function sizeVar(env: NodeJS.ProcessEnv, name: string, fallback: string): number {
+  const text = env[name] ?? fallback;
+  const match = /^(\d+)\s*(B|KiB|MiB)?$/.exec(text.trim());
+  const bytes = match ? Number(match[1]) * sizeUnits[(match[2] ?? "B") as keyof typeof sizeUnits] : NaN;
+  if (!Number.isSafeInteger(bytes) || bytes < 1)
+    throw new ConfigError(
+      `${name}="${text}" is not a size: write a number of bytes, or one with KiB or MiB (512KiB)`,
+    );
+  return bytes;
+}
+
+function listenVar(env: NodeJS.ProcessEnv, name: string, fallback: string): { host: string; port: number } {
+  const text = (env[name] ?? fallback).trim();
+  // `host:port`, `[v6]:port`, or `:port` (every interface).
+  const match = /^(?:\[([^\]]+)\]|([^:[\]]*)):(\d{1,5})$/.exec(text);
+  const port = Number(match?.[3]);
+  if (!match || port > 65_535)
+    throw new ConfigError(
+      `${name}="${text}" is not an address: write host:port (127.0.0.1:8080, [::1]:8080, :8080)`,
+    );
+  const host = match[1] ?? match[2] ?? "";
+  return { host: host === "" ? "0.0.0.0" : host, port };
+}
+
 function durationVar(env: NodeJS.ProcessEnv, name: string, fallback: string): number {
   const text = env[name] ?? fallback;
   const ms = parseDuration(text);

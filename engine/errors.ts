@@ -147,6 +147,63 @@ export const errorCatalogue = {
     category: "api",
     when: "A submitted workflow failed validation; `errors[]` lists every problem.",
   },
+  WorkflowNameMismatch: {
+    category: "api",
+    when: "The document sent to `PUT /v1/workflows/{name}` is not exactly one workflow named `{name}`.",
+  },
+  RequestInvalid: {
+    category: "api",
+    when: "A path parameter, query parameter, header or body does not have the form the route takes (malformed JSON included); `errors[]` says where.",
+  },
+  Unauthorized: {
+    category: "api",
+    when: "The request has no bearer token, or one that is not among those configured in `BATON_API_TOKENS`.",
+  },
+  RouteNotFound: { category: "api", when: "No route of the API has this method and path." },
+  ExecutionNotFound: {
+    category: "api",
+    when: "No execution has this id (it never existed, or it ended longer ago than the retention).",
+  },
+  ExecutionEnded: {
+    category: "api",
+    when: "The execution has already ended, so it can no longer be signalled or cancelled.",
+  },
+  ExecutionNotFailed: {
+    category: "api",
+    when: "Only a failed execution can be retried, and not an item or child execution (retry the execution it is part of).",
+  },
+  BodyTooLarge: {
+    category: "api",
+    when: "The request body is larger than the API takes (`BATON_API_BODY_LIMIT`).",
+  },
+  WorkflowTooLarge: {
+    category: "api",
+    when: "The workflow document is larger than the API takes (`BATON_API_WORKFLOW_LIMIT`).",
+  },
+  InputTooLarge: {
+    category: "api",
+    when: "The execution input or signal payload is larger than the API takes (`BATON_API_INPUT_LIMIT`).",
+  },
+  UnsupportedMediaType: {
+    category: "api",
+    when: "The request body's `Content-Type` is not one the route takes (JSON, and YAML for workflows).",
+  },
+  WebsocketRequired: {
+    category: "api",
+    when: "The route streams over a websocket and the request did not ask to upgrade to one.",
+  },
+  NotImplemented: {
+    category: "api",
+    when: "The route is part of the API contract but this engine does not serve it yet.",
+  },
+  Unavailable: {
+    category: "api",
+    when: "NATS is not reachable or JetStream is not ready; try again shortly.",
+  },
+  InternalError: {
+    category: "api",
+    when: "Something failed inside Baton; the server's log has the details under the request id.",
+  },
 } as const satisfies Record<string, ErrorSpec>;
 
 export type ErrorCode = keyof typeof errorCatalogue;

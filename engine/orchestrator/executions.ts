@@ -310,17 +310,19 @@ export class Executions {
   private async pendingStart(id: string): Promise<PendingStart | undefined> {
     let event: Partial<StartEvent>;
     try {
+      // The first message left on the execution's subject: its start, until an engine takes
+      // it (events after the start stay behind it in the work queue). `next_by_subj` is in
+      // nats-server's message-get API since 2.9, though not in nats.js's type.
       const message = await this.topology.jsm.streams.getMessage(streams.events, {
-        last_by_subj: subjects.events(id),
-      });
+        seq: 0,
+        next_by_subj: subjects.events(id),
+      } as never);
       event = message.json<Partial<StartEvent>>();
     } catch (error) {
       if (isNotFound(error) || /no message found/i.test(String(error)) || error instanceof SyntaxError)
         return undefined;
       throw error;
     }
-    // Until an engine takes the start, it is the only event a client can have sent: signals and
-    // cancels are refused for executions that cannot be found.
     if (event.type !== "execution.start" || typeof event.workflow !== "string") return undefined;
     return {
       id,
@@ -361,20 +363,35 @@ export class Executions {
    * Like {@link waitForEnd}, and also gives up (resolving `undefined`) when `signal` aborts: a
    * long poll whose server is closing.
    */
-  async awaitEnd(
+  awaitEnd(
     id: string,
+    options: { timeoutMs: number; signal?: AbortSignal },
+  ): Promise<ExecutionRecord | undefined> {
+    return this.awaitRecord(id, (record) => isEnded(record.status), options);
+  }
+
+  /**
+   * Resolves with the execution's record as soon as it satisfies `until` (at once if it does
+   * already), or `undefined` after `timeoutMs` or when `signal` aborts.
+   */
+  async awaitRecord(
+    id: string,
+    until: (record: ExecutionRecord) => boolean,
     { timeoutMs, signal }: { timeoutMs: number; signal?: AbortSignal },
   ): Promise<ExecutionRecord | undefined> {
     if (signal?.aborted) return undefined;
+    // A watch hands over the entry as it is now, then every change.
     const watch = await this.topology.executions.watch({ key: id });
     const timer = setTimeout(() => watch.stop(), timeoutMs);
     const abort = () => watch.stop();
+    // An abort while the watch was being set up has already fired: stop now.
+    if (signal?.aborted) abort();
     signal?.addEventListener("abort", abort, { once: true });
     try {
       for await (const entry of watch) {
         if (entry.operation !== "PUT") continue;
         const record = await this.get(id);
-        if (record && isEnded(record.status)) return record;
+        if (record && until(record)) return record;
       }
       return undefined;
     } finally {
@@ -416,6 +433,8 @@ export class Executions {
     const consumer = await this.js.consumers.get(streams.history, { filterSubjects: subjects.history(id) });
     const messages = await consumer.consume();
     const stop = () => messages.stop();
+    // An abort while the consumer was being set up has already fired: stop now.
+    if (signal.aborted) stop();
     signal.addEventListener("abort", stop, { once: true });
     try {
       for await (const message of messages) {

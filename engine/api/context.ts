@@ -1,0 +1,24 @@
+/** What every group of routes is given. */
+import type { ApiConfig } from "../config.ts";
+import type { Executions } from "../orchestrator/executions.ts";
+import type { ApiMetrics } from "./metrics.ts";
+import type { Readiness } from "./readiness.ts";
+
+/** The limits and waits the routes enforce: `ApiConfig` without where to listen and who may call. */
+export type ApiLimits = Pick<ApiConfig, "bodyLimit" | "workflowLimit" | "inputLimit" | "maxWaitMs">;
+
+export interface ApiContext {
+  executions: Executions;
+  limits: ApiLimits;
+  metrics: ApiMetrics;
+  readiness: Readiness;
+  /** Aborted when the server begins to close: long polls answer, event streams end. */
+  closing: AbortSignal;
+}
+
+declare module "fastify" {
+  interface FastifyContextConfig {
+    /** Reachable without a bearer token (health and readiness). */
+    isPublic?: boolean;
+  }
+}

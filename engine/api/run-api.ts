@@ -1,0 +1,49 @@
+/**
+ * A process serving the HTTP API, with an engine (orchestrator) in it unless `--no-engine`:
+ * `node --import tsx engine/api/run-api.ts [--no-engine]`. Configuration from the environment
+ * (NATS_URL, BATON_LISTEN, BATON_API_TOKENS, ...: docs/api.md). Prints
+ * `{"level":"info","message":"api listening","url":"http://127.0.0.1:8080",...}` once it
+ * listens; SIGTERM or SIGINT stops it after the work under way.
+ */
+import { once } from "node:events";
+import { ConfigError, loadApiConfig, loadEngineConfig } from "../config.ts";
+import { startEngine, type RunningEngine } from "../main.ts";
+import { checkListenAddress, startApi } from "./start-api.ts";
+
+const args = process.argv.slice(2);
+const unknown = args.filter((arg) => arg !== "--no-engine");
+if (unknown.length > 0) {
+  process.stderr.write(`run-api: unknown argument "${unknown.join(" ")}"; usage: run-api.ts [--no-engine]\n`);
+  process.exit(2);
+}
+
+let engineConfig;
+let apiConfig;
+try {
+  engineConfig = loadEngineConfig();
+  apiConfig = loadApiConfig();
+  // Before anything starts: a refused address stops the process at once.
+  checkListenAddress(apiConfig);
+} catch (error) {
+  if (!(error instanceof ConfigError)) throw error;
+  process.stderr.write(`run-api: ${error.message}\n`);
+  process.exit(2);
+}
+
+// Listened for from the start: a signal during start-up stops the process once it is up.
+const stopSignal = Promise.race([once(process, "SIGTERM"), once(process, "SIGINT")]);
+
+let engine: RunningEngine | undefined;
+try {
+  engine = args.includes("--no-engine") ? undefined : await startEngine(engineConfig);
+  const api = await startApi({ config: apiConfig, natsUrl: engineConfig.natsUrl });
+  const [signal] = (await stopSignal) as [NodeJS.Signals | undefined];
+  process.stderr.write(`run-api: ${signal ?? "signal"} received, finishing the work under way\n`);
+  await api.close();
+  await engine?.stop();
+} catch (error) {
+  if (!(error instanceof ConfigError)) throw error;
+  process.stderr.write(`run-api: ${error.message}\n`);
+  await engine?.stop();
+  process.exit(2);
+}
