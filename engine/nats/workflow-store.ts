@@ -20,6 +20,15 @@ export interface StoredWorkflow {
 
 export type PutOutcome = "created" | "updated" | "unchanged";
 
+/** What `<name>` holds once the workflow is deleted: its revisions stay, and so does their numbering. */
+interface Tombstone {
+  name: string;
+  deleted: true;
+  revision: number;
+}
+
+const isTombstone = (value: StoredWorkflow | Tombstone): value is Tombstone => "deleted" in value;
+
 const revisionKey = (name: string, revision: number) => `${name}.r${revision}`;
 
 export class WorkflowStore {
@@ -33,11 +42,13 @@ export class WorkflowStore {
     const hash = createHash("sha256").update(JSON.stringify(definition)).digest("hex");
     for (;;) {
       const entry = await this.kv.get(definition.name);
-      const latest = entry && entry.operation === "PUT" ? entry.json<StoredWorkflow>() : undefined;
+      const head = entry && entry.operation === "PUT" ? entry.json<StoredWorkflow | Tombstone>() : undefined;
+      const latest = head && !isTombstone(head) ? head : undefined;
       if (latest?.hash === hash) return { workflow: latest, outcome: "unchanged" };
       const workflow: StoredWorkflow = {
         name: definition.name,
-        revision: (latest?.revision ?? 0) + 1,
+        // After a delete, numbering goes on: revision N of a name always means the same document.
+        revision: (head?.revision ?? 0) + 1,
         source,
         definition,
         hash,
@@ -58,10 +69,16 @@ export class WorkflowStore {
 
   async get(name: string, revision?: number): Promise<StoredWorkflow | undefined> {
     const entry = await this.kv.get(revision === undefined ? name : revisionKey(name, revision));
-    return entry && entry.operation === "PUT" ? entry.json<StoredWorkflow>() : undefined;
+    if (!entry || entry.operation !== "PUT") return undefined;
+    const value = entry.json<StoredWorkflow | Tombstone>();
+    return isTombstone(value) ? undefined : value;
   }
 
+  /** Deletes a workflow: it can no longer be started; its revisions stay for the executions on them. */
   async remove(name: string): Promise<void> {
-    await this.kv.delete(name);
+    const latest = await this.get(name);
+    if (!latest) return;
+    const tombstone: Tombstone = { name, deleted: true, revision: latest.revision };
+    await this.kv.put(name, JSON.stringify(tombstone));
   }
 }
