@@ -32,10 +32,10 @@ it("numbers revisions, keeps an identical document's, and never reuses a number 
   await store.remove("kept");
   expect(await store.get("kept")).toBeUndefined();
   // Executions running on an old revision can still load it.
-  expect((await store.get("kept", 2))?.description).toBe("two");
+  expect((await store.get("kept", 2))?.definition.description).toBe("two");
 
   const again = await store.put(definition("three"), "three");
   expect([again.outcome, again.workflow.revision]).toEqual(["created", 3]);
-  expect((await store.get("kept", 1))?.description).toBe("one");
+  expect((await store.get("kept", 1))?.definition.description).toBe("one");
   expect((await store.get("kept"))?.revision).toBe(3);
 });
