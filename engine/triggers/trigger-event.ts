@@ -63,6 +63,9 @@ const digest = (text: string) => createHash("sha256").update(text).digest("hex")
 /** The KV key of a delivery. */
 export const deliveryKey = (source: TriggerSource, id: string) => `${source}.${digest(id)}`;
 
-/** The execution a delivery starts for a workflow: the same for every redelivery. */
-export const triggeredExecutionId = (event: Pick<TriggerEvent, "source" | "id">, workflow: string) =>
-  `t${digest(`${event.source}:${event.id}:${workflow}`).slice(0, 32)}`;
+/**
+ * The execution a delivery starts for a workflow: the same for every redelivery of the stored
+ * event, and, like every execution id, sorting by time (`x<ms in base 36>…`).
+ */
+export const triggeredExecutionId = (event: Pick<TriggerEvent, "source" | "id" | "time">, workflow: string) =>
+  `x${Date.parse(event.time).toString(36)}${digest(`${event.source}:${event.id}:${workflow}`).slice(0, 16)}`;
