@@ -249,6 +249,8 @@ export interface CancelEnvelope {
   execution: string;
   step?: string;
   run?: number;
+  /** Only this attempt (a later attempt of the same step run is not cancelled). */
+  attempt?: number;
   reason: string;
 }
 

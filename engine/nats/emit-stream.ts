@@ -11,6 +11,8 @@ import { findSegments } from "../workflow/expressions.ts";
 import { duplicateWindowMs, isNotFound } from "./topology.ts";
 
 export const emittedStream = "BATON_EMITTED";
+/** How long emitted events stay in BATON_EMITTED. */
+export const emittedRetentionMs = 7 * 24 * 3_600_000;
 
 /** The subjects a workflow's `emit` steps publish to, as stream subjects. */
 export function emitSubjectsOf(definition: WorkflowDefinition): string[] {
@@ -74,6 +76,8 @@ export async function captureEmitSubjects(jsm: JetStreamManager, wanted: string[
     retention: RetentionPolicy.Limits,
     storage: StorageType.File,
     duplicate_window: nanos(duplicateWindowMs),
+    // Emitted events are there for deduplication and for late readers, not for ever.
+    max_age: nanos(emittedRetentionMs),
   };
   if (exists) await jsm.streams.update(emittedStream, config);
   else await jsm.streams.add(config);

@@ -3,7 +3,12 @@
  * a publish that its receiver deduplicates (a JetStream message id, or an idempotent cancel),
  * so sending a record's outbox twice (after a crash, or by two replicas) changes nothing.
  */
-import { headers as natsHeaders, type JetStreamClient, type NatsConnection, type MsgHdrs } from "nats";
+import {
+  headers as natsHeaders,
+  type JetStreamClient,
+  type NatsConnection,
+  type MsgHdrs,
+} from "nats";
 import {
   headers,
   protocolVersion,
@@ -64,12 +69,14 @@ async function dispatchOne(deps: DispatchDeps, record: ExecutionRecord, command:
     case "dispatchTask":
       return dispatchTask(deps, record, params);
     case "cancelTask": {
-      const { step, run } = params as CancelTask;
+      // The attempt is named: a retry of the same step run (after a timeout) must not be cancelled too.
+      const { step, run, attempt } = params as CancelTask;
       const cancel: CancelEnvelope = {
         v: protocolVersion,
         execution: record.id,
         step,
         run,
+        attempt,
         reason: "the attempt is no longer wanted",
       };
       nc.publish(subjects.cancel(record.id), JSON.stringify(cancel));
@@ -288,7 +295,9 @@ async function finish(deps: DispatchDeps, record: ExecutionRecord, end: Finish):
         : { type: "child.done", step: parent.step, run: parent.run, ...outcome };
     await publishEvent(js, parent.execution, answer, `done:${record.id}`);
   }
-  // Retention: the record and its history go once the retention time has passed.
+  // Retention: the record and its history go once the retention time has passed. (Stale timers of
+  // the execution, such as its deadline, stay parked until due and are then dropped: purging them
+  // here with a subject filter stalled other consumers on nats-server 2.9.10.)
   const expire: TimerMessage = {
     execution: record.id,
     timer: expireEvent,
@@ -296,7 +305,7 @@ async function finish(deps: DispatchDeps, record: ExecutionRecord, end: Finish):
     due: (record.endedAt ?? Date.now()) + deps.retentionMs,
     event: { type: expireEvent },
   };
-  await js.publish(subjects.timers(record.id), JSON.stringify(expire), { msgID: expire.token });
+  await js.publish(`${subjects.timers(record.id)}.expire`, JSON.stringify(expire), { msgID: expire.token });
 }
 
 /** Publishes an event to an execution, deduplicated by `id`. */

@@ -35,6 +35,8 @@ export interface ExecutionRecord {
   applied: string[];
   /** The commands of the last transition; sent again if the process that wrote them may not have. */
   outbox: OutboxEntry[];
+  /** When the outbox was written (epoch ms): past JetStream's deduplication window it is not sent again. */
+  outboxAt?: number;
   /** History records written so far: the next one is numbered `historySeq + 1`. */
   historySeq: number;
   /** Timer tokens handed out so far. */

@@ -19,7 +19,7 @@ import type { ConsumerMessages, JsMsg, NatsConnection } from "nats";
 import { streams, subjects } from "../../sdk/protocol.ts";
 import type { EngineConfig } from "../config.ts";
 import { ExecutionStore, RevisionConflict, type StoredRecord } from "../nats/execution-store.ts";
-import { engineConsumers, ensureTopology, type Topology } from "../nats/topology.ts";
+import { duplicateWindowMs, engineConsumers, ensureTopology, type Topology } from "../nats/topology.ts";
 import { WorkflowStore } from "../nats/workflow-store.ts";
 import { compileWorkflow, type CompiledWorkflow } from "../workflow/compile/compile-workflow.ts";
 import { applyEvent, startExecution, type Applied } from "./apply-event.ts";
@@ -32,7 +32,7 @@ import {
 } from "./dispatch-commands.ts";
 import { EffectLedger } from "./effect-ledger.ts";
 import { checkEngineEvent, type EngineEvent, type StartEvent } from "./engine-events.ts";
-import { isEnded, type ExecutionRecord } from "./execution-record.ts";
+import { appliedMemory, isEnded, type ExecutionRecord } from "./execution-record.ts";
 import type { HistoryEntry } from "./history.ts";
 import { isExecutionId } from "./ids.ts";
 import { ReceiveSubscriptions } from "./receive-subscriptions.ts";
@@ -57,6 +57,10 @@ interface Delivery {
 
 /** How long to wait before a failed batch is tried again. */
 const retryDelayMs = 500;
+/** An outbox older than JetStream's deduplication window less this is not sent again. */
+const outboxResendMarginMs = 30_000;
+/** Events applied in one write, at most: no more than a record remembers as applied. */
+const maxBatch = appliedMemory;
 /** Deliveries of an event for an execution that does not exist yet before it is dropped. */
 const unknownExecutionPatience = 20;
 
@@ -171,9 +175,15 @@ export class Orchestrator {
 
   private async drain(execution: string): Promise<void> {
     for (;;) {
-      const batch = this.mailboxes.get(execution);
-      this.mailboxes.delete(execution);
-      if (!batch || batch.length === 0) return;
+      const queued = this.mailboxes.get(execution);
+      if (!queued || queued.length === 0) {
+        this.mailboxes.delete(execution);
+        return;
+      }
+      // A record remembers the ids of its last `appliedMemory` events: a batch never holds more,
+      // so a redelivery of any of them is still recognised.
+      const batch = queued.splice(0, maxBatch);
+      if (queued.length === 0) this.mailboxes.delete(execution);
       try {
         await this.applyBatch(execution, batch);
         for (const delivery of batch) delivery.message.ack();
@@ -246,7 +256,10 @@ export class Orchestrator {
   /** Applies a batch to a stored record; resolves to whether anything changed. */
   private async advance(stored: StoredRecord<ExecutionRecord>, batch: Delivery[]): Promise<boolean> {
     const { record } = stored;
-    if (record.outbox.length > 0 && this.sentOutbox.get(record.id) !== stored.revision) {
+    // Resending is only safe while JetStream still deduplicates it. A crash between a write and its
+    // publishes is found within the events' ack wait (their redelivery), well inside that window.
+    const resendable = Date.now() - (record.outboxAt ?? 0) < duplicateWindowMs - outboxResendMarginMs;
+    if (record.outbox.length > 0 && resendable && this.sentOutbox.get(record.id) !== stored.revision) {
       await dispatchCommands(this.deps, record, record.outbox);
       this.sentOutbox.set(record.id, stored.revision);
     }
@@ -273,7 +286,10 @@ export class Orchestrator {
       commands.push(...applied.commands);
       history.push(...applied.history);
     }
-    if (record !== initial.record) record.outbox = commands;
+    if (record !== initial.record) {
+      record.outbox = commands;
+      record.outboxAt = Date.now();
+    }
     return { record, commands, history };
   }
 
@@ -330,8 +346,14 @@ export class Orchestrator {
       message.nak(wait);
       return;
     }
-    if (timer.event.type === expireEvent) await this.expire(timer.execution);
-    else {
+    if (timer.event.type === expireEvent) {
+      const later = await this.expire(timer.execution);
+      // Retried since, and ended again: the record now expires later; keep the timer until then.
+      if (later !== undefined) {
+        message.nak(later);
+        return;
+      }
+    } else {
       await publishEvent(
         this.topology.js,
         timer.execution,
@@ -342,20 +364,21 @@ export class Orchestrator {
     message.ack();
   }
 
-  /** Retention: a finished execution, its history and its effect ledger go. */
-  private async expire(execution: string): Promise<void> {
+  /**
+   * Retention: a finished execution, its history and its effect ledger go. Resolves to the ms
+   * left when the execution was retried and ended again since (it expires that much later).
+   */
+  private async expire(execution: string): Promise<number | undefined> {
     const stored = await this.store.load(execution, { fresh: true });
-    // Retried since it ended (it will expire after its new end), or already gone.
-    if (
-      stored &&
-      (!isEnded(stored.record.status) || (stored.record.endedAt ?? 0) + this.config.retentionMs > Date.now())
-    )
-      return;
+    if (stored && !isEnded(stored.record.status)) return 60_000; // running again: look later
+    const left = stored ? (stored.record.endedAt ?? 0) + this.config.retentionMs - Date.now() : 0;
+    if (left > 0) return left;
     // The record goes last: while it exists, a crash here means the timer comes back and finishes the job.
     const ledger = await this.topology.effects.keys(`${execution}.>`);
     for await (const key of ledger) await this.topology.effects.purge(key);
     await this.topology.jsm.streams.purge(streams.history, { filter: subjects.history(execution) });
     await this.store.remove(execution);
+    return undefined;
   }
 
   /** For tests and the API: the record as JetStream has it now. */

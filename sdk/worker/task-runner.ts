@@ -271,7 +271,7 @@ export class TaskRunner {
     clearTimeout(entry.graceTimer);
     entry.isolate = undefined;
     this.#options.pool.release(isolate);
-    return toOutcome(outcome, entry.stop, fn.name);
+    return toOutcome(outcome, entry.stop, fn.name, task.effect);
   }
 
   /** Records why an attempt must end, and ends it once it runs in an isolate. The first reason wins, but giving the task back overrides. */
@@ -366,7 +366,11 @@ export class TaskRunner {
   }
 }
 
-function toOutcome(outcome: RunOutcome, stop: StopReason | undefined, fn: string): Outcome {
+function toOutcome(outcome: RunOutcome, stop: StopReason | undefined, fn: string, effect: boolean): Outcome {
+  // An effect whose handler returned has happened, deadline or not: it must be reported (and
+  // recorded in the ledger) as done, or a retry would do it again.
+  if (effect && outcome.kind === "returned")
+    return { ok: true, output: JSON.parse(outcome.output) as JsonValue };
   if (stop?.code === "Timeout") return failed("Timeout", stop.message);
   if (outcome.kind === "returned") return { ok: true, output: JSON.parse(outcome.output) as JsonValue };
   if (stop?.code === "Cancelled") return failed("Cancelled", stop.message);
@@ -389,7 +393,8 @@ function matchesCancel(cancel: CancelEnvelope, task: TaskEnvelope): boolean {
   return (
     cancel.execution === task.execution &&
     (cancel.step === undefined || cancel.step === task.step) &&
-    (cancel.run === undefined || cancel.run === task.run)
+    (cancel.run === undefined || cancel.run === task.run) &&
+    (cancel.attempt === undefined || cancel.attempt === task.attempt)
   );
 }
 
