@@ -100,6 +100,8 @@ describe("applyEvent", () => {
       event: { type: arm.timer },
     });
     expect(stale.commands).toEqual([]);
+    // Recognised as stale by its token, not merely ignored by the machine: nothing is recorded.
+    expect(stale.history).toEqual([]);
     expect(stale.record.snapshot).toEqual(done.record.snapshot);
   });
 
@@ -122,12 +124,18 @@ describe("applyEvent", () => {
     >;
     expect(dispatch).toMatchObject({ step: "one", attempt: 1 });
 
-    const succeeded = apply(apply(apply(start(), ok("one", 1)), ok("two", 2)), {
+    // Run the same execution to its end: the nap's timer fires with the token it was armed with.
+    const napping = apply(apply(start(), ok("one", 1)), ok("two", 2));
+    const nap = napping.commands
+      .map((command) => command.params as { timer?: string; token?: string; event?: { type: string } })
+      .find((params) => params.timer?.includes("wait:nap"))!;
+    const succeeded = apply(napping, {
       type: "timer.fired",
-      timer: "x",
-      token: "x",
-      event: { type: "x" },
+      timer: nap.timer!,
+      token: nap.token!,
+      event: nap.event!,
     });
+    expect(succeeded.record.status).toBe("succeeded");
     expect(applyEvent(compiled, succeeded.record, { type: "retry", at }, "retry-1")).toBeUndefined();
   });
 });
