@@ -15,6 +15,8 @@ export interface EngineConfig {
   maxBackwardJumps: number;
   /** Executions whose snapshots stay cached in memory (`BATON_CACHE_SIZE`, default 10000). */
   cacheSize: number;
+  /** How long a node's workers may be silent before it has left (`BATON_NODE_SILENCE`, default 10s). */
+  nodeSilenceMs: number;
 }
 
 export class ConfigError extends Error {
@@ -28,6 +30,7 @@ export function loadEngineConfig(env: NodeJS.ProcessEnv = process.env): EngineCo
     retentionMs: durationVar(env, "BATON_RETENTION", "7d"),
     maxBackwardJumps: integerVar(env, "BATON_MAX_BACKWARD_JUMPS", 10_000),
     cacheSize: integerVar(env, "BATON_CACHE_SIZE", 10_000),
+    nodeSilenceMs: durationVar(env, "BATON_NODE_SILENCE", "10s"),
   };
 }
 
@@ -50,6 +53,11 @@ export interface ApiConfig {
   maxWaitMs: number;
   /** How long an `Idempotency-Key` is remembered (`BATON_API_IDEMPOTENCY_TTL`, default 24h). */
   idempotencyTtlMs: number;
+  /**
+   * Secrets GitHub webhooks are signed with (`BATON_GITHUB_SECRET`, comma-separated: several while
+   * one is rotated). None: `POST /v1/hooks/github` refuses every delivery.
+   */
+  githubSecrets: string[];
 }
 
 /** The shortest bearer token accepted: shorter ones are too easy to guess. */
@@ -74,6 +82,10 @@ export function loadApiConfig(env: NodeJS.ProcessEnv = process.env): ApiConfig {
     inputLimit: sizeVar(env, "BATON_API_INPUT_LIMIT", "512KiB"),
     maxWaitMs: durationVar(env, "BATON_API_MAX_WAIT", "5m"),
     idempotencyTtlMs: durationVar(env, "BATON_API_IDEMPOTENCY_TTL", "24h"),
+    githubSecrets: (env.BATON_GITHUB_SECRET ?? "")
+      .split(",")
+      .map((secret) => secret.trim())
+      .filter((secret) => secret !== ""),
   };
 }
 

@@ -159,7 +159,15 @@ export const errorCatalogue = {
     category: "api",
     when: "The request has no bearer token, or one that is not among those configured in `BATON_API_TOKENS`.",
   },
+  SignatureInvalid: {
+    category: "api",
+    when: "A webhook's signature (`X-Hub-Signature-256`) is missing, or made with none of the secrets in `BATON_GITHUB_SECRET`.",
+  },
   RouteNotFound: { category: "api", when: "No route of the API has this method and path." },
+  DeliveryNotFound: {
+    category: "api",
+    when: "No trigger delivery of this source has this id (it never arrived, or it is older than the deliveries' retention).",
+  },
   ExecutionNotFound: {
     category: "api",
     when: "No execution has this id (it never existed, or it ended longer ago than the retention).",

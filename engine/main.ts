@@ -4,11 +4,19 @@
  */
 import { connect, type NatsConnection } from "nats";
 import type { EngineConfig } from "./config.ts";
+import { ensureTopology } from "./nats/topology.ts";
+import { Executions } from "./orchestrator/executions.ts";
 import { consoleLogger, Orchestrator, type Logger } from "./orchestrator/orchestrator.ts";
+import { TriggerMatcher } from "./triggers/matcher.ts";
+import { InfraService } from "./triggers/infra-service.ts";
+import { QueueService } from "./triggers/queue-service.ts";
+import { ScheduleService } from "./triggers/schedule-service.ts";
 
 export interface RunningEngine {
   nc: NatsConnection;
   orchestrator: Orchestrator;
+  /** Starts the executions trigger events ask for (BATON_TRIGGERS). */
+  matcher: TriggerMatcher;
   /** Stops taking work, lets the batches under way finish, closes the connection. */
   stop(): Promise<void>;
 }
@@ -24,11 +32,20 @@ export async function startEngine(config: EngineConfig, log: Logger = consoleLog
   });
   const orchestrator = await Orchestrator.create(nc, config, log);
   await orchestrator.start();
+  const matcher = await TriggerMatcher.start(await Executions.connect(nc), log);
+  // Trigger sources: they only publish TriggerEvents, which the matcher turns into executions.
+  const { js, jsm, workflows } = await ensureTopology(nc);
+  const schedules = await ScheduleService.start({ js, workflows, log });
+  const queues = await QueueService.start({ js, jsm, workflows, log });
+  const infra = await InfraService.start({ nc, js, log, silenceMs: config.nodeSilenceMs });
   log.info("engine ready", { engine: config.engineId, nats: config.natsUrl });
   return {
     nc,
     orchestrator,
+    matcher,
     stop: async () => {
+      await Promise.all([schedules.stop(), queues.stop(), infra.stop()]);
+      await matcher.stop();
       await orchestrator.stop();
       await nc.drain();
     },

@@ -1,6 +1,7 @@
 /** What every group of routes is given. */
 import type { ApiConfig } from "../config.ts";
 import type { Executions } from "../orchestrator/executions.ts";
+import type { Triggers } from "../triggers/matcher.ts";
 import type { ApiMetrics } from "./metrics.ts";
 import type { Readiness } from "./readiness.ts";
 
@@ -14,6 +15,10 @@ export interface ApiContext {
   readiness: Readiness;
   /** Aborted when the server begins to close: long polls answer, event streams end. */
   closing: AbortSignal;
+  /** Receives events from outside (webhooks, `POST /v1/events`) and knows their deliveries. */
+  triggers: Triggers;
+  /** Secrets GitHub webhooks may be signed with (`BATON_GITHUB_SECRET`). */
+  githubSecrets: string[];
 }
 
 declare module "fastify" {

@@ -218,6 +218,7 @@ const workflowSchema = {
     updatedAt: isoTime,
     source: { type: "string", description: "The document as submitted (YAML or JSON)." },
     triggers: { type: "array", items: { type: "object", additionalProperties: true } },
+    nextFires: { type: "array", items: isoTime, description: "The next fire times of its schedules." },
   },
 } as const;
 

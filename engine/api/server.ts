@@ -19,18 +19,22 @@ import { handleError, sendProblem } from "./error-handler.ts";
 import { ApiMetrics } from "./metrics.ts";
 import { ApiError, problemContentType, problemOf } from "./problems.ts";
 import { Readiness } from "./readiness.ts";
+import { Triggers } from "../triggers/matcher.ts";
+import { deliveryRoutes } from "./routes/deliveries.ts";
 import { eventRoutes } from "./routes/events.ts";
 import { executionActionRoutes } from "./routes/execution-actions.ts";
 import { executionEventRoutes } from "./routes/execution-events.ts";
 import { executionRoutes } from "./routes/executions.ts";
+import { githubRoutes } from "./routes/github.ts";
 import { operationRoutes } from "./routes/operations.ts";
+import { workerRoutes } from "./routes/workers.ts";
 import { workflowRoutes } from "./routes/workflows.ts";
 import { sharedSchemas } from "./schemas.ts";
 
 export interface ApiOptions {
   executions: Executions;
-  /** Who may call (`tokens`) and the limits; defaults: no token, the defaults of `loadApiConfig`. */
-  config?: Partial<Pick<ApiConfig, "tokens"> & ApiLimits>;
+  /** Who may call (`tokens`, `githubSecrets`) and the limits; defaults: no token, no webhook secret, the defaults of `loadApiConfig`. */
+  config?: Partial<Pick<ApiConfig, "tokens" | "githubSecrets"> & ApiLimits>;
   /** fastify's logger option (pino); default: no logging. */
   logger?: FastifyServerOptions["logger"];
   /** Also export the process's own metrics (CPU, memory, event loop). */
@@ -122,6 +126,8 @@ export async function buildServer(options: ApiOptions): Promise<FastifyInstance>
     }),
     readiness: new Readiness(nc),
     closing: closing.signal,
+    triggers: await Triggers.open(options.executions),
+    githubSecrets: config.githubSecrets ?? [],
   };
   app.addHook("preClose", (done) => {
     closing.abort();
@@ -136,6 +142,7 @@ export async function buildServer(options: ApiOptions): Promise<FastifyInstance>
   app.addHook("onClose", (_instance, done) => {
     context.metrics.close();
     context.readiness.close();
+    context.triggers.close();
     done();
   });
 
@@ -176,7 +183,7 @@ export async function buildServer(options: ApiOptions): Promise<FastifyInstance>
       tags: [
         { name: "workflows", description: "Submit and read workflow definitions." },
         { name: "executions", description: "Start, read, await, signal, cancel and retry executions." },
-        { name: "events", description: "Events from outside." },
+        { name: "events", description: "Events from outside, webhooks, and the deliveries they made." },
         { name: "operations", description: "Health, readiness, metrics, this description." },
       ],
     },
@@ -191,6 +198,9 @@ export async function buildServer(options: ApiOptions): Promise<FastifyInstance>
   await app.register(executionRoutes(context));
   await app.register(executionActionRoutes(context));
   await app.register(executionEventRoutes(context));
-  await app.register(eventRoutes());
+  await app.register(eventRoutes(context));
+  await app.register(githubRoutes(context));
+  await app.register(deliveryRoutes(context));
+  await app.register(workerRoutes(context));
   return app;
 }

@@ -3,12 +3,7 @@
  * a publish that its receiver deduplicates (a JetStream message id, or an idempotent cancel),
  * so sending a record's outbox twice (after a crash, or by two replicas) changes nothing.
  */
-import {
-  headers as natsHeaders,
-  type JetStreamClient,
-  type NatsConnection,
-  type MsgHdrs,
-} from "nats";
+import { headers as natsHeaders, type JetStreamClient, type NatsConnection, type MsgHdrs } from "nats";
 import {
   headers,
   protocolVersion,

@@ -303,6 +303,7 @@ describe("authentication", () => {
     ["POST", "/v1/executions/xabc/cancel"],
     ["POST", "/v1/executions/xabc/retry"],
     ["POST", "/v1/events"],
+    ["GET", "/v1/deliveries/github/abc"],
     ["GET", "/metrics"],
     ["GET", "/docs"],
     ["GET", "/docs/json"],
@@ -1061,12 +1062,14 @@ describe("the event stream (websocket)", () => {
 });
 
 describe("events from outside", () => {
-  it("answers 501 NotImplemented for a well-formed event, 400 for a malformed one", async () => {
-    const problem = expectProblem(
+  it("accepts a well-formed event (202, the delivery and its executions), refuses a malformed one", async () => {
+    const response = await call("POST", "/v1/events", { body: { type: "node.joined", data: {} } });
+    expect(response.statusCode, response.body).toBe(202);
+    expect(response.json()).toMatchObject({ source: "infra", executions: [], replayed: false });
+    expectProblem(
       await call("POST", "/v1/events", { body: { source: "ci", type: "build.done", data: {} } }),
-      "NotImplemented",
+      "RequestInvalid",
     );
-    expect(problem.detail).toMatch(/trigger/);
     expectProblem(await call("POST", "/v1/events", { body: { type: "x" } }), "RequestInvalid");
   });
 });
@@ -1124,7 +1127,7 @@ describe("operations", () => {
       ["/v1/executions/{id}/signals/{name}", "post", ["202", "404", "409"]],
       ["/v1/executions/{id}/cancel", "post", ["202", "404", "409"]],
       ["/v1/executions/{id}/retry", "post", ["202", "404", "409"]],
-      ["/v1/events", "post", ["501"]],
+      ["/v1/events", "post", ["202", "400", "413", "415"]],
       ["/healthz", "get", ["200"]],
       ["/readyz", "get", ["200", "503"]],
       ["/metrics", "get", ["200"]],

@@ -387,11 +387,16 @@ describe("the API process", () => {
     await api("POST", `/v1/executions/${running}/cancel`);
   });
 
-  it("answers 501 for events from outside", async () => {
+  it("accepts events from outside", async () => {
+    const accepted = await api<{ source: string; executions: string[] }>("POST", "/v1/events", {
+      body: { type: "node.joined", data: {} },
+    });
+    expect(accepted.status).toBe(202);
+    expect(accepted.body).toMatchObject({ source: "infra", executions: [] });
     expectProblem(
       await api("POST", "/v1/events", { body: { source: "ci", type: "done", data: {} } }),
-      501,
-      "NotImplemented",
+      400,
+      "RequestInvalid",
     );
   });
 

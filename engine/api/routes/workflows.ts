@@ -1,6 +1,7 @@
 /** Workflow definitions: submit (YAML or JSON), validate, list, read, delete. */
 import type { FastifyPluginCallback, FastifyRequest } from "fastify";
 import type { StoredWorkflow } from "../../nats/workflow-store.ts";
+import { nextFireTimes } from "../../triggers/schedule.ts";
 import { useWorkflowTextBodies, yamlContentTypes } from "../body-parsers.ts";
 import type { ApiContext } from "../context.ts";
 import { ApiError } from "../problems.ts";
@@ -186,5 +187,8 @@ function viewWorkflow(workflow: StoredWorkflow) {
     updatedAt: workflow.updatedAt,
     source: workflow.source,
     triggers: workflow.definition.triggers ?? [],
+    ...(workflow.definition.triggers?.some((trigger) => "schedule" in trigger)
+      ? { nextFires: nextFireTimes(workflow.definition, 5) }
+      : {}),
   };
 }

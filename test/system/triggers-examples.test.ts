@@ -1,0 +1,118 @@
+/**
+ * The trigger examples end to end, with real processes: two engine replicas (`baton engine`) and
+ * a worker (`baton worker functions/weather.ts functions/examples.ts`) over a real nats-server.
+ * The weather harvester runs on a schedule (every second here), emits raw readings on the queue
+ * subject weather.raw, and each message starts exactly one weather-process execution, which
+ * stores the cleaned readings; the worker's node joining starts node-warm-up.
+ */
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { hostname, tmpdir } from "node:os";
+import { join } from "node:path";
+import { connect, type NatsConnection } from "nats";
+import { afterAll, beforeAll, expect, it } from "vitest";
+import type { ExecutionRecord } from "../../engine/orchestrator/execution-record.ts";
+import { Executions } from "../../engine/orchestrator/executions.ts";
+import { useNatsServer } from "../helpers/nats-server.ts";
+import { killAllProcesses, spawnProcess, waitUntil, type TestProcess } from "../helpers/processes.ts";
+
+const root = join(import.meta.dirname, "../..");
+const server = useNatsServer();
+const weatherDir = mkdtempSync(join(tmpdir(), "baton-weather-"));
+let nc: NatsConnection;
+let executions: Executions;
+
+const env = () => ({ NATS_URL: server().url, BATON_WEATHER_DIR: weatherDir, BATON_LOG_LEVEL: "warn" });
+
+async function startEngine(name: string): Promise<TestProcess> {
+  const engine = spawnProcess(process.execPath, [join(root, "bin/baton.mjs"), "engine"], {
+    name,
+    env: { ...env(), BATON_ENGINE_ID: name },
+  });
+  await engine.waitForLine(/engine ready/);
+  return engine;
+}
+
+const example = (file: string) => readFileSync(join(root, "workflows", file), "utf8");
+
+beforeAll(async () => {
+  nc = await connect({ servers: server().url });
+  executions = await Executions.connect(nc);
+  await executions.apply(example("weather-process.yaml"));
+  await executions.apply(example("node-warm-up.yaml"));
+  // The harvester as shipped runs every ten minutes; every second here.
+  await executions.apply(
+    example("weather-harvest.yaml").replace('cron: "*/10 * * * *"', 'cron: "* * * * * *"'),
+  );
+  await startEngine("engine-a");
+  await startEngine("engine-b");
+  const worker = spawnProcess(
+    process.execPath,
+    [
+      join(root, "bin/baton.mjs"),
+      "worker",
+      join(root, "functions/weather.ts"),
+      join(root, "functions/examples.ts"),
+    ],
+    { name: "worker", env: { ...env(), BATON_LOG_LEVEL: "info" } },
+  );
+  await worker.waitForLine(/serving/);
+}, 60_000);
+
+afterAll(async () => {
+  await killAllProcesses();
+  await nc?.close();
+  rmSync(weatherDir, { recursive: true, force: true });
+});
+
+async function executionsOf(workflow: string): Promise<ExecutionRecord[]> {
+  return (await executions.list({ workflow, limit: 1_000 })).items;
+}
+
+it("runs the weather pipeline: each tick harvests once, and each message is processed once", async () => {
+  const succeeded = (records: ExecutionRecord[]) => records.filter((record) => record.status === "succeeded");
+  await waitUntil(
+    "two processed batches",
+    async () => (succeeded(await executionsOf("weather-process")).length >= 2 ? true : undefined),
+    { timeoutMs: 45_000 },
+  );
+  // Stop the schedule, then let what is under way finish.
+  await executions.removeWorkflow("weather-harvest");
+  const harvests = await waitUntil(
+    "the harvests finish",
+    async () => {
+      const records = await executionsOf("weather-harvest");
+      return records.every((record) => record.status !== "running") ? records : undefined;
+    },
+    { timeoutMs: 40_000 },
+  );
+  const emitted = succeeded(harvests).length;
+  const processed = await waitUntil(
+    "every batch processed",
+    async () => {
+      const records = succeeded(await executionsOf("weather-process"));
+      return records.length >= emitted ? records : undefined;
+    },
+    { timeoutMs: 40_000 },
+  );
+  // One execution per due time and one per message, with two engines running.
+  expect(processed.length).toBe(emitted);
+  const lines = readFileSync(join(weatherDir, "readings.jsonl"), "utf8").trim().split("\n");
+  const stored = processed.reduce(
+    (sum, record) => sum + ((record.output as { stored: number }).stored ?? 0),
+    0,
+  );
+  expect(lines.length).toBe(stored);
+}, 150_000);
+
+it("warms up the node its worker runs on when it joins", async () => {
+  const [warmUp] = await waitUntil(
+    "a warm-up",
+    async () => {
+      const records = (await executionsOf("node-warm-up")).filter((record) => record.status === "succeeded");
+      return records.length > 0 ? records : undefined;
+    },
+    { timeoutMs: 20_000 },
+  );
+  expect(warmUp?.output).toEqual({ warmed: hostname() });
+  expect(await executionsOf("node-warm-up")).toHaveLength(1);
+}, 30_000);
