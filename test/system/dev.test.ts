@@ -5,7 +5,7 @@
  * the data; a second `baton dev` on the same data is refused; and the children of a `baton dev`
  * killed outright (SIGKILL) are stopped by the next start.
  */
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
@@ -117,7 +117,12 @@ describe("baton dev", () => {
       const banner = dev.process.stdout();
       expect(banner).toContain(`NATS       nats://127.0.0.1:`);
       expect(banner).toContain(`JetStream data in ${dataDir}`);
-      expect(banner).toMatch(/workers {4}functions\/examples\.ts functions\/http\.ts functions\/noop\.ts/);
+      // Every module of functions/ is served.
+      const modules = readdirSync(join(root, "functions"))
+        .filter((file) => file.endsWith(".ts"))
+        .sort()
+        .map((file) => `functions/${file}`);
+      expect(banner).toContain(`workers    ${modules.join(" ")}  (worker pid`);
       expect(banner).toMatch(/workflows {2}\d+ submitted from workflows\//);
       expect(banner).toContain(
         `BATON_URL=${dev.apiUrl} npm run baton -- run hello --input '{"name":"ana"}' --wait`,
