@@ -54,7 +54,8 @@ export const deliveryRetentionMs = 30 * 24 * 60 * 60_000;
 /** Where a queue message whose input a workflow refused is put, with the reason. */
 export const deadLetterSubject = (subject: string) => `baton.deadletter.${subject}`;
 
-const matcherAckWaitMs = 30_000;
+// Short, so the events a killed replica held come back to another one within seconds (redeliveries start nothing twice).
+const matcherAckWaitMs = 5_000;
 const retryDelayMs = 1_000;
 
 export interface TriggerLogger {

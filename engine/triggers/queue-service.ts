@@ -185,7 +185,8 @@ export class QueueService {
         durable_name: durable,
         filter_subject: subject,
         ack_policy: AckPolicy.Explicit,
-        ack_wait: nanos(30_000),
+        // Short, so the messages a killed replica held come back to another one within seconds.
+        ack_wait: nanos(5_000),
         max_deliver: -1,
         deliver_policy: DeliverPolicy.StartTime,
         opt_start_time: since,

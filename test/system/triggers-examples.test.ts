@@ -20,6 +20,7 @@ const server = useNatsServer();
 const weatherDir = mkdtempSync(join(tmpdir(), "baton-weather-"));
 let nc: NatsConnection;
 let executions: Executions;
+let engineA: TestProcess;
 
 const env = () => ({ NATS_URL: server().url, BATON_WEATHER_DIR: weatherDir, BATON_LOG_LEVEL: "warn" });
 
@@ -43,7 +44,7 @@ beforeAll(async () => {
   await executions.apply(
     example("weather-harvest.yaml").replace('cron: "*/10 * * * *"', 'cron: "* * * * * *"'),
   );
-  await startEngine("engine-a");
+  engineA = await startEngine("engine-a");
   await startEngine("engine-b");
   const worker = spawnProcess(
     process.execPath,
@@ -70,11 +71,18 @@ async function executionsOf(workflow: string): Promise<ExecutionRecord[]> {
 
 it("runs the weather pipeline: each tick harvests once, and each message is processed once", async () => {
   const succeeded = (records: ExecutionRecord[]) => records.filter((record) => record.status === "succeeded");
-  await waitUntil(
-    "two processed batches",
-    async () => (succeeded(await executionsOf("weather-process")).length >= 2 ? true : undefined),
-    { timeoutMs: 45_000 },
-  );
+  const processedAtLeast = (count: number) =>
+    waitUntil(
+      `${count} processed batches`,
+      async () => (succeeded(await executionsOf("weather-process")).length >= count ? true : undefined),
+      { timeoutMs: 45_000 },
+    );
+  await processedAtLeast(2);
+  // An engine replica dies and another takes its place: the schedule goes on, still once per tick.
+  await engineA.kill("SIGKILL");
+  await startEngine("engine-c");
+  const before = succeeded(await executionsOf("weather-process")).length;
+  await processedAtLeast(before + 2);
   // Stop the schedule, then let what is under way finish.
   await executions.removeWorkflow("weather-harvest");
   const harvests = await waitUntil(
@@ -94,8 +102,12 @@ it("runs the weather pipeline: each tick harvests once, and each message is proc
     },
     { timeoutMs: 40_000 },
   );
-  // One execution per due time and one per message, with two engines running.
+  // One execution per due time and one per message, with two engines running and one replaced.
   expect(processed.length).toBe(emitted);
+  const dueTimes = harvests.map(
+    (record) => (record.snapshot.context as { event: { scheduledAt: string } }).event.scheduledAt,
+  );
+  expect(new Set(dueTimes).size).toBe(dueTimes.length);
   const lines = readFileSync(join(weatherDir, "readings.jsonl"), "utf8").trim().split("\n");
   const stored = processed.reduce(
     (sum, record) => sum + ((record.output as { stored: number }).stored ?? 0),
