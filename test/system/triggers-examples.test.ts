@@ -5,7 +5,7 @@
  * subject weather.raw, and each message starts exactly one weather-process execution, which
  * stores the cleaned readings; the worker's node joining starts node-warm-up.
  */
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { hostname, tmpdir } from "node:os";
 import { join } from "node:path";
 import { connect, type NatsConnection } from "nats";
@@ -18,11 +18,17 @@ import { killAllProcesses, spawnProcess, waitUntil, type TestProcess } from "../
 const root = join(import.meta.dirname, "../..");
 const server = useNatsServer();
 const weatherDir = mkdtempSync(join(tmpdir(), "baton-weather-"));
+const logDir = mkdtempSync(join(tmpdir(), "baton-logs-"));
 let nc: NatsConnection;
 let executions: Executions;
 let engineA: TestProcess;
 
-const env = () => ({ NATS_URL: server().url, BATON_WEATHER_DIR: weatherDir, BATON_LOG_LEVEL: "warn" });
+const env = () => ({
+  NATS_URL: server().url,
+  BATON_WEATHER_DIR: weatherDir,
+  BATON_LOG_DIR: logDir,
+  BATON_LOG_LEVEL: "warn",
+});
 
 async function startEngine(name: string): Promise<TestProcess> {
   const engine = spawnProcess(process.execPath, [join(root, "bin/baton.mjs"), "engine"], {
@@ -53,6 +59,7 @@ beforeAll(async () => {
       "worker",
       join(root, "functions/weather.ts"),
       join(root, "functions/examples.ts"),
+      join(root, "functions/logs.ts"),
     ],
     { name: "worker", env: { ...env(), BATON_LOG_LEVEL: "info" } },
   );
@@ -63,6 +70,7 @@ afterAll(async () => {
   await killAllProcesses();
   await nc?.close();
   rmSync(weatherDir, { recursive: true, force: true });
+  rmSync(logDir, { recursive: true, force: true });
 });
 
 async function executionsOf(workflow: string): Promise<ExecutionRecord[]> {
@@ -128,3 +136,27 @@ it("warms up the node its worker runs on when it joins", async () => {
   expect(warmUp?.output).toEqual({ warmed: hostname() });
   expect(await executionsOf("node-warm-up")).toHaveLength(1);
 }, 30_000);
+
+it("compacts log segments on its schedule", async () => {
+  // Three segments written before the next due time; the schedule runs every second here.
+  for (const [index, line] of ["a", "b", "c"].entries())
+    writeFileSync(join(logDir, `segment-${index}.log`), `${line}\n`);
+  await executions.apply(
+    example("hourly-log-compaction.yaml")
+      .replace('cron: "0 * * * *"', 'cron: "* * * * * *"')
+      .replace("catchUp: all", "catchUp: none"),
+  );
+  const compacted = await waitUntil(
+    "a run that compacted the segments",
+    async () =>
+      (await executionsOf("hourly-log-compaction")).find(
+        (record) => record.status === "succeeded" && (record.output as { compacted: number }).compacted > 0,
+      ),
+    { timeoutMs: 30_000 },
+  );
+  await executions.removeWorkflow("hourly-log-compaction");
+  const { compacted: count, into } = compacted.output as { compacted: number; into: string };
+  expect(count).toBe(3);
+  expect(readFileSync(join(logDir, into), "utf8")).toBe("a\nb\nc\n");
+  expect(readdirSync(logDir).filter((name) => name.startsWith("segment-"))).toEqual([]);
+}, 60_000);
