@@ -12,12 +12,12 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { buildServer } from "../../engine/api/server.ts";
 import { loadEngineConfig } from "../../engine/config.ts";
 import { Executions } from "../../engine/orchestrator/executions.ts";
-import { Orchestrator, type Logger } from "../../engine/orchestrator/orchestrator.ts";
+import { Orchestrator } from "../../engine/orchestrator/orchestrator.ts";
 import { buckets } from "../../sdk/protocol.ts";
 import { useNatsServer } from "../helpers/nats-server.ts";
+import { testLogger } from "../helpers/test-logger.ts";
 
 const server = useNatsServer();
-const quiet: Logger = { info: () => undefined, warn: () => undefined, error: () => undefined };
 const token = "fuzz-token-0123456789abcdef";
 const auth = { authorization: `Bearer ${token}` };
 const seed = Number(process.env.BATON_FUZZ_SEED ?? 20_261_126);
@@ -36,7 +36,7 @@ steps:
 
 beforeAll(async () => {
   nc = await connect({ servers: server().url });
-  engine = await Orchestrator.create(nc, loadEngineConfig({ NATS_URL: server().url }), quiet);
+  engine = await Orchestrator.create(nc, loadEngineConfig({ NATS_URL: server().url }), testLogger);
   await engine.start();
   executions = await Executions.connect(nc);
   app = await buildServer({

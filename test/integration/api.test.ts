@@ -15,14 +15,14 @@ import { checkListenAddress } from "../../engine/api/start-api.ts";
 import { ConfigError, loadApiConfig, loadEngineConfig } from "../../engine/config.ts";
 import { errorCatalogue } from "../../engine/errors.ts";
 import { Executions } from "../../engine/orchestrator/executions.ts";
-import { Orchestrator, type Logger } from "../../engine/orchestrator/orchestrator.ts";
+import { Orchestrator } from "../../engine/orchestrator/orchestrator.ts";
 import { streams } from "../../sdk/protocol.ts";
 import { startNatsServer, useNatsServer } from "../helpers/nats-server.ts";
+import { testLogger } from "../helpers/test-logger.ts";
 import { waitUntil } from "../helpers/processes.ts";
 import { ScriptedFailure, serveScripted, type ScriptedWorker } from "../helpers/scripted-worker.ts";
 
 const server = useNatsServer();
-const quiet: Logger = { info: () => undefined, warn: () => undefined, error: () => undefined };
 const token = "api-test-token-0123456789";
 const auth = { authorization: `Bearer ${token}` };
 
@@ -44,7 +44,7 @@ beforeAll(async () => {
   engine = await Orchestrator.create(
     nc,
     { ...loadEngineConfig({ NATS_URL: server().url }), retentionMs: 60_000 },
-    quiet,
+    testLogger,
   );
   await engine.start();
   executions = await Executions.connect(nc);

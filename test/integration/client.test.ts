@@ -9,7 +9,6 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startApi, type RunningApi } from "../../engine/api/start-api.ts";
 import { loadApiConfig, loadEngineConfig } from "../../engine/config.ts";
 import { startEngine, type RunningEngine } from "../../engine/main.ts";
-import type { Logger } from "../../engine/orchestrator/orchestrator.ts";
 import { add, echo, failWith, sleep } from "../../functions/examples.ts";
 import {
   BatonApiError,
@@ -24,9 +23,9 @@ import {
   type WorkerHandle,
 } from "../../sdk/index.ts";
 import { useNatsServer } from "../helpers/nats-server.ts";
+import { testLogger } from "../helpers/test-logger.ts";
 
 const server = useNatsServer();
-const quiet: Logger = { info: () => undefined, warn: () => undefined, error: () => undefined };
 const token = "client-test-token-0123456789";
 let engine: RunningEngine;
 let api: RunningApi;
@@ -89,12 +88,15 @@ steps:
 
 beforeAll(async () => {
   const natsUrl = server().url;
-  engine = await startEngine({ ...loadEngineConfig({ NATS_URL: natsUrl }), engineId: "client-test" }, quiet);
-  api = await startApi({ config: loadApiConfig({ BATON_LISTEN: "127.0.0.1:0" }), natsUrl, log: quiet });
+  engine = await startEngine(
+    { ...loadEngineConfig({ NATS_URL: natsUrl }), engineId: "client-test" },
+    testLogger,
+  );
+  api = await startApi({ config: loadApiConfig({ BATON_LISTEN: "127.0.0.1:0" }), natsUrl, log: testLogger });
   securedApi = await startApi({
     config: loadApiConfig({ BATON_LISTEN: "127.0.0.1:0", BATON_API_TOKENS: token }),
     natsUrl,
-    log: quiet,
+    log: testLogger,
   });
   for (const running of [api, securedApi])
     running.app.server.on("connection", (socket: Socket) => serverSockets.add(socket));

@@ -13,11 +13,12 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { buildServer } from "../../engine/api/server.ts";
 import { loadEngineConfig } from "../../engine/config.ts";
 import { Executions } from "../../engine/orchestrator/executions.ts";
-import { Orchestrator, type Logger } from "../../engine/orchestrator/orchestrator.ts";
+import { Orchestrator } from "../../engine/orchestrator/orchestrator.ts";
 import { githubBodyLimit, signGithubBody } from "../../engine/triggers/github-webhook.ts";
 import { TriggerMatcher } from "../../engine/triggers/matcher.ts";
 import { triggeredExecutionId } from "../../engine/triggers/trigger-event.ts";
 import { useNatsServer } from "../helpers/nats-server.ts";
+import { testLogger } from "../helpers/test-logger.ts";
 import { serveScripted, type ScriptedWorker } from "../helpers/scripted-worker.ts";
 
 interface WebhookDefinition {
@@ -36,7 +37,6 @@ function example(name: string, action?: string): Record<string, unknown> {
 }
 
 const server = useNatsServer();
-const quiet: Logger = { info: () => undefined, warn: () => undefined, error: () => undefined };
 const token = "webhook-test-token-0123456789";
 const secret = "new-secret-0123456789";
 const oldSecret = "old-secret-9876543210";
@@ -170,7 +170,7 @@ beforeAll(async () => {
   engine = await Orchestrator.create(
     nc,
     { ...loadEngineConfig({ NATS_URL: server().url }), retentionMs: 60_000 },
-    quiet,
+    testLogger,
   );
   await engine.start();
   executions = await Executions.connect(nc);
@@ -178,7 +178,7 @@ beforeAll(async () => {
     build: (input) => ({ status: "passed", sha: (input as { sha: string }).sha }),
   });
   for (const yaml of workflows) await executions.apply(yaml);
-  matcher = await TriggerMatcher.start(executions, quiet);
+  matcher = await TriggerMatcher.start(executions, testLogger);
   app = await buildServer({
     executions,
     config: { tokens: [token], githubSecrets: [secret, oldSecret], bodyLimit: 256 * 1024 },

@@ -11,18 +11,13 @@ import { afterAll, beforeAll, expect, it } from "vitest";
 import type { ApiContext } from "../../engine/api/context.ts";
 import { workerRoutes } from "../../engine/api/routes/workers.ts";
 import { sharedSchemas } from "../../engine/api/schemas.ts";
-import type { Logger } from "../../engine/orchestrator/orchestrator.ts";
 import { InfraService } from "../../engine/triggers/infra-service.ts";
 import { triggerSubject, type TriggerEvent } from "../../engine/triggers/trigger-event.ts";
 import { useNatsServer } from "../helpers/nats-server.ts";
+import { testLogger } from "../helpers/test-logger.ts";
 import { killAllProcesses, spawnProcess, waitUntil, type TestProcess } from "../helpers/processes.ts";
 
 const server = useNatsServer();
-const log: Logger = {
-  info: () => {},
-  warn: () => {},
-  error: (message, fields) => console.error(message, fields),
-};
 const root = join(import.meta.dirname, "../..");
 const silenceMs = 3_000;
 const events: TriggerEvent[] = [];
@@ -38,7 +33,9 @@ beforeAll(async () => {
   for (let index = 0; index < 2; index++) {
     const connection = await connect({ servers: server().url });
     connections.push(connection);
-    replicas.push(await InfraService.start({ nc: connection, js: connection.jetstream(), log, silenceMs }));
+    replicas.push(
+      await InfraService.start({ nc: connection, js: connection.jetstream(), log: testLogger, silenceMs }),
+    );
   }
 });
 afterAll(async () => {

@@ -6,19 +6,19 @@ import { connect, type NatsConnection } from "nats";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { loadEngineConfig } from "../../engine/config.ts";
 import { Executions } from "../../engine/orchestrator/executions.ts";
-import { Orchestrator, type Logger } from "../../engine/orchestrator/orchestrator.ts";
+import { Orchestrator } from "../../engine/orchestrator/orchestrator.ts";
 import { useNatsServer } from "../helpers/nats-server.ts";
+import { testLogger } from "../helpers/test-logger.ts";
 import { serveScripted, type ScriptedWorker } from "../helpers/scripted-worker.ts";
 
 const server = useNatsServer();
-const quiet: Logger = { info: () => undefined, warn: () => undefined, error: console.error };
 let nc: NatsConnection;
 let engine: Orchestrator;
 let worker: ScriptedWorker;
 
 beforeAll(async () => {
   nc = await connect({ servers: server().url });
-  engine = await Orchestrator.create(nc, loadEngineConfig({ NATS_URL: server().url }), quiet);
+  engine = await Orchestrator.create(nc, loadEngineConfig({ NATS_URL: server().url }), testLogger);
   await engine.start();
   // Each output is ~200 bytes, so 10,000 of them are ~2 MB: twice the server's max payload.
   worker = await serveScripted(nc, {

@@ -6,15 +6,15 @@ import { connect, type NatsConnection } from "nats";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadEngineConfig } from "../../engine/config.ts";
 import { Executions, InputInvalidError } from "../../engine/orchestrator/executions.ts";
-import { Orchestrator, type Logger } from "../../engine/orchestrator/orchestrator.ts";
+import { Orchestrator } from "../../engine/orchestrator/orchestrator.ts";
 import { emittedStream } from "../../engine/nats/emit-stream.ts";
 import { subjects } from "../../sdk/protocol.ts";
 import { useNatsServer } from "../helpers/nats-server.ts";
+import { testLogger } from "../helpers/test-logger.ts";
 import { waitUntil } from "../helpers/processes.ts";
 import { ScriptedFailure, serveScripted, type ScriptedWorker } from "../helpers/scripted-worker.ts";
 
 const server = useNatsServer();
-const quiet: Logger = { info: () => undefined, warn: () => undefined, error: () => undefined };
 let nc: NatsConnection;
 let engines: Orchestrator[] = [];
 let executions: Executions;
@@ -30,7 +30,10 @@ beforeAll(async () => {
   nc = await connect({ servers: server().url });
   const config = { ...loadEngineConfig({ NATS_URL: server().url }), retentionMs: 60_000 };
   // Two replicas share the work from the start.
-  engines = [await Orchestrator.create(nc, config, quiet), await Orchestrator.create(nc, config, quiet)];
+  engines = [
+    await Orchestrator.create(nc, config, testLogger),
+    await Orchestrator.create(nc, config, testLogger),
+  ];
   for (const engine of engines) await engine.start();
   executions = await Executions.connect(nc);
   worker = await serveScripted(nc, {

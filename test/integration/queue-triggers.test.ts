@@ -9,19 +9,14 @@ import { afterAll, beforeAll, expect, it } from "vitest";
 import { captureEmitSubjects, emittedStream } from "../../engine/nats/emit-stream.ts";
 import { ensureTopology, type Topology } from "../../engine/nats/topology.ts";
 import { WorkflowStore } from "../../engine/nats/workflow-store.ts";
-import type { Logger } from "../../engine/orchestrator/orchestrator.ts";
 import { QueueService } from "../../engine/triggers/queue-service.ts";
 import { triggerSubject, type TriggerEvent } from "../../engine/triggers/trigger-event.ts";
 import type { WorkflowDefinition } from "../../engine/workflow/definition.ts";
 import { useNatsServer } from "../helpers/nats-server.ts";
+import { testLogger } from "../helpers/test-logger.ts";
 import { waitUntil } from "../helpers/processes.ts";
 
 const server = useNatsServer();
-const log: Logger = {
-  info: () => {},
-  warn: () => {},
-  error: (message, fields) => console.error(message, fields),
-};
 let nc: NatsConnection;
 let topology: Topology;
 let store: WorkflowStore;
@@ -40,7 +35,10 @@ const replicas: { nc: NatsConnection; service: QueueService }[] = [];
 async function startReplica() {
   const connection = await connect({ servers: server().url });
   const { js, jsm, workflows } = await ensureTopology(connection);
-  const replica = { nc: connection, service: await QueueService.start({ js, jsm, workflows, log }) };
+  const replica = {
+    nc: connection,
+    service: await QueueService.start({ js, jsm, workflows, log: testLogger }),
+  };
   replicas.push(replica);
   return replica;
 }

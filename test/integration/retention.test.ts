@@ -3,14 +3,14 @@ import { connect, type NatsConnection } from "nats";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { loadEngineConfig } from "../../engine/config.ts";
 import { Executions } from "../../engine/orchestrator/executions.ts";
-import { Orchestrator, type Logger } from "../../engine/orchestrator/orchestrator.ts";
+import { Orchestrator } from "../../engine/orchestrator/orchestrator.ts";
 import { buckets } from "../../sdk/protocol.ts";
 import { useNatsServer } from "../helpers/nats-server.ts";
+import { testLogger } from "../helpers/test-logger.ts";
 import { waitUntil } from "../helpers/processes.ts";
 import { serveScripted, type ScriptedWorker } from "../helpers/scripted-worker.ts";
 
 const server = useNatsServer();
-const quiet: Logger = { info: () => undefined, warn: () => undefined, error: () => undefined };
 let nc: NatsConnection;
 let engine: Orchestrator;
 let worker: ScriptedWorker;
@@ -20,7 +20,7 @@ beforeAll(async () => {
   engine = await Orchestrator.create(
     nc,
     loadEngineConfig({ NATS_URL: server().url, BATON_RETENTION: "1s" }),
-    quiet,
+    testLogger,
   );
   await engine.start();
   worker = await serveScripted(nc, { store: () => ({ stored: true }) }, { lane: "effect" });

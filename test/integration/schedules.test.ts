@@ -12,20 +12,15 @@ import { sharedSchemas } from "../../engine/api/schemas.ts";
 import { defaultLimits } from "../../engine/api/server.ts";
 import { ensureTopology } from "../../engine/nats/topology.ts";
 import { WorkflowStore } from "../../engine/nats/workflow-store.ts";
-import type { Logger } from "../../engine/orchestrator/orchestrator.ts";
 import { ScheduleService } from "../../engine/triggers/schedule-service.ts";
 import { nextFireTimes, planDueTimes } from "../../engine/triggers/schedule.ts";
 import { triggerSubject, type TriggerEvent } from "../../engine/triggers/trigger-event.ts";
 import type { WorkflowDefinition } from "../../engine/workflow/definition.ts";
 import { useNatsServer } from "../helpers/nats-server.ts";
+import { testLogger } from "../helpers/test-logger.ts";
 import { waitUntil } from "../helpers/processes.ts";
 
 const server = useNatsServer();
-const log: Logger = {
-  info: () => {},
-  warn: () => {},
-  error: (message, fields) => console.error(message, fields),
-};
 let nc: NatsConnection;
 let store: WorkflowStore;
 let ticks: Subscription;
@@ -54,7 +49,11 @@ const replicas: { nc: NatsConnection; service: ScheduleService }[] = [];
 async function startReplica() {
   const connection = await connect({ servers: server().url });
   const topology = await ensureTopology(connection);
-  const service = await ScheduleService.start({ js: topology.js, workflows: topology.workflows, log });
+  const service = await ScheduleService.start({
+    js: topology.js,
+    workflows: topology.workflows,
+    log: testLogger,
+  });
   const replica = { nc: connection, service };
   replicas.push(replica);
   return replica;

@@ -9,7 +9,7 @@ import { connect, type NatsConnection, type Subscription } from "nats";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadEngineConfig } from "../../engine/config.ts";
 import { Executions } from "../../engine/orchestrator/executions.ts";
-import { Orchestrator, type Logger } from "../../engine/orchestrator/orchestrator.ts";
+import { Orchestrator } from "../../engine/orchestrator/orchestrator.ts";
 import { deadLetterSubject, matchTriggerEvent, TriggerMatcher } from "../../engine/triggers/matcher.ts";
 import { publishTriggerEvent, triggerMessageId } from "../../engine/triggers/publish-trigger.ts";
 import {
@@ -19,10 +19,10 @@ import {
   type TriggerEvent,
 } from "../../engine/triggers/trigger-event.ts";
 import { useNatsServer } from "../helpers/nats-server.ts";
+import { testLogger } from "../helpers/test-logger.ts";
 import { waitUntil } from "../helpers/processes.ts";
 
 const server = useNatsServer();
-const quiet: Logger = { info: () => undefined, warn: () => undefined, error: () => undefined };
 
 let nc: NatsConnection;
 let engine: Orchestrator;
@@ -93,12 +93,12 @@ beforeAll(async () => {
   engine = await Orchestrator.create(
     nc,
     { ...loadEngineConfig({ NATS_URL: server().url }), retentionMs: 60_000 },
-    quiet,
+    testLogger,
   );
   await engine.start();
   executions = await Executions.connect(nc);
   for (const yaml of Object.values(workflows)) await executions.apply(yaml);
-  matcher = await TriggerMatcher.start(executions, quiet);
+  matcher = await TriggerMatcher.start(executions, testLogger);
 });
 
 afterAll(async () => {
