@@ -419,7 +419,7 @@ describe("the API process", () => {
     const id = await start("sys-approval");
     const stream = follow(`/v1/executions/${id}/events`);
     await stream.opened;
-    const exit = apiProcess.kill("SIGTERM");
+    const exit = apiProcess.kill("SIGTERM", 20_000); // a loaded 2-core machine may need more than the default 5 s to drain
     expect(await stream.closed).toBe(1001);
     expect((await exit).code).toBe(0);
   });
