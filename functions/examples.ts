@@ -42,6 +42,23 @@ export const failWith = defineFunction({
   },
 });
 
+/**
+ * Fails its first `failures` attempts (default 1) with a retryable `Flaky` error, then returns
+ * `{ ...input, attempt }`: a step that succeeds on a retry.
+ */
+export const flaky = defineFunction({
+  name: "flaky",
+  input: { type: "object", properties: { failures: { type: "integer", minimum: 0 } } },
+  handler: (input: { failures?: number }, ctx) => {
+    const failures = input.failures ?? 1;
+    if (ctx.attempt <= failures)
+      throw new BatonError("Flaky", `attempt ${ctx.attempt} of ${failures + 1} fails on purpose`, {
+        retryable: true,
+      });
+    return { ...input, attempt: ctx.attempt };
+  },
+});
+
 /** Waits `{ ms }` milliseconds (stopping early when cancelled) and returns `{ sleptMs }`. */
 export const sleep = defineFunction({
   name: "sleep",

@@ -71,7 +71,7 @@ export function viewExecution(
     ...(isEnded(record.status) && record.output !== undefined ? { output: record.output } : {}),
     ...(record.error ? { error: record.error } : {}),
     ...(record.parent ? { parent: record.parent } : {}),
-    traceId: traceIdOf(record.traceparent),
+    traceId: record.trace?.traceId ?? null,
     steps: stepsOf(history, definition ? effectStepsOf(definition) : new Set(), record),
   };
 }
@@ -88,11 +88,6 @@ export function viewPendingStart(pending: PendingStart): ExecutionView {
     traceId: null,
     steps: [],
   };
-}
-
-/** `traceparent` is `00-<trace id>-<span id>-<flags>`. */
-export function traceIdOf(traceparent: string | undefined): string | null {
-  return /^[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}$/.exec(traceparent ?? "")?.[1] ?? null;
 }
 
 /** Each step by its latest run, in the order the steps were first scheduled. */

@@ -8,6 +8,7 @@
 import { once } from "node:events";
 import { ConfigError, loadApiConfig, loadEngineConfig } from "../config.ts";
 import { startEngine, type RunningEngine } from "../main.ts";
+import { startTracing, stopTracing } from "../telemetry/tracing.ts";
 import { checkListenAddress, startApi } from "./start-api.ts";
 
 const args = process.argv.slice(2);
@@ -33,6 +34,9 @@ try {
 // Listened for from the start: a signal during start-up stops the process once it is up.
 const stopSignal = Promise.race([once(process, "SIGTERM"), once(process, "SIGINT")]);
 
+// Before the server is built: its requests are traced from the first one.
+startTracing("baton-engine");
+
 let engine: RunningEngine | undefined;
 try {
   engine = args.includes("--no-engine") ? undefined : await startEngine(engineConfig);
@@ -41,6 +45,7 @@ try {
   process.stderr.write(`run-api: ${signal ?? "signal"} received, finishing the work under way\n`);
   await api.close();
   await engine?.stop();
+  await stopTracing();
 } catch (error) {
   if (!(error instanceof ConfigError)) throw error;
   process.stderr.write(`run-api: ${error.message}\n`);

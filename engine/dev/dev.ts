@@ -16,6 +16,7 @@ import { takeDataDir, type DataDir } from "./data-dir.ts";
 import { ensureNatsServer, startNatsServer } from "./nats-server.ts";
 import { submitWorkflows } from "./submit-workflows.ts";
 import { findFunctionModules, startWorkers } from "./workers.ts";
+import { startTracing, stopTracing } from "../telemetry/tracing.ts";
 
 export interface DevOptions {
   readonly env?: NodeJS.ProcessEnv;
@@ -89,7 +90,8 @@ export async function runDev(options: DevOptions = {}): Promise<number> {
     }
     if (stopReason !== undefined) return finish();
 
-    // 2. The engine, in this process.
+    // 2. The engine, in this process (traced when OTEL_* asks for it, like `baton engine`).
+    if (startTracing("baton-engine", env)) stops.push({ name: "tracing", stop: stopTracing });
     const engineConfig = loadEngineConfig({
       ...env,
       NATS_URL: natsUrl,

@@ -20,6 +20,8 @@ import {
   type OutboxEntry,
   type RecordStatus,
 } from "./execution-record.ts";
+import type { PlannedSpan } from "../telemetry/trace-context.ts";
+import { beginTrace, rootSpan, traceTransition } from "./execution-spans.ts";
 import type { HistoryEntry } from "./history.ts";
 
 export interface Applied {
@@ -27,6 +29,8 @@ export interface Applied {
   /** Commands in the order the transition named them (timers as `armTimer`). */
   commands: OutboxEntry[];
   history: HistoryEntry[];
+  /** Spans that ended (traced executions only): exported once the record is persisted. */
+  spans: PlannedSpan[];
 }
 
 /** An armed timer: the orchestrator publishes it to BATON_TIMERS; it comes back as `timer.fired`. */
@@ -47,8 +51,16 @@ export function machineOf(
   return machine;
 }
 
-/** Starts an execution: the record it begins with and its first commands. */
-export function startExecution(compiled: CompiledWorkflow, id: string, start: StartEvent): Applied {
+/**
+ * Starts an execution: the record it begins with and its first commands. A traced execution
+ * (`traced`) keeps its trace in its record, and every later transition continues it.
+ */
+export function startExecution(
+  compiled: CompiledWorkflow,
+  id: string,
+  start: StartEvent,
+  options: { traced?: boolean } = {},
+): Applied {
   const record: ExecutionRecord = {
     v: 1,
     id,
@@ -64,6 +76,7 @@ export function startExecution(compiled: CompiledWorkflow, id: string, start: St
     outbox: [],
     historySeq: 0,
     timerSeq: 0,
+    ...(options.traced ? { trace: beginTrace(id, start) } : {}),
   };
   const input: MachineInput = {
     input: start.input,
@@ -80,7 +93,15 @@ export function startExecution(compiled: CompiledWorkflow, id: string, start: St
       : {}),
   };
   const [snapshot, actions] = initialTransition(machineOf(compiled, record), input);
-  return settle(record, snapshot, actions, start.at, []);
+  const applied = settle(record, snapshot, actions, start.at, []);
+  if (record.trace) {
+    const root = rootSpan(record, record.trace);
+    applied.spans = [
+      root,
+      ...traceTransition(compiled, record, undefined, applied.commands, applied.history),
+    ];
+  }
+  return applied;
 }
 
 /**
@@ -119,10 +140,11 @@ export function applyEvent(
         record,
         commands: ledger ? [{ type: "recordEffect", params: ledger as unknown as Json }] : [],
         history,
+        spans: [],
       };
     case "timer.fired":
       // A timer whose token no longer matches was cancelled (or re-armed) since it was set.
-      if (record.timers[event.timer] !== event.token) return { record, commands: [], history };
+      if (record.timers[event.timer] !== event.token) return { record, commands: [], history, spans: [] };
       delete record.timers[event.timer];
       note(record, history, at, { type: "TimerFired", data: { timer: event.timer } });
       machineEvent = { ...event.event, at } as MachineEvent;
@@ -162,6 +184,7 @@ export function applyEvent(
   const snapshot = machine.resolveState(record.snapshot as never);
   const [next, actions] = transition(machine, snapshot, machineEvent);
   const applied = settle(record, next, actions, at, history);
+  applied.spans = traceTransition(compiled, record, event, applied.commands, applied.history);
   // The ledger learns every answer of an effect attempt, also one the machine no longer waits for.
   if (ledger) applied.commands.unshift({ type: "recordEffect", params: ledger as unknown as Json });
   return applied;
@@ -262,7 +285,7 @@ function settle(
   // A failed execution's machine stays active (it can be retried); its status stays what `finish` said.
   if (snapshot.status === "active" && !finished) record.status = statusOf(context);
   record.outbox = commands;
-  return { record, commands, history };
+  return { record, commands, history, spans: [] };
 }
 
 /** `running` while work is out (a task, a child, map items); `waiting` when only a timer, signal or message can move it. */

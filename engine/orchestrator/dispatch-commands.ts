@@ -62,7 +62,7 @@ async function dispatchOne(deps: DispatchDeps, record: ExecutionRecord, command:
   const params = command.params as never;
   switch (command.type) {
     case "dispatchTask":
-      return dispatchTask(deps, record, params);
+      return dispatchTask(deps, record, params, command.traceparent);
     case "cancelTask": {
       // The attempt is named: a retry of the same step run (after a timeout) must not be cancelled too.
       const { step, run, attempt } = params as CancelTask;
@@ -83,7 +83,7 @@ async function dispatchOne(deps: DispatchDeps, record: ExecutionRecord, command:
       return;
     }
     case "startItem":
-      return startItem(deps, record, params);
+      return startItem(deps, record, params, command.traceparent);
     case "cancelItems": {
       const { step, run, indices } = params as CancelItems;
       await Promise.all(
@@ -99,7 +99,7 @@ async function dispatchOne(deps: DispatchDeps, record: ExecutionRecord, command:
       return;
     }
     case "startChild":
-      return startChild(deps, record, params);
+      return startChild(deps, record, params, command.traceparent);
     case "cancelChild": {
       const { step, run } = params as StartChild;
       await publishEvent(
@@ -136,7 +136,12 @@ async function dispatchOne(deps: DispatchDeps, record: ExecutionRecord, command:
   }
 }
 
-async function dispatchTask(deps: DispatchDeps, record: ExecutionRecord, task: DispatchTask): Promise<void> {
+async function dispatchTask(
+  deps: DispatchDeps,
+  record: ExecutionRecord,
+  task: DispatchTask,
+  traceparent: string | undefined,
+): Promise<void> {
   const { js, ledger } = deps;
   if (task.effect && task.idempotencyKey) {
     const key = task.idempotencyKey;
@@ -177,14 +182,14 @@ async function dispatchTask(deps: DispatchDeps, record: ExecutionRecord, task: D
     ...(task.idempotencyKey ? { idempotencyKey: task.idempotencyKey } : {}),
     deadline: Date.now() + task.timeoutMs,
   };
-  const h = taskHeaders(record, task);
+  const h = taskHeaders(record, task, traceparent);
   await js.publish(subjects.task(task.effect ? "effect" : "pure", task.function), JSON.stringify(envelope), {
     msgID: taskMessageId(record.id, task.step, task.run, task.attempt),
     headers: h,
   });
 }
 
-function taskHeaders(record: ExecutionRecord, task: DispatchTask): MsgHdrs {
+function taskHeaders(record: ExecutionRecord, task: DispatchTask, traceparent: string | undefined): MsgHdrs {
   const h = natsHeaders();
   h.set(headers.protocol, String(protocolVersion));
   h.set(headers.execution, record.id);
@@ -192,7 +197,8 @@ function taskHeaders(record: ExecutionRecord, task: DispatchTask): MsgHdrs {
   h.set(headers.run, String(task.run));
   h.set(headers.attempt, String(task.attempt));
   if (task.idempotencyKey) h.set(headers.idempotencyKey, task.idempotencyKey);
-  if (record.traceparent) h.set(headers.traceparent, record.traceparent);
+  // The attempt's span: the worker's span of the run hangs under it.
+  if (traceparent) h.set(headers.traceparent, traceparent);
   return h;
 }
 
@@ -226,7 +232,12 @@ async function recordEffect(
   });
 }
 
-async function startItem(deps: DispatchDeps, record: ExecutionRecord, item: StartItem): Promise<void> {
+async function startItem(
+  deps: DispatchDeps,
+  record: ExecutionRecord,
+  item: StartItem,
+  traceparent: string | undefined,
+): Promise<void> {
   const context = record.snapshot.context as unknown as MachineContext;
   const id = itemExecutionId(record.id, item.step, item.run, item.index);
   const start: Omit<StartEvent, "at"> = {
@@ -244,11 +255,17 @@ async function startItem(deps: DispatchDeps, record: ExecutionRecord, item: Star
       vars: item.vars,
       steps: context.steps as unknown as Json,
     },
+    ...(traceparent ? { traceparent } : {}),
   };
   await publishEvent(deps.js, id, start, `start:${id}`);
 }
 
-async function startChild(deps: DispatchDeps, record: ExecutionRecord, child: StartChild): Promise<void> {
+async function startChild(
+  deps: DispatchDeps,
+  record: ExecutionRecord,
+  child: StartChild,
+  traceparent: string | undefined,
+): Promise<void> {
   const workflow = await deps.workflows.get(child.workflow);
   if (!workflow) {
     const error = {
@@ -271,6 +288,7 @@ async function startChild(deps: DispatchDeps, record: ExecutionRecord, child: St
     revision: workflow.revision,
     input: child.input,
     parent: { execution: record.id, step: child.step, run: child.run, kind: "child" },
+    ...(traceparent ? { traceparent } : {}),
   };
   await publishEvent(deps.js, id, start, `start:${id}`);
 }

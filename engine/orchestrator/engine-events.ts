@@ -16,6 +16,10 @@ export interface StartEvent {
   parent?: { execution: string; step: string; run: number; kind: "item" | "child" };
   /** Item executions: the map step, the item and what it inherits from its parent. */
   item?: { step: string; index: number; value: Json; vars: Record<string, Json>; steps: Json };
+  /** The span the execution continues under (a parent's `map` or `workflow` step), W3C format. */
+  traceparent?: string;
+  /** Spans that caused it (the API request, the webhook delivery), W3C `traceparent`s. */
+  links?: string[];
   at: number;
 }
 

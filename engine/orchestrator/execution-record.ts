@@ -5,6 +5,7 @@
 import type { StepError } from "../errors.ts";
 import type { Json } from "../workflow/definition.ts";
 import type { ExecutionStatus } from "../workflow/compile/machine-types.ts";
+import type { ExecutionTrace } from "./execution-spans.ts";
 
 export type RecordStatus = "running" | "waiting" | ExecutionStatus;
 
@@ -12,6 +13,8 @@ export type RecordStatus = "running" | "waiting" | ExecutionStatus;
 export interface OutboxEntry {
   type: string;
   params: Json;
+  /** Commands that start work elsewhere (a task, a map item, a child): the trace context it continues. */
+  traceparent?: string;
 }
 
 export interface ExecutionRecord {
@@ -41,8 +44,8 @@ export interface ExecutionRecord {
   historySeq: number;
   /** Timer tokens handed out so far. */
   timerSeq: number;
-  /** W3C trace context of the execution (tracing comes later; stored so the trace can continue). */
-  traceparent?: string;
+  /** The execution's trace, when it is traced: whichever process applies the next event continues it. */
+  trace?: ExecutionTrace;
 }
 
 export const isEnded = (status: RecordStatus) => status !== "running" && status !== "waiting";

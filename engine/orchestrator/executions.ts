@@ -19,6 +19,7 @@ import type { StartEvent } from "./engine-events.ts";
 import { isEnded, type ExecutionRecord, type RecordStatus } from "./execution-record.ts";
 import type { HistoryEntry } from "./history.ts";
 import { newExecutionId } from "./ids.ts";
+import { activeTraceparent } from "../telemetry/tracing.ts";
 
 export class WorkflowInvalidError extends Error {
   override name = "WorkflowInvalidError";
@@ -86,6 +87,8 @@ export interface StartOptions {
   id?: string;
   event?: Json;
   trigger?: Json;
+  /** What caused the start, as W3C `traceparent`s; by default the active span (an API request's). */
+  links?: string[];
 }
 
 export class Executions {
@@ -240,6 +243,8 @@ export class Executions {
     input: Json,
     options: StartOptions,
   ): Promise<void> {
+    const active = activeTraceparent();
+    const links = options.links ?? (active ? [active] : []);
     await publishEvent(
       this.js,
       id,
@@ -250,6 +255,7 @@ export class Executions {
         input,
         ...(options.event === undefined ? {} : { event: options.event }),
         ...(options.trigger === undefined ? {} : { trigger: options.trigger }),
+        ...(links.length > 0 ? { links } : {}),
       },
       `start:${id}`,
     );

@@ -21,6 +21,7 @@ import type { EngineConfig } from "../config.ts";
 import { ExecutionStore, RevisionConflict, type StoredRecord } from "../nats/execution-store.ts";
 import { duplicateWindowMs, engineConsumers, ensureTopology, type Topology } from "../nats/topology.ts";
 import { WorkflowStore } from "../nats/workflow-store.ts";
+import { exportPlannedSpans, tracingEnabled } from "../telemetry/tracing.ts";
 import { compileWorkflow, type CompiledWorkflow } from "../workflow/compile/compile-workflow.ts";
 import { applyEvent, startExecution, type Applied } from "./apply-event.ts";
 import {
@@ -245,7 +246,7 @@ export class Orchestrator {
       });
       return;
     }
-    let applied = startExecution(compiled, execution, event);
+    let applied = startExecution(compiled, execution, event, { traced: tracingEnabled() });
     applied.record.applied = [start.id];
     const rest = batch.filter((delivery) => delivery !== start);
     applied = this.fold(compiled, applied, rest);
@@ -266,7 +267,7 @@ export class Orchestrator {
     if (isEnded(record.status) && !batch.some(isRetryOfFailed(record))) return false;
     const compiled = await this.compiledFor(record.workflow, record.revision);
     if (!compiled) throw new Error(`workflow ${record.workflow} revision ${record.revision} is missing`);
-    const applied = this.fold(compiled, { record, commands: [], history: [] }, batch);
+    const applied = this.fold(compiled, { record, commands: [], history: [], spans: [] }, batch);
     if (applied.record === record) return false;
     const next = await this.store.update(applied.record, stored.revision);
     await this.send(next, applied);
@@ -278,6 +279,7 @@ export class Orchestrator {
     let { record } = initial;
     const commands = [...initial.commands];
     const history: HistoryEntry[] = [...initial.history];
+    const spans = [...initial.spans];
     for (const delivery of deliveries) {
       if (isEnded(record.status) && !isRetryOfFailed(record)(delivery)) continue;
       const applied = applyEvent(compiled, record, delivery.event, delivery.id);
@@ -285,12 +287,13 @@ export class Orchestrator {
       record = applied.record;
       commands.push(...applied.commands);
       history.push(...applied.history);
+      spans.push(...applied.spans);
     }
     if (record !== initial.record) {
       record.outbox = commands;
       record.outboxAt = Date.now();
     }
-    return { record, commands, history };
+    return { record, commands, history, spans };
   }
 
   private async send(stored: StoredRecord<ExecutionRecord>, applied: Applied): Promise<void> {
@@ -307,6 +310,8 @@ export class Orchestrator {
             }),
           ]),
     ]);
+    // Spans leave once what they describe is persisted; a write that lost a race exports nothing.
+    exportPlannedSpans(applied.spans);
     this.sentOutbox.set(record.id, stored.revision);
     if (this.sentOutbox.size > this.config.cacheSize)
       this.sentOutbox.delete(this.sentOutbox.keys().next().value!);

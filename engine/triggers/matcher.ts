@@ -225,6 +225,7 @@ export class Triggers {
           id,
           event: event.data,
           trigger: triggerAttributes(event),
+          ...(event.traceparent ? { links: [event.traceparent] } : {}),
         });
         record.executions.push({ workflow: match.workflow, execution: id });
       } catch (error) {

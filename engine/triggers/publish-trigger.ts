@@ -21,6 +21,7 @@ import {
   triggerSubject,
   type TriggerEvent,
 } from "./trigger-event.ts";
+import { activeTraceparent } from "../telemetry/tracing.ts";
 
 /** How long BATON_TRIGGERS keeps an event (limits retention): long enough to inspect and replay. */
 export const triggerRetentionMs = 7 * 24 * 60 * 60_000;
@@ -92,7 +93,13 @@ export async function publishTriggerEvent(
     managers.set(js, jsm);
   }
   await ensureTriggerStream(await jsm);
-  return js.publish(triggerSubject(event.source), JSON.stringify(event), {
-    msgID: options.msgID ?? triggerMessageId(event),
-  });
+  // Published while a request is being served: the executions it starts link to that request.
+  const traceparent = event.traceparent ?? activeTraceparent();
+  return js.publish(
+    triggerSubject(event.source),
+    JSON.stringify(traceparent ? { ...event, traceparent } : event),
+    {
+      msgID: options.msgID ?? triggerMessageId(event),
+    },
+  );
 }

@@ -29,6 +29,8 @@ export interface TriggerEvent {
   subject?: string;
   /** `$event` of the executions it starts. */
   data: Json;
+  /** The span that received it (the webhook request), W3C: the executions it starts link to it. */
+  traceparent?: string;
 }
 
 export const triggerStream = "BATON_TRIGGERS";

@@ -23,6 +23,7 @@ import type { IsolatePool } from "./isolate-pool.ts";
 import { childLogger, errorFields, type Logger } from "./logger.ts";
 import { ResultTooLargeError, type ReportHeaders, type ResultPublisher } from "./result-publisher.ts";
 import { parseTask, type AttemptIdentity, type ParsedTask } from "./task-envelope.ts";
+import { endTaskSpan, startTaskSpan } from "./task-span.ts";
 
 /** A function as the runner serves it. */
 export interface ServedFunction {
@@ -96,6 +97,7 @@ export class TaskRunner {
       attempt: task.attempt,
       function: fn.name,
     });
+    const span = startTaskSpan(task, fn.name, this.#options.workerId, msg.headers);
     try {
       const from = reportHeadersOf(msg, task);
       const started = this.#options.publisher
@@ -104,13 +106,16 @@ export class TaskRunner {
       const outcome = await this.#executeOnce(entry, fn, log);
       await started;
       if (entry.stop?.code === "HandBack") {
+        endTaskSpan(span, { handedBack: true });
         msg.nak();
         return;
       }
+      endTaskSpan(span, outcome);
       await this.#reportAndAck(entry, outcome, from, log);
     } catch (error) {
       // Nothing above is meant to throw; if it did, the task is delivered again rather than lost.
       log.error("unexpected failure while handling a task", errorFields(error));
+      if (span.isRecording()) endTaskSpan(span, { handedBack: true });
       msg.nak(this.#options.retryReportDelayMs);
     } finally {
       clearTimeout(entry.graceTimer);

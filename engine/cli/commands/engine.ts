@@ -2,6 +2,7 @@
 import { once } from "node:events";
 import { ConfigError, loadEngineConfig } from "../../config.ts";
 import { startEngine } from "../../main.ts";
+import { startTracing, stopTracing } from "../../telemetry/tracing.ts";
 import { exitCodes, UsageError, type Command } from "../command.ts";
 
 export const engineCommand: Command = {
@@ -13,7 +14,8 @@ Runs the orchestrator: it applies events to executions, arms timers and dispatch
 workers, all through NATS JetStream at NATS_URL. Run as many as you like: they share the work.
 SIGTERM or SIGINT stops it after the work under way is done.
 
-Environment: NATS_URL, BATON_ENGINE_ID, BATON_RETENTION, BATON_MAX_BACKWARD_JUMPS, BATON_CACHE_SIZE.
+Environment: NATS_URL, BATON_ENGINE_ID, BATON_RETENTION, BATON_MAX_BACKWARD_JUMPS, BATON_CACHE_SIZE;
+OpenTelemetry tracing with the standard OTEL_* variables (on when OTEL_EXPORTER_OTLP_ENDPOINT is set).
 `,
   async run(args, io) {
     if (args.length > 0) throw new UsageError(`takes no arguments, got "${args.join(" ")}"`);
@@ -27,10 +29,12 @@ Environment: NATS_URL, BATON_ENGINE_ID, BATON_RETENTION, BATON_MAX_BACKWARD_JUMP
       }
       throw error;
     }
+    startTracing("baton-engine");
     const engine = await startEngine(config);
     const signal = await Promise.race([once(process, "SIGTERM"), once(process, "SIGINT")]);
     io.stderr(`baton engine: ${String(signal[0] ?? "signal")} received, finishing the work under way\n`);
     await engine.stop();
+    await stopTracing();
     return exitCodes.ok;
   },
 };

@@ -1,5 +1,6 @@
 /** `baton worker MODULE...`: serve the functions that ES modules export. */
 import { runWorker } from "../../../sdk/worker/run-worker.ts";
+import { startTracing, stopTracing } from "../../telemetry/tracing.ts";
 import { UsageError, type Command } from "../command.ts";
 
 export const workerCommand: Command = {
@@ -14,12 +15,15 @@ running ones finish; a second signal stops at once and hands the running tasks b
 
 Environment: NATS_URL, BATON_WORKER_NAME, BATON_WORKER_CONCURRENCY (default 16),
 BATON_WORKER_EFFECT_CONCURRENCY, BATON_WORKER_HEAP_MB (default 512),
-BATON_WORKER_DRAIN_TIMEOUT_MS (default 30000), BATON_LOG_LEVEL.
+BATON_WORKER_DRAIN_TIMEOUT_MS (default 30000), BATON_LOG_LEVEL; OpenTelemetry tracing with the
+standard OTEL_* variables (each run is a span under the engine's attempt span).
 `,
   async run(args) {
     if (args.length === 0)
       throw new UsageError("name at least one module, e.g. baton worker functions/examples.ts");
+    startTracing("baton-worker");
     const code = await runWorker(args);
+    await stopTracing();
     // The worker has stopped; nothing it left behind should keep the process up.
     process.exit(code);
   },
