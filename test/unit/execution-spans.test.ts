@@ -30,7 +30,7 @@ type Untimed = EngineEvent extends infer E ? (E extends unknown ? Omit<E, "at"> 
 
 let seq = 0;
 function apply(applied: Applied, event: Untimed, at: number): Applied {
-  const next = applyEvent(compiled, applied.record, { at, ...event } as EngineEvent, `e${++seq}`);
+  const next = applyEvent(compiled, applied.record, { at, ...event }, `e${++seq}`);
   if (!next) throw new Error(`${event.type} not applied`);
   return next;
 }
