@@ -7,8 +7,10 @@
  * one started while it waits — and a last call. What arrives must be one trace with the right
  * parents and children, whichever process exported each span.
  */
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { randomUUID } from "node:crypto";
 import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { signGithubBody } from "../../engine/triggers/github-webhook.ts";
 import { useNatsServer } from "../helpers/nats-server.ts";
 import { startOtlpReceiver, type OtlpReceiver, type ReceivedSpan } from "../helpers/otlp-receiver.ts";
 import { killAllProcesses, spawnProcess, waitUntil, type TestProcess } from "../helpers/processes.ts";
@@ -16,6 +18,7 @@ import { killAllProcesses, spawnProcess, waitUntil, type TestProcess } from "../
 const root = join(import.meta.dirname, "../..");
 const server = useNatsServer();
 const token = "tracing-test-token-0123456789";
+const githubSecret = "tracing-test-github-secret";
 let receiver: OtlpReceiver;
 
 const workflow = `baton: v1
@@ -55,7 +58,13 @@ function startApi(name: string): TestProcess {
   return spawnProcess(process.execPath, ["--import", "tsx", join(root, "engine/api/run-api.ts")], {
     name,
     cwd: root,
-    env: { ...tracingEnv(), BATON_ENGINE_ID: name, BATON_LISTEN: "127.0.0.1:0", BATON_API_TOKENS: token },
+    env: {
+      ...tracingEnv(),
+      BATON_ENGINE_ID: name,
+      BATON_LISTEN: "127.0.0.1:0",
+      BATON_API_TOKENS: token,
+      BATON_GITHUB_SECRET: githubSecret,
+    },
   });
 }
 
@@ -97,6 +106,7 @@ describe("tracing across the engine, a restart and the workers", () => {
   let trace: ReceivedSpan[];
   let firstEnginePid: number;
   let secondEnginePid: number;
+  let base: string;
 
   beforeAll(async () => {
     const worker = spawnProcess(
@@ -108,7 +118,7 @@ describe("tracing across the engine, a restart and the workers", () => {
 
     const first = startApi("engine-1");
     firstEnginePid = first.pid;
-    let base = await listeningUrl(first);
+    base = await listeningUrl(first);
     expect((await call(base, "PUT", "/v1/workflows/traced", undefined, workflow)).status).toBe(201);
     const started = await call<{ id: string }>(base, "POST", "/v1/workflows/traced/executions", {});
     expect(started.status).toBe(202);
@@ -261,5 +271,54 @@ describe("tracing across the engine, a restart and the workers", () => {
     expect(request.some((span) => span.attributes["http.route"] === "/v1/workflows/:name/executions")).toBe(
       true,
     );
+  });
+});
+
+describe("tracing a webhook delivery", () => {
+  it("links the execution a GitHub delivery starts to the webhook request", async () => {
+    const api = startApi("engine-hooks");
+    const base = await listeningUrl(api);
+    const hooked = `baton: v1
+name: traced-hook
+triggers:
+  - github: { events: [push] }
+steps:
+  - { name: note, call: echo }
+`;
+    expect((await call(base, "PUT", "/v1/workflows/traced-hook", undefined, hooked)).status).toBe(201);
+    const body = JSON.stringify({ ref: "refs/heads/main", repository: { full_name: "baton/demo" } });
+    const delivered = await fetch(`${base}/v1/hooks/github`, {
+      method: "POST",
+      headers: {
+        "content-type": "application/json",
+        "x-github-event": "push",
+        "x-github-delivery": randomUUID(),
+        "x-hub-signature-256": signGithubBody(githubSecret, body),
+      },
+      body,
+    });
+    expect(delivered.status).toBe(202);
+    const [execution] = ((await delivered.json()) as { executions: string[] }).executions;
+    const ended = await call<{ traceId: string }>(base, "GET", `/v1/executions/${execution}/result?wait=30s`);
+    expect(ended.status).toBe(200);
+    const root = await waitUntil(
+      "the delivered execution's root span",
+      () =>
+        receiver.spans.find(
+          (span) => span.traceId === ended.body.traceId && span.name === "workflow traced-hook",
+        ),
+      { timeoutMs: 30_000, intervalMs: 100 },
+    );
+    const [link] = root.links;
+    expect(link).toBeDefined();
+    const request = await waitUntil(
+      "the webhook request's spans",
+      () => {
+        const spans = receiver.spans.filter((span) => span.traceId === link!.traceId);
+        return spans.some((span) => span.spanId === link!.spanId) ? spans : undefined;
+      },
+      { timeoutMs: 30_000, intervalMs: 100 },
+    );
+    expect(request.some((span) => span.attributes["http.route"] === "/v1/hooks/github")).toBe(true);
   });
 });
