@@ -3,7 +3,17 @@ import js from "@eslint/js";
 import tseslint from "typescript-eslint";
 
 export default tseslint.config(
-  { ignores: ["node_modules/", ".baton/", "bench/results/", "coverage/", "**/*.mjs", "**/*.js"] },
+  {
+    ignores: [
+      "node_modules/",
+      "bench/peers/node_modules/",
+      ".baton/",
+      "bench/results/",
+      "coverage/",
+      "**/*.mjs",
+      "**/*.js",
+    ],
+  },
   js.configs.recommended,
   ...tseslint.configs.recommendedTypeChecked,
   {

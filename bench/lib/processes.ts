@@ -50,20 +50,20 @@ export interface WorkerOptions {
   /** Function modules, relative to the repository root. Default: `functions/noop.ts`. */
   readonly modules?: readonly string[];
   readonly env?: Readonly<Record<string, string>>;
+  /** Run `baton worker` (which starts OpenTelemetry from OTEL_*) instead of the bare worker kit. */
+  readonly cli?: boolean;
 }
 
 /** Spawns a worker process (`sdk/worker/run-worker.ts`); it is serving once `waitForServing` resolves. */
 export function spawnWorker(natsUrl: string, options: WorkerOptions): TestProcess {
   const modules = (options.modules ?? ["functions/noop.ts"]).map((module) => join(repoRoot, module));
-  const script = join(repoRoot, "sdk/worker/run-worker.ts");
-  return spawnProcess(
-    process.execPath,
-    [...profileFlags(options.profileDir), "--import", "tsx", script, ...modules],
-    {
-      name: options.name,
-      env: { NATS_URL: natsUrl, BATON_WORKER_NAME: options.name, BATON_LOG_LEVEL: "info", ...options.env },
-    },
-  );
+  const entry = options.cli
+    ? [join(repoRoot, "bin/baton.mjs"), "worker"]
+    : ["--import", "tsx", join(repoRoot, "sdk/worker/run-worker.ts")];
+  return spawnProcess(process.execPath, [...profileFlags(options.profileDir), ...entry, ...modules], {
+    name: options.name,
+    env: { NATS_URL: natsUrl, BATON_WORKER_NAME: options.name, BATON_LOG_LEVEL: "info", ...options.env },
+  });
 }
 
 export async function waitForServing(worker: TestProcess): Promise<void> {

@@ -19,6 +19,8 @@ export interface StackOptions {
   readonly engine?: boolean;
   /** Workers to start (none for waiting and cold-start). Default: `--workers` of them serving functions/noop.ts. */
   readonly workers?: readonly Omit<WorkerOptions, "name">[];
+  /** Extra environment of the engine processes (OTEL_* for the tracing scenario). */
+  readonly engineEnv?: Readonly<Record<string, string>>;
 }
 
 export interface Stack {
@@ -82,7 +84,11 @@ export async function withStack<T>(
         },
         workers,
         startEngine: async (name = `engine-${++engines}`) => {
-          engine = await startEngine(server.url, { name, profileDir: profileDir(name) });
+          engine = await startEngine(server.url, {
+            name,
+            profileDir: profileDir(name),
+            ...(options.engineEnv ? { env: options.engineEnv } : {}),
+          });
           processes.push(engine);
           return engine;
         },

@@ -5,10 +5,12 @@ import { coldStart } from "./cold-start.ts";
 import { fanout } from "./fanout.ts";
 import { floorCore } from "./floor-core.ts";
 import { floorDurable } from "./floor-durable.ts";
-import { peers, starts } from "./not-measured.ts";
+import { starts } from "./not-measured.ts";
 import { overhead } from "./overhead.ts";
+import { peers } from "./peers.ts";
 import { recovery } from "./recovery.ts";
 import { steps } from "./steps.ts";
+import { tracing } from "./tracing.ts";
 import { waiting } from "./waiting.ts";
 
 export const scenarios: readonly Scenario[] = [
@@ -22,5 +24,6 @@ export const scenarios: readonly Scenario[] = [
   waiting,
   recovery,
   coldStart,
+  tracing,
   peers,
 ];

@@ -15,10 +15,3 @@ export const starts = notMeasured(
   "≥ 2,000/s with p99 ≤ 10 ms",
   "needs the HTTP API, which does not exist yet",
 );
-
-export const peers = notMeasured(
-  "peers",
-  "the same 3- and 10-step chains on Restate and on BullMQ flows, in the same run",
-  "Baton's p50 and throughput better than both",
-  "a later issue: Restate and BullMQ are not set up in the bench yet",
-);

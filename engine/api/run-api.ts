@@ -35,7 +35,7 @@ try {
 const stopSignal = Promise.race([once(process, "SIGTERM"), once(process, "SIGINT")]);
 
 // Before the server is built: its requests are traced from the first one.
-startTracing("baton-engine");
+startTracing("baton-engine", process.env, { asyncContext: true });
 
 let engine: RunningEngine | undefined;
 try {

@@ -91,7 +91,8 @@ export async function runDev(options: DevOptions = {}): Promise<number> {
     if (stopReason !== undefined) return finish();
 
     // 2. The engine, in this process (traced when OTEL_* asks for it, like `baton engine`).
-    if (startTracing("baton-engine", env)) stops.push({ name: "tracing", stop: stopTracing });
+    if (startTracing("baton-engine", env, { asyncContext: true }))
+      stops.push({ name: "tracing", stop: stopTracing });
     const engineConfig = loadEngineConfig({
       ...env,
       NATS_URL: natsUrl,
