@@ -24,7 +24,7 @@
  */
 import { createHash } from "node:crypto";
 import type { CompiledWorkflow } from "../workflow/compile/compile-workflow.ts";
-import type { DispatchTask, StartChild, StartItem } from "../workflow/compile/machine-types.ts";
+import type { CancelTask, DispatchTask, StartChild, StartItem } from "../workflow/compile/machine-types.ts";
 import type { EngineEvent, StartEvent } from "./engine-events.ts";
 import type { ExecutionRecord, OutboxEntry } from "./execution-record.ts";
 import type { HistoryEntry } from "./history.ts";
@@ -189,6 +189,17 @@ export function traceTransition(
     const step = entry.step ?? "";
     switch (entry.type) {
       case "StepScheduled":
+        // Still open from an earlier run that never ended (a branch left by a fail-fast parallel).
+        abandonAttempts(step, time);
+        close(
+          `step:${step}`,
+          time,
+          { "baton.outcome": "abandoned" },
+          {
+            code: "Abandoned",
+            message: "the step was scheduled again before this run ended",
+          },
+        );
         trace.open[`step:${step}`] = {
           spanId: derivedId(16, record.id, "step", step, entry.seq),
           start: time,
@@ -258,6 +269,20 @@ export function traceTransition(
           },
         };
         command.traceparent = formatTraceparent(trace.traceId, spanId, trace.flags);
+        break;
+      }
+      case "cancelTask": {
+        // A timed-out or no longer wanted attempt ends now, not when the next one is dispatched.
+        const { step, run, attempt } = command.params as unknown as CancelTask;
+        close(
+          `attempt:${step}:${run}:${attempt}`,
+          at,
+          { "baton.outcome": "cancelled" },
+          {
+            code: "Cancelled",
+            message: "the engine stopped waiting for this attempt (it timed out, or its step was cancelled)",
+          },
+        );
         break;
       }
       case "startItem":

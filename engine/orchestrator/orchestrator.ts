@@ -299,6 +299,10 @@ export class Orchestrator {
   private async send(stored: StoredRecord<ExecutionRecord>, applied: Applied): Promise<void> {
     const { record } = stored;
     const { js } = this.topology;
+    // Spans leave once what they describe is persisted (a write that lost a race exports nothing),
+    // and before the sends: a failed send redelivers events that are then already applied, and
+    // whose spans would not be planned again.
+    exportPlannedSpans(applied.spans);
     await Promise.all([
       dispatchCommands(this.deps, record, applied.commands),
       // One message per write: the history of a batch travels together, numbered and deduplicated by its first record.
@@ -310,8 +314,6 @@ export class Orchestrator {
             }),
           ]),
     ]);
-    // Spans leave once what they describe is persisted; a write that lost a race exports nothing.
-    exportPlannedSpans(applied.spans);
     this.sentOutbox.set(record.id, stored.revision);
     if (this.sentOutbox.size > this.config.cacheSize)
       this.sentOutbox.delete(this.sentOutbox.keys().next().value!);

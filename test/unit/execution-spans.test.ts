@@ -193,4 +193,31 @@ describe("execution spans", () => {
     );
     expect(cancelled.record.trace!.open).toEqual({});
   });
+  it("ends a timed-out attempt when the engine stops waiting for it, not at the next dispatch", () => {
+    const timed = compileWorkflow(
+      validateWorkflowText(`baton: v1
+name: timed
+steps:
+  - name: slow
+    call: f
+    timeout: 5s
+    retry: { attempts: 2, delay: 1m }
+`).workflows[0]!,
+    );
+    const started = startExecution(timed, "x6", { ...startEvent, workflow: "timed" }, { traced: true });
+    const arm = started.commands.find(
+      (command) =>
+        command.type === "armTimer" && /attempt-timeout/.test((command.params as { timer: string }).timer),
+    )!.params as { timer: string; token: string; event: { type: string } };
+    const fired = applyEvent(
+      timed,
+      started.record,
+      { type: "timer.fired", timer: arm.timer, token: arm.token, event: arm.event, at: t0 + 5_000 },
+      "timeout",
+    )!;
+    expect(fired.commands.map((command) => command.type)).toContain("cancelTask");
+    const attempt = fired.spans.find((span) => span.name === "attempt f");
+    expect(attempt).toMatchObject({ start: t0, end: t0 + 5_000, error: { code: "Cancelled" } });
+    expect(Object.keys(fired.record.trace!.open)).toEqual(["step:slow"]);
+  });
 });
