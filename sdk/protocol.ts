@@ -8,9 +8,8 @@
  *
  *   engine ──JetStream publish──► baton.tasks.<lane>.<function>        (stream BATON_TASKS, work queue)
  *   worker ◄──pull (durable consumer "fn_<lane>_<function>", shared by every worker of the function)
- *   worker ──publish──► baton.events.<execution>  { type: "task.started" }      (stream BATON_EVENTS)
  *   worker ──msg.working() every `taskProgressIntervalMs` while the function runs (progress heartbeat)
- *   worker ──publish──► baton.events.<execution>  { type: "task.succeeded" | "task.failed" }
+ *   worker ──publish──► baton.events.<execution>  { type: "task.succeeded" | "task.failed", startedAt }
  *   worker ──ack the task message (only after the result is stored by JetStream)
  *
  * A worker that dies mid-task stops sending progress; JetStream redelivers the task to another
@@ -67,6 +66,9 @@ export const subjects = {
   /** Core NATS: tells workers to stop the running attempts of an execution's step. */
   cancel: (execution: string) => `baton.cancel.${execution}`,
   allCancels: "baton.cancel.>",
+  /** Core NATS, not stored: a worker took an attempt (`AttemptStartedEnvelope`), for live views. */
+  attempts: (execution: string) => `baton.attempts.${execution}`,
+  allAttempts: "baton.attempts.>",
   /** Core NATS: worker heartbeats. */
   heartbeat: (worker: string) => `baton.workers.heartbeat.${worker}`,
   allHeartbeats: "baton.workers.heartbeat.>",
@@ -211,17 +213,24 @@ export interface TaskEnvelope {
   deadline: number;
 }
 
+/**
+ * A worker took an attempt: published on core NATS (`subjects.attempts(execution)`), never
+ * stored. Optional for workers; nothing depends on it but live views and tests. (Protocol 1
+ * workers published it on the events stream; the engine acknowledges and ignores it there.)
+ */
+export interface AttemptStartedEnvelope {
+  v: typeof protocolVersion;
+  type: "task.started";
+  execution: string;
+  step: string;
+  run: number;
+  attempt: number;
+  worker: string;
+  startedAt: number;
+}
+
 /** What a worker reports on `subjects.events(execution)`. */
 export type ResultEnvelope =
-  | {
-      v: typeof protocolVersion;
-      type: "task.started";
-      execution: string;
-      step: string;
-      run: number;
-      attempt: number;
-      worker: string;
-    }
   | {
       v: typeof protocolVersion;
       type: "task.succeeded";
@@ -230,6 +239,8 @@ export type ResultEnvelope =
       run: number;
       attempt: number;
       worker: string;
+      /** Epoch ms the worker took the task: the history's `AttemptStarted`, written with the result. */
+      startedAt?: number;
       output: JsonValue;
     }
   | {
@@ -240,6 +251,7 @@ export type ResultEnvelope =
       run: number;
       attempt: number;
       worker: string;
+      startedAt?: number;
       error: WireError;
     };
 

@@ -16,6 +16,7 @@ import type {
 import type { StartEvent, EngineEvent } from "./engine-events.ts";
 import {
   appliedMemory,
+  wakeTimer,
   type ExecutionRecord,
   type OutboxEntry,
   type RecordStatus,
@@ -94,6 +95,7 @@ export function startExecution(
   };
   const [snapshot, actions] = initialTransition(machineOf(compiled, record), input);
   const applied = settle(record, snapshot, actions, start.at, []);
+  planWake(record, applied.commands);
   if (record.trace) {
     const root = rootSpan(record, record.trace);
     applied.spans = [
@@ -127,22 +129,12 @@ export function applyEvent(
   const ledger = effectLedgerCommand(compiled, record, event);
   switch (event.type) {
     case "execution.start":
-      return undefined;
     case "task.started":
-      note(record, history, at, {
-        ...(ledger ? { idempotencyKey: ledger.idempotencyKey } : {}),
-        type: "AttemptStarted",
-        step: event.step,
-        attempt: event.attempt,
-        worker: event.worker,
-      });
-      return {
-        record,
-        commands: ledger ? [{ type: "recordEffect", params: ledger as unknown as Json }] : [],
-        history,
-        spans: [],
-      };
+      // Protocol 1 workers announced a start as an event of its own; protocol 2 carries it in the
+      // result (`startedAt`), so a step costs one write. The orchestrator drops it before it gets here.
+      return undefined;
     case "timer.fired":
+      if (event.timer === wakeTimer) return wakeUp(compiled, record, event.token, event.at);
       // A timer whose token no longer matches was cancelled (or re-armed) since it was set.
       if (record.timers[event.timer] !== event.token) return { record, commands: [], history, spans: [] };
       delete record.timers[event.timer];
@@ -150,10 +142,12 @@ export function applyEvent(
       machineEvent = { ...event.event, at } as MachineEvent;
       break;
     case "task.succeeded":
+      noteStarted(record, history, event, ledger);
       note(record, history, at, attemptNote("AttemptSucceeded", event));
       machineEvent = event;
       break;
     case "task.failed":
+      noteStarted(record, history, event, ledger);
       note(record, history, at, {
         ...attemptNote("AttemptFailed", event),
         data: { error: event.error as unknown as Json },
@@ -180,14 +174,131 @@ export function applyEvent(
       machineEvent = event;
   }
 
-  const machine = machineOf(compiled, record);
-  const snapshot = machine.resolveState(record.snapshot as never);
-  const [next, actions] = transition(machine, snapshot, machineEvent);
-  const applied = settle(record, next, actions, at, history);
+  const applied = step(compiled, record, machineEvent, at, history);
   applied.spans = traceTransition(compiled, record, event, applied.commands, applied.history);
+  planWake(record, applied.commands);
   // The ledger learns every answer of an effect attempt, also one the machine no longer waits for.
   if (ledger) applied.commands.unshift({ type: "recordEffect", params: ledger as unknown as Json });
   return applied;
+}
+
+/** One xstate transition of the record's machine, folded into the record. */
+function step(
+  compiled: CompiledWorkflow,
+  record: ExecutionRecord,
+  machineEvent: MachineEvent,
+  at: number,
+  history: HistoryEntry[],
+): Applied {
+  const machine = machineOf(compiled, record);
+  const snapshot = machine.resolveState(record.snapshot as never);
+  const [next, actions] = transition(machine, snapshot, machineEvent);
+  return settle(record, next, actions, at, history);
+}
+
+/**
+ * The execution's wake-up fired: every deferred timer due by then fires, in due order, each as the
+ * machine event it stands for (a transition may cancel timers due later in the same wake-up).
+ * A wake-up with nothing due (its timer was cancelled, or an earlier wake-up took it) changes
+ * nothing and is not written.
+ */
+function wakeUp(
+  compiled: CompiledWorkflow,
+  record: ExecutionRecord,
+  token: string,
+  at: number,
+): Applied | undefined {
+  const history: HistoryEntry[] = [];
+  const commands: OutboxEntry[] = [];
+  const spans: PlannedSpan[] = [];
+  const deferred = { ...record.deferred };
+  record.deferred = deferred;
+  const wakes = { ...record.wakes };
+  const wasArmed = token in wakes;
+  delete wakes[token];
+  record.wakes = wakes;
+  const due = Object.entries(deferred)
+    .filter(([, timer]) => timer.due <= at)
+    .sort(([a, x], [b, y]) => x.due - y.due || tokenSeq(a) - tokenSeq(b));
+  let fired = false;
+  for (const [timerToken, timer] of due) {
+    if (!(timerToken in deferred)) continue; // cancelled by an earlier timer of this wake-up
+    delete deferred[timerToken];
+    if (record.timers[timer.timer] !== timerToken) continue;
+    if (record.status !== "running" && record.status !== "waiting") break;
+    delete record.timers[timer.timer];
+    fired = true;
+    note(record, history, timer.due, { type: "TimerFired", data: { timer: timer.timer } });
+    const applied = step(
+      compiled,
+      record,
+      { ...timer.event, at: timer.due } as MachineEvent,
+      timer.due,
+      history,
+    );
+    commands.push(...applied.commands);
+    spans.push(
+      ...traceTransition(
+        compiled,
+        record,
+        { type: "timer.fired", timer: timer.timer, token: timerToken, event: timer.event, at: timer.due },
+        applied.commands,
+        applied.history,
+      ),
+    );
+  }
+  if (!fired && !wasArmed) return undefined;
+  planWake(record, commands);
+  record.outbox = commands;
+  return { record, commands, history, spans };
+}
+
+/**
+ * Arms the execution's next wake-up when no armed one comes soon enough for its earliest
+ * deferred timer: one `armTimer` command at most, and none at all for a step whose attempt
+ * timeout is later than a wake-up already armed (the usual case down a chain of steps).
+ */
+function planWake(record: ExecutionRecord, commands: OutboxEntry[]): void {
+  const deferred = { ...record.deferred };
+  record.deferred = deferred;
+  let earliest = Infinity;
+  for (const [token, timer] of Object.entries(deferred)) {
+    if (record.timers[timer.timer] !== token) {
+      delete deferred[token];
+      continue;
+    }
+    earliest = Math.min(earliest, timer.due);
+  }
+  if (earliest === Infinity) return;
+  const wakes = record.wakes ?? {};
+  if (Object.values(wakes).some((due) => due <= earliest)) return;
+  const token = `${record.id}.w${++record.timerSeq}`;
+  record.wakes = { ...wakes, [token]: earliest };
+  const arm: ArmTimer = { timer: wakeTimer, token, due: earliest, event: { type: wakeTimer } };
+  commands.push({ type: "armTimer", params: arm as unknown as Json });
+  record.outbox = commands;
+}
+
+/** Tokens end in their sequence number (`<execution>.t<n>`): timers due together fire in arming order. */
+function tokenSeq(token: string): number {
+  return Number(/(\d+)$/.exec(token)?.[1] ?? 0);
+}
+
+/** Protocol 2 results say when the attempt started: its history entry travels in the same write. */
+function noteStarted(
+  record: ExecutionRecord,
+  history: HistoryEntry[],
+  event: { step: string; attempt: number; worker?: string; startedAt?: number },
+  ledger: RecordEffect | undefined,
+): void {
+  if (typeof event.startedAt !== "number") return;
+  note(record, history, event.startedAt, {
+    ...(ledger ? { idempotencyKey: ledger.idempotencyKey } : {}),
+    type: "AttemptStarted",
+    step: event.step,
+    attempt: event.attempt,
+    ...(event.worker ? { worker: event.worker } : {}),
+  });
 }
 
 /** What an effect step's ledger entry must learn from a task event. */
@@ -247,18 +358,26 @@ function settle(
         };
         const timer = id ?? event.type;
         const token = `${record.id}.t${++record.timerSeq}`;
+        const due = at + (delay ?? 0);
         record.timers[timer] = token;
-        const arm: ArmTimer = { timer, token, due: at + (delay ?? 0), event };
-        commands.push({ type: "armTimer", params: arm as unknown as Json });
+        // Kept in the record; the execution's wake-up (planWake) fires it when due.
+        record.deferred = { ...record.deferred, [token]: { timer, due, event } };
         note(record, history, at, {
           type: "TimerArmed",
-          data: { timer, due: new Date(arm.due).toISOString() },
+          data: { timer, due: new Date(due).toISOString() },
         });
         break;
       }
-      case "xstate.cancel":
-        delete record.timers[(action.params as { sendId: string }).sendId];
+      case "xstate.cancel": {
+        const timer = (action.params as { sendId: string }).sendId;
+        const token = record.timers[timer];
+        delete record.timers[timer];
+        if (token !== undefined && record.deferred?.[token]) {
+          record.deferred = { ...record.deferred };
+          delete record.deferred[token];
+        }
         break;
+      }
       case "record": {
         const params = action.params as Omit<HistoryEntry, "seq" | "at">;
         note(record, history, at, params);
@@ -272,6 +391,9 @@ function settle(
         record.output = finish.output;
         record.error = finish.error;
         record.timers = {};
+        record.deferred = {};
+        // Wake-ups still armed find an ended execution and change nothing.
+        record.wakes = {};
         commands.push({ type: "finish", params: finish as unknown as Json });
         break;
       }

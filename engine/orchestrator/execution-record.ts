@@ -6,6 +6,7 @@ import type { StepError } from "../errors.ts";
 import type { Json } from "../workflow/definition.ts";
 import type { ExecutionStatus } from "../workflow/compile/machine-types.ts";
 import type { ExecutionTrace } from "./execution-spans.ts";
+import type { HistoryEntry } from "./history.ts";
 
 export type RecordStatus = "running" | "waiting" | ExecutionStatus;
 
@@ -32,14 +33,28 @@ export interface ExecutionRecord {
   error?: StepError | null;
   /** The xstate snapshot, as `machine.resolveState` takes it back. */
   snapshot: { value: Json; context: Json };
-  /** Armed timers: xstate's delayed-event id → the token of the timer message that may fire it. */
+  /** Armed timers: xstate's delayed-event id → the token that may fire it. */
   timers: Record<string, string>;
+  /**
+   * Timers kept in the record itself, by token: they have no message of their own. One wake-up
+   * message per execution (`wakes`) fires every timer due by then; a step's attempt timeout costs
+   * no durable message when an earlier wake-up already covers it.
+   */
+  deferred?: Record<string, DeferredTimer>;
+  /** Wake-up messages armed and not yet fired: token → due (epoch ms). */
+  wakes?: Record<string, number>;
   /** Ids of the last events applied, so a redelivered event is recognised and not applied twice. */
   applied: string[];
   /** The commands of the last transition; sent again if the process that wrote them may not have. */
   outbox: OutboxEntry[];
-  /** When the outbox was written (epoch ms): past JetStream's deduplication window it is not sent again. */
+  /** When the outbox was written (epoch ms). */
   outboxAt?: number;
+  /**
+   * The history of the last transition, written in the same compare-and-set as the record and
+   * published with the outbox: a crash between the write and the publish cannot lose it, and a
+   * resend is deduplicated by its sequence numbers.
+   */
+  outboxHistory?: HistoryEntry[];
   /** History records written so far: the next one is numbered `historySeq + 1`. */
   historySeq: number;
   /** Timer tokens handed out so far. */
@@ -47,6 +62,16 @@ export interface ExecutionRecord {
   /** The execution's trace, when it is traced: whichever process applies the next event continues it. */
   trace?: ExecutionTrace;
 }
+
+/** A timer with no message of its own, fired by the execution's next wake-up at or after `due`. */
+export interface DeferredTimer {
+  timer: string;
+  due: number;
+  event: { type: string };
+}
+
+/** The name of the execution's wake-up timer on the wire (`timer.fired` with `timer: wakeTimer`). */
+export const wakeTimer = "baton.wake";
 
 export const isEnded = (status: RecordStatus) => status !== "running" && status !== "waiting";
 

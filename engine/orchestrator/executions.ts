@@ -419,8 +419,10 @@ export class Executions {
       const batch = await consumer.fetch({ max_messages: Math.min(remaining, 1_000), expires: 5_000 });
       let got = 0;
       for await (const message of batch) {
-        // Each message holds the records one write produced.
-        entries.push(...message.json<HistoryEntry[]>());
+        // Each message holds the records one write produced; a resent one (its writer crashed
+        // before it knew the send went through) repeats records already read.
+        const last = entries.at(-1)?.seq ?? 0;
+        entries.push(...message.json<HistoryEntry[]>().filter((entry) => entry.seq > last));
         got++;
       }
       if (got === 0) break;
@@ -442,6 +444,7 @@ export class Executions {
     // An abort while the consumer was being set up has already fired: stop now.
     if (signal.aborted) stop();
     signal.addEventListener("abort", stop, { once: true });
+    let last = 0;
     try {
       for await (const message of messages) {
         let entries: unknown;
@@ -450,7 +453,12 @@ export class Executions {
         } catch {
           continue; // Not written by an engine: nothing to show.
         }
-        if (Array.isArray(entries)) yield entries as HistoryEntry[];
+        if (!Array.isArray(entries)) continue;
+        // A resent write repeats records already yielded: each is shown once.
+        const fresh = (entries as HistoryEntry[]).filter((entry) => entry.seq > last);
+        if (fresh.length === 0) continue;
+        last = fresh.at(-1)!.seq;
+        yield fresh;
       }
     } finally {
       signal.removeEventListener("abort", stop);

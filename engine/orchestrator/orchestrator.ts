@@ -19,7 +19,7 @@ import type { ConsumerMessages, JsMsg, NatsConnection } from "nats";
 import { streams, subjects } from "../../sdk/protocol.ts";
 import type { EngineConfig } from "../config.ts";
 import { ExecutionStore, RevisionConflict, type StoredRecord } from "../nats/execution-store.ts";
-import { duplicateWindowMs, engineConsumers, ensureTopology, type Topology } from "../nats/topology.ts";
+import { engineConsumers, ensureTopology, eventAckWaitMs, type Topology } from "../nats/topology.ts";
 import { WorkflowStore } from "../nats/workflow-store.ts";
 import { exportPlannedSpans, tracingEnabled } from "../telemetry/tracing.ts";
 import { compileWorkflow, type CompiledWorkflow } from "../workflow/compile/compile-workflow.ts";
@@ -33,7 +33,8 @@ import {
 } from "./dispatch-commands.ts";
 import { EffectLedger } from "./effect-ledger.ts";
 import { checkEngineEvent, type EngineEvent, type StartEvent } from "./engine-events.ts";
-import { appliedMemory, isEnded, type ExecutionRecord } from "./execution-record.ts";
+import { crashPoint, crashPointArmed } from "./crash-points.ts";
+import { appliedMemory, isEnded, type ExecutionRecord, type OutboxEntry } from "./execution-record.ts";
 import type { HistoryEntry } from "./history.ts";
 import { isExecutionId } from "./ids.ts";
 import { ReceiveSubscriptions } from "./receive-subscriptions.ts";
@@ -58,16 +59,21 @@ interface Delivery {
 
 /** How long to wait before a failed batch is tried again. */
 const retryDelayMs = 500;
-/** An outbox older than JetStream's deduplication window less this is not sent again. */
-const outboxResendMarginMs = 30_000;
 /** Events applied in one write, at most: no more than a record remembers as applied. */
 const maxBatch = appliedMemory;
-/** Deliveries of an event for an execution that does not exist yet before it is dropped. */
-const unknownExecutionPatience = 20;
+/**
+ * How long an event for an execution that does not exist (yet) is kept trying before it is
+ * dropped: long enough for its start to survive a failover (a start held by a replica that died
+ * comes back after the ack wait), short enough that events of an execution removed by retention go.
+ */
+const unknownExecutionPatienceMs = 60_000;
 
 /** A retry of a failed execution: the one event an ended execution still takes. */
 const isRetryOfFailed = (record: ExecutionRecord) => (delivery: Delivery) =>
   delivery.event.type === "retry" && record.status === "failed";
+
+const hasOutbox = (record: ExecutionRecord) =>
+  record.outbox.length > 0 || (record.outboxHistory?.length ?? 0) > 0;
 
 class ExecutionNotYetStarted extends Error {
   override name = "ExecutionNotYetStarted";
@@ -76,6 +82,9 @@ class ExecutionNotYetStarted extends Error {
 export class Orchestrator {
   private readonly mailboxes = new Map<string, Delivery[]>();
   private readonly draining = new Map<string, Promise<void>>();
+  /** The batch each execution is persisting now. */
+  private readonly inFlight = new Map<string, Delivery[]>();
+  private keepAlive: NodeJS.Timeout | undefined;
   private readonly compiled = new Map<string, CompiledWorkflow>();
   /** Execution → the record revision whose outbox this process has sent. */
   private readonly sentOutbox = new Map<string, number>();
@@ -124,15 +133,25 @@ export class Orchestrator {
     ).consume({ max_messages: 2_000 });
     this.consumers.push(events, timers);
     void this.loop(events, (message) => this.receiveEvent(message));
+    // Events queued behind a write, or in a write that takes long (NATS slow or away), stay this
+    // engine's: JetStream would otherwise hand them to another replica after the ack wait.
+    this.keepAlive = setInterval(() => this.keepEventsAlive(), eventAckWaitMs / 3);
+    this.keepAlive.unref();
     void this.loop(timers, (message) => this.receiveTimer(message));
   }
 
   /** Stops taking new work and lets the batches under way finish. */
   async stop(): Promise<void> {
     this.stopped = true;
+    clearInterval(this.keepAlive);
     for (const consumer of this.consumers) consumer.stop();
     this.receives.stop();
     await Promise.allSettled([...this.draining.values()]);
+  }
+
+  private keepEventsAlive(): void {
+    for (const deliveries of [...this.mailboxes.values(), ...this.inFlight.values()])
+      for (const delivery of deliveries) delivery.message.working();
   }
 
   private async loop(messages: ConsumerMessages, handle: (message: JsMsg) => void | Promise<void>) {
@@ -164,6 +183,12 @@ export class Orchestrator {
       message.term();
       return;
     }
+    if (checked.event.type === "task.started") {
+      // Protocol 1 workers announce a start as an event of its own; it carries nothing the result
+      // does not (protocol 2 puts `startedAt` in the result), and costs no write.
+      message.ack();
+      return;
+    }
     const id = message.headers?.get("Nats-Msg-Id") || `seq:${message.seq}`;
     const queue = this.mailboxes.get(execution);
     if (queue) queue.push({ event: checked.event, id, message });
@@ -185,8 +210,10 @@ export class Orchestrator {
       // so a redelivery of any of them is still recognised.
       const batch = queued.splice(0, maxBatch);
       if (queued.length === 0) this.mailboxes.delete(execution);
+      this.inFlight.set(execution, batch);
       try {
         await this.applyBatch(execution, batch);
+        crashPoint("before-ack");
         for (const delivery of batch) delivery.message.ack();
       } catch (error) {
         if (!(error instanceof ExecutionNotYetStarted)) {
@@ -196,8 +223,14 @@ export class Orchestrator {
           });
         }
         this.store.forget(execution);
-        for (const delivery of batch)
-          delivery.message.nak(error instanceof ExecutionNotYetStarted ? 100 : retryDelayMs);
+        for (const delivery of batch) {
+          const tries = delivery.message.info.redeliveryCount ?? 1;
+          delivery.message.nak(
+            error instanceof ExecutionNotYetStarted ? Math.min(100 * 2 ** (tries - 1), 2_000) : retryDelayMs,
+          );
+        }
+      } finally {
+        this.inFlight.delete(execution);
       }
     }
   }
@@ -228,7 +261,7 @@ export class Orchestrator {
       // Its start may still be on its way (another replica holds it): try again shortly, and
       // give up only after many tries. Events for an execution removed by retention never get here.
       const patient = batch.filter(
-        (delivery) => (delivery.message.info.redeliveryCount ?? 1) < unknownExecutionPatience,
+        (delivery) => Date.now() - delivery.message.info.timestampNanos / 1e6 < unknownExecutionPatienceMs,
       );
       if (patient.length > 0) throw new ExecutionNotYetStarted(execution);
       this.log.warn("dropping events for an execution that never started", {
@@ -257,11 +290,11 @@ export class Orchestrator {
   /** Applies a batch to a stored record; resolves to whether anything changed. */
   private async advance(stored: StoredRecord<ExecutionRecord>, batch: Delivery[]): Promise<boolean> {
     const { record } = stored;
-    // Resending is only safe while JetStream still deduplicates it. A crash between a write and its
-    // publishes is found within the events' ack wait (their redelivery), well inside that window.
-    const resendable = Date.now() - (record.outboxAt ?? 0) < duplicateWindowMs - outboxResendMarginMs;
-    if (record.outbox.length > 0 && resendable && this.sentOutbox.get(record.id) !== stored.revision) {
-      await dispatchCommands(this.deps, record, record.outbox);
+    // A written outbox this process has not seen sent may not have left (its writer crashed, or
+    // NATS was away): send it again, however old. Every receiver deduplicates by the identity of
+    // what it receives (an attempt, a timer token, a start or done per execution, a history seq).
+    if (this.sentOutbox.get(record.id) !== stored.revision && hasOutbox(record)) {
+      await this.sendOutbox(record, record.outbox, record.outboxHistory ?? []);
       this.sentOutbox.set(record.id, stored.revision);
     }
     if (isEnded(record.status) && !batch.some(isRetryOfFailed(record))) return false;
@@ -291,6 +324,7 @@ export class Orchestrator {
     }
     if (record !== initial.record) {
       record.outbox = commands;
+      record.outboxHistory = history;
       record.outboxAt = Date.now();
     }
     return { record, commands, history, spans };
@@ -298,25 +332,34 @@ export class Orchestrator {
 
   private async send(stored: StoredRecord<ExecutionRecord>, applied: Applied): Promise<void> {
     const { record } = stored;
-    const { js } = this.topology;
     // Spans leave once what they describe is persisted (a write that lost a race exports nothing),
     // and before the sends: a failed send redelivers events that are then already applied, and
     // whose spans would not be planned again.
     exportPlannedSpans(applied.spans);
-    await Promise.all([
-      dispatchCommands(this.deps, record, applied.commands),
-      // One message per write: the history of a batch travels together, numbered and deduplicated by its first record.
-      ...(applied.history.length === 0
-        ? []
-        : [
-            js.publish(subjects.history(record.id), JSON.stringify(applied.history), {
-              msgID: `history:${record.id}:${applied.history[0]!.seq}`,
-            }),
-          ]),
-    ]);
+    crashPoint("after-write");
+    await this.sendOutbox(record, applied.commands, applied.history);
     this.sentOutbox.set(record.id, stored.revision);
     if (this.sentOutbox.size > this.config.cacheSize)
       this.sentOutbox.delete(this.sentOutbox.keys().next().value!);
+  }
+
+  /** The commands and the history of one write; the history as one message, deduplicated by its first seq. */
+  private async sendOutbox(record: ExecutionRecord, commands: OutboxEntry[], history: HistoryEntry[]) {
+    const sends = [
+      dispatchCommands(this.deps, record, commands),
+      ...(history.length === 0
+        ? []
+        : [
+            this.topology.js.publish(subjects.history(record.id), JSON.stringify(history), {
+              msgID: `history:${record.id}:${history[0]!.seq}`,
+            }),
+          ]),
+    ];
+    if (crashPointArmed("mid-send")) {
+      await sends[0];
+      crashPoint("mid-send");
+    }
+    await Promise.all(sends);
   }
 
   private async compiledFor(name: string, revision: number): Promise<CompiledWorkflow | undefined> {

@@ -1,13 +1,14 @@
 // Publishing what happened to an attempt on the events stream. Every report carries a
 // deduplication id (one per attempt and kind), so publishing it again — after a retry here, or
 // by a second worker that got the task redelivered — never gives the engine two reports.
-import { headers as createHeaders, type JetStreamClient, type MsgHdrs } from "nats";
+import { headers as createHeaders, type JetStreamClient, type MsgHdrs, type NatsConnection } from "nats";
 import {
   headers,
   protocolVersion,
   resultMessageId,
   streams,
   subjects,
+  type AttemptStartedEnvelope,
   type ResultEnvelope,
 } from "../protocol.ts";
 
@@ -29,11 +30,21 @@ const headerAllowance = 4_096;
 
 export class ResultPublisher {
   readonly #js: JetStreamClient;
+  readonly #nc: NatsConnection;
   readonly #maxPayload: () => number;
 
-  constructor(js: JetStreamClient, maxPayload: () => number) {
+  constructor(nc: NatsConnection, js: JetStreamClient, maxPayload: () => number) {
+    this.#nc = nc;
     this.#js = js;
     this.#maxPayload = maxPayload;
+  }
+
+  /**
+   * Says an attempt started, on core NATS (`subjects.attempts`): for live views and whoever
+   * listens, at no durable cost. The engine learns the start from the result's `startedAt`.
+   */
+  announce(started: AttemptStartedEnvelope): void {
+    this.#nc.publish(subjects.attempts(started.execution), JSON.stringify(started));
   }
 
   /**

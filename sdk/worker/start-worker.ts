@@ -103,7 +103,7 @@ async function startServing(setup: {
   const runner = new TaskRunner({
     workerId: id,
     pool,
-    publisher: new ResultPublisher(js, () => nc.info?.max_payload ?? 1_048_576),
+    publisher: new ResultPublisher(nc, js, () => nc.info?.max_payload ?? 1_048_576),
     logger,
     graceMs: settings.graceMs,
     retryReportDelayMs,

@@ -54,6 +54,8 @@ type StopReason =
 interface RunningTask {
   readonly task: TaskEnvelope;
   readonly msg: JsMsg;
+  /** Epoch ms the worker took the task: reported with the result. */
+  readonly startedAt: number;
   isolate: Isolate | undefined;
   stop: StopReason | undefined;
   graceTimer: NodeJS.Timeout | undefined;
@@ -88,7 +90,14 @@ export class TaskRunner {
     const parsed = parseTask(msg.data, msg.headers, fn.name, lane);
     if (!parsed.ok) return this.#refuse(msg, fn, parsed);
     const { task } = parsed;
-    const entry: RunningTask = { task, msg, isolate: undefined, stop: undefined, graceTimer: undefined };
+    const entry: RunningTask = {
+      task,
+      msg,
+      startedAt: Date.now(),
+      isolate: undefined,
+      stop: undefined,
+      graceTimer: undefined,
+    };
     this.#running.add(entry);
     const log = childLogger(this.#options.logger, {
       execution: task.execution,
@@ -100,11 +109,19 @@ export class TaskRunner {
     const span = startTaskSpan(task, fn.name, this.#options.workerId, msg.headers);
     try {
       const from = reportHeadersOf(msg, task);
-      const started = this.#options.publisher
-        .publish(this.#report(task, { type: "task.started" }), from)
-        .catch((error: unknown) => log.warn("could not report task.started", errorFields(error)));
+      // The start is not an event of its own: it travels in the result (`startedAt`), so the
+      // engine makes the attempt's start and end durable in one write. Live views hear it now.
+      this.#options.publisher.announce({
+        v: protocolVersion,
+        type: "task.started",
+        execution: task.execution,
+        step: task.step,
+        run: task.run,
+        attempt: task.attempt,
+        worker: this.#options.workerId,
+        startedAt: entry.startedAt,
+      });
       const outcome = await this.#executeOnce(entry, fn, log);
-      await started;
       if (entry.stop?.code === "HandBack") {
         endTaskSpan(span, { handedBack: true });
         msg.nak();
@@ -301,11 +318,12 @@ export class TaskRunner {
 
   async #reportAndAck(entry: RunningTask, outcome: Outcome, from: ReportHeaders, log: Logger): Promise<void> {
     const { task, msg } = entry;
+    const { startedAt } = entry;
     let report = this.#report(
       task,
       outcome.ok
-        ? { type: "task.succeeded", output: outcome.output }
-        : { type: "task.failed", error: outcome.error },
+        ? { type: "task.succeeded", output: outcome.output, startedAt }
+        : { type: "task.failed", error: outcome.error, startedAt },
     );
     try {
       try {
@@ -314,6 +332,7 @@ export class TaskRunner {
         if (!(error instanceof ResultTooLargeError)) throw error;
         report = this.#report(task, {
           type: "task.failed",
+          startedAt,
           error: wireError(
             "OutputInvalid",
             `${error.message}; return a reference to large data (an object store key, a URL) instead of the data`,
@@ -362,9 +381,8 @@ export class TaskRunner {
   #report(
     identity: AttemptIdentity,
     what:
-      | { type: "task.started" }
-      | { type: "task.succeeded"; output: JsonValue }
-      | { type: "task.failed"; error: WireError },
+      | { type: "task.succeeded"; output: JsonValue; startedAt?: number }
+      | { type: "task.failed"; error: WireError; startedAt?: number },
   ): ResultEnvelope {
     const { execution, step, run, attempt } = identity;
     return { v: protocolVersion, execution, step, run, attempt, worker: this.#options.workerId, ...what };

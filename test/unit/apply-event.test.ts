@@ -4,6 +4,7 @@ import { applyEvent, startExecution, type Applied } from "../../engine/orchestra
 import type { EngineEvent } from "../../engine/orchestrator/engine-events.ts";
 import { compileWorkflow } from "../../engine/workflow/compile/compile-workflow.ts";
 import { validateWorkflowText } from "../../engine/workflow/validate.ts";
+import { wakeFor } from "../helpers/wake.ts";
 
 const compiled = compileWorkflow(
   validateWorkflowText(`baton: v1
@@ -39,7 +40,8 @@ describe("applyEvent", () => {
     const applied = start();
     expect(applied.record.status).toBe("running");
     expect(commandsOf(applied)).toContain("dispatchTask");
-    expect(commandsOf(applied)).toContain("armTimer");
+    // One wake-up message for both timers, due when the first of them is.
+    expect(commandsOf(applied).filter((type) => type === "armTimer")).toHaveLength(1);
     // Two timers: the execution's deadline and the attempt's.
     expect(applied.history.map((entry) => entry.type)).toEqual([
       "ExecutionStarted",
@@ -86,23 +88,46 @@ describe("applyEvent", () => {
     expect(applyEvent(compiled, once.record, event, "same")).toBeUndefined();
   });
 
-  it("fires a timer only while its token is current", () => {
+  it("fires a timer only while it is current", () => {
     const started = start();
-    const arm = started.commands
-      .map((command) => command.params as { timer?: string; token?: string })
-      .find((params) => params.timer?.includes("attempt-timeout")) as { timer: string; token: string };
-    const done = apply(started, { type: "task.succeeded", step: "one", run: 1, attempt: 1, output: 2 });
-    // The attempt's timeout was cancelled when the answer came: its timer is stale now.
-    const stale = apply(done, {
-      type: "timer.fired",
-      timer: arm.timer,
-      token: arm.token,
-      event: { type: arm.timer },
-    });
-    expect(stale.commands).toEqual([]);
-    // Recognised as stale by its token, not merely ignored by the machine: nothing is recorded.
-    expect(stale.history).toEqual([]);
-    expect(stale.record.snapshot).toEqual(done.record.snapshot);
+    const timeout = wakeFor(started.record, /attempt-timeout/);
+    const done = applyEvent(
+      compiled,
+      started.record,
+      { type: "task.succeeded", step: "one", run: 1, attempt: 1, output: 2, at: at + 10 },
+      "done",
+    )!;
+    // The attempt's timeout was cancelled when the answer came; the next step's comes later.
+    const woken = applyEvent(compiled, done.record, timeout, "wake-1")!;
+    expect(woken.commands.map((command) => command.type)).toEqual(["armTimer"]);
+    // Recognised as cancelled, not merely ignored by the machine: nothing is recorded.
+    expect(woken.history).toEqual([]);
+    expect(woken.record.snapshot).toEqual(done.record.snapshot);
+    // A wake-up the record does not know, with nothing due, is not even a write.
+    expect(applyEvent(compiled, woken.record, { ...timeout, token: "x1.w999" }, "wake-2")).toBeUndefined();
+  });
+
+  it("costs no timer message for a step whose timeout an armed wake-up already covers", () => {
+    const later = (event: Untimed, ms: number) =>
+      applyEvent(compiled, started.record, { ...event, at: at + ms } as EngineEvent, `later-${ms}`)!;
+    const started = start();
+    const next = later({ type: "task.succeeded", step: "one", run: 1, attempt: 1, output: 2 }, 10);
+    expect(commandsOf(next)).toContain("dispatchTask");
+    expect(commandsOf(next)).not.toContain("armTimer");
+    // The first wake-up comes while the second step still runs: it fires nothing and arms the next.
+    const wake = wakeFor(started.record, /attempt-timeout/);
+    const woken = applyEvent(compiled, next.record, wake, "wake")!;
+    expect(woken.history).toEqual([]);
+    expect(woken.commands).toEqual([
+      expect.objectContaining({
+        type: "armTimer",
+        params: expect.objectContaining({ due: at + 10 + 5 * 60_000 }),
+      }),
+    ]);
+    // And when that one comes, the second step's attempt times out.
+    const timedOut = applyEvent(compiled, woken.record, wakeFor(woken.record, /attempt-timeout/), "wake-2")!;
+    expect(timedOut.history.map((entry) => entry.type)).toContain("TimerFired");
+    expect(commandsOf(timedOut)).toContain("cancelTask");
   });
 
   it("retries a failed execution from the failed step, and nothing else", () => {
@@ -126,15 +151,7 @@ describe("applyEvent", () => {
 
     // Run the same execution to its end: the nap's timer fires with the token it was armed with.
     const napping = apply(apply(start(), ok("one", 1)), ok("two", 2));
-    const nap = napping.commands
-      .map((command) => command.params as { timer?: string; token?: string; event?: { type: string } })
-      .find((params) => params.timer?.includes("wait:nap"))!;
-    const succeeded = apply(napping, {
-      type: "timer.fired",
-      timer: nap.timer!,
-      token: nap.token!,
-      event: nap.event!,
-    });
+    const succeeded = applyEvent(compiled, napping.record, wakeFor(napping.record, /wait:nap/), "nap")!;
     expect(succeeded.record.status).toBe("succeeded");
     expect(applyEvent(compiled, succeeded.record, { type: "retry", at }, "retry-1")).toBeUndefined();
   });

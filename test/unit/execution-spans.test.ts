@@ -1,4 +1,5 @@
 /** The spans the pure core plans: ids any process derives alike, starts kept in the record, ends emitted whole. */
+import { wakeFor } from "../helpers/wake.ts";
 import { describe, expect, it } from "vitest";
 import { applyEvent, startExecution, type Applied } from "../../engine/orchestrator/apply-event.ts";
 import type { EngineEvent, StartEvent } from "../../engine/orchestrator/engine-events.ts";
@@ -41,15 +42,15 @@ const reloaded = (applied: Applied): Applied => ({
 });
 const traceparentOf = (applied: Applied, type: string) =>
   applied.commands.find((command) => command.type === type)?.traceparent;
-/** The `timer.fired` of the timer a transition armed for `event`. */
+/** The `timer.fired` of the execution's wake-up that fires the timer armed for `event`. */
 function firing(applied: Applied, eventType: RegExp): Untimed {
-  const arm = applied.commands.find(
-    (command) =>
-      command.type === "armTimer" &&
-      eventType.test((command.params as { event: { type: string } }).event.type),
-  )!.params as { timer: string; token: string; event: { type: string } };
-  return { type: "timer.fired", timer: arm.timer, token: arm.token, event: arm.event };
+  const timer = Object.values(applied.record.deferred ?? {}).find((candidate) =>
+    eventType.test(candidate.event.type),
+  )!;
+  const { at: _due, ...event } = wakeFor(applied.record, new RegExp(`^${escape(timer.timer)}$`));
+  return event;
 }
+const escape = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
 
 describe("execution spans", () => {
   it("plans nothing for an execution started without tracing", () => {
@@ -205,16 +206,7 @@ steps:
 `).workflows[0]!,
     );
     const started = startExecution(timed, "x6", { ...startEvent, workflow: "timed" }, { traced: true });
-    const arm = started.commands.find(
-      (command) =>
-        command.type === "armTimer" && /attempt-timeout/.test((command.params as { timer: string }).timer),
-    )!.params as { timer: string; token: string; event: { type: string } };
-    const fired = applyEvent(
-      timed,
-      started.record,
-      { type: "timer.fired", timer: arm.timer, token: arm.token, event: arm.event, at: t0 + 5_000 },
-      "timeout",
-    )!;
+    const fired = applyEvent(timed, started.record, wakeFor(started.record, /attempt-timeout/), "timeout")!;
     expect(fired.commands.map((command) => command.type)).toContain("cancelTask");
     const attempt = fired.spans.find((span) => span.name === "attempt f");
     expect(attempt).toMatchObject({ start: t0, end: t0 + 5_000, error: { code: "Cancelled" } });

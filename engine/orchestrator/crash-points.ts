@@ -1,0 +1,27 @@
+/**
+ * Named points where a test can make the engine process die at once (SIGKILL to itself), to
+ * prove that nothing is lost and no effect runs twice whatever moment a crash picks:
+ *
+ * - `after-write`: the record (with its outbox and history) is written, nothing sent yet;
+ * - `mid-send`: the commands are sent, the history is not (or not acknowledged);
+ * - `before-ack`: everything sent, the events not acknowledged.
+ *
+ * `BATON_TEST_CRASH_AT=<point>[:<n>]` kills the process the n-th time (default 1st) it passes
+ * the point. Unset (always, outside tests), a check is one comparison.
+ */
+const [armedPoint, nth] = (process.env.BATON_TEST_CRASH_AT ?? "").split(":");
+let passes = 0;
+const crashOn = Number(nth ?? 1) || 1;
+
+export type CrashPointName = "after-write" | "mid-send" | "before-ack";
+
+export function crashPointArmed(point: CrashPointName): boolean {
+  return armedPoint === point;
+}
+
+export function crashPoint(point: CrashPointName): void {
+  if (armedPoint !== point) return;
+  if (++passes < crashOn) return;
+  process.stderr.write(`${JSON.stringify({ level: "warn", message: "crash point reached", point })}\n`);
+  process.kill(process.pid, "SIGKILL");
+}
