@@ -6,6 +6,8 @@
 import type { KV } from "nats";
 import { effectLedgerKey, type EffectLedgerEntry } from "./protocol.ts";
 
+export type ClaimVerdict = "run" | "duplicate" | "completed" | { held: string };
+
 export class EffectLedger {
   constructor(private readonly kv: KV) {}
 
@@ -36,6 +38,47 @@ export class EffectLedger {
         if (!/wrong last sequence|key exists/i.test(String(error))) throw error;
       }
     }
+  }
+
+  /**
+   * Claims `attempt` for the task message `taskSeq` (its sequence in the tasks stream) before the
+   * effect runs. Another copy of the same attempt (an engine resent the task after JetStream's
+   * duplicate window) is a `duplicate`: the claim's holder reports. The same message delivered
+   * again while another worker holds the claim is `held` by that worker: the caller runs it only
+   * when that worker is gone (`takeOver`). A completed entry answers `completed`.
+   */
+  async claim(
+    idempotencyKey: string,
+    seed: Pick<EffectLedgerEntry, "execution" | "step">,
+    attempt: { attempt: number; worker: string; taskSeq: number },
+    options: { takeOver?: boolean } = {},
+  ): Promise<ClaimVerdict> {
+    let verdict: ClaimVerdict = "run";
+    const now = new Date().toISOString();
+    await this.change(idempotencyKey, seed, (entry) => {
+      verdict = "run";
+      if (entry.completed) {
+        verdict = "completed";
+        return;
+      }
+      let record = entry.attempts.find((candidate) => candidate.attempt === attempt.attempt);
+      if (!record) {
+        record = { attempt: attempt.attempt, dispatchedAt: now };
+        entry.attempts.push(record);
+      }
+      if (record.taskSeq !== undefined && record.taskSeq !== attempt.taskSeq) {
+        verdict = "duplicate";
+        return;
+      }
+      const holder = record.taskSeq === undefined ? undefined : record.worker;
+      if (holder !== undefined && holder !== attempt.worker && !options.takeOver) {
+        verdict = { held: holder };
+        return;
+      }
+      record.taskSeq = attempt.taskSeq;
+      record.worker = attempt.worker;
+    });
+    return verdict;
   }
 
   /** Records that `attempt` of the step run completed with `output` (the first completion wins). */

@@ -318,6 +318,11 @@ export interface EffectLedgerAttempt {
   attempt: number;
   dispatchedAt: string;
   worker?: string;
+  /**
+   * The tasks-stream sequence of the task message that claimed the attempt: only that message
+   * (delivered again after its worker died) may run it; another copy of the attempt may not.
+   */
+  taskSeq?: number;
   outcome?: "succeeded" | "failed";
   error?: WireError;
   endedAt?: string;

@@ -44,7 +44,7 @@ export async function startHeartbeats(
 }
 
 /** The workers bucket, created when missing; `undefined` (heartbeats on the subject only) when KV is unavailable. */
-async function openWorkersBucket(nc: NatsConnection, logger: Logger): Promise<KV | undefined> {
+export async function openWorkersBucket(nc: NatsConnection, logger: Logger): Promise<KV | undefined> {
   try {
     return await nc.jetstream().views.kv(workersBucketConfig.bucket, {
       ttl: workersBucketConfig.ttlMs,

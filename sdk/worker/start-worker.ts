@@ -13,7 +13,7 @@ import {
   type HeartbeatEnvelope,
   type Lane,
 } from "../protocol.ts";
-import { startHeartbeats, type Heartbeats } from "./heartbeat.ts";
+import { openWorkersBucket, startHeartbeats, type Heartbeats } from "./heartbeat.ts";
 import type { IsolatePool } from "./isolate-pool.ts";
 import type { IsolateReady } from "./isolate.ts";
 import { ensureTaskConsumer, ensureWorkerStreams } from "./jetstream-setup.ts";
@@ -100,6 +100,7 @@ async function startServing(setup: {
     pure: new LaneSlots(settings.concurrency),
     effect: new LaneSlots(settings.effectConcurrency),
   };
+  const workers = await openWorkersBucket(nc, logger);
   const runner = new TaskRunner({
     workerId: id,
     pool,
@@ -108,6 +109,17 @@ async function startServing(setup: {
     graceMs: settings.graceMs,
     retryReportDelayMs,
     ledger: new EffectLedger(await js.views.kv(buckets.effects, { history: 1, storage: StorageType.File })),
+    // Alive while its heartbeat entry lasts. Unknown (no bucket, NATS away) counts as alive: the
+    // task comes back later rather than risk running an effect twice.
+    workerAlive: async (worker) => {
+      if (workers === undefined) return true;
+      try {
+        const entry = await workers.get(worker);
+        return entry !== null && entry.operation === "PUT";
+      } catch {
+        return true;
+      }
+    },
   });
   const pullers = consumers.map(
     ({ fn, lane, name }) =>

@@ -15,6 +15,7 @@ import {
   type TaskEnvelope,
   type WireError,
   type WorkerErrorCode,
+  heartbeatIntervalMs,
 } from "../protocol.ts";
 import type { EffectLedger } from "../effect-ledger.ts";
 import type { InputValidator } from "./input-validation.ts";
@@ -44,6 +45,8 @@ export interface TaskRunnerOptions {
   readonly retryReportDelayMs: number;
   /** The effect ledger: read before an effect runs, written when one completes (see protocol.ts). */
   readonly ledger: EffectLedger;
+  /** Whether a worker is alive (its heartbeat entry is there): may it still finish what it claimed? */
+  readonly workerAlive: (worker: string) => Promise<boolean>;
 }
 
 type StopReason =
@@ -75,6 +78,8 @@ export class TaskRunner {
   /** Cancels of the last minute, by execution, oldest first (a Map keeps insertion order). */
   readonly #recentCancels = new Map<string, { cancels: CancelEnvelope[]; until: number }>();
   readonly #idleWaiters: (() => void)[] = [];
+  /** Effect attempts (`<key>#<attempt>`) this process is running. */
+  readonly #effectsRunning = new Set<string>();
 
   constructor(options: TaskRunnerOptions) {
     this.#options = options;
@@ -122,6 +127,18 @@ export class TaskRunner {
         startedAt: entry.startedAt,
       });
       const outcome = await this.#executeOnce(entry, fn, log);
+      if ("heldElsewhere" in outcome) {
+        // Its holder is alive: it answers; this delivery comes back (and checks again) if it does not.
+        endTaskSpan(span, { handedBack: true });
+        msg.nak(heartbeatIntervalMs);
+        return;
+      }
+      if ("duplicate" in outcome) {
+        // Another copy of this attempt's task holds it and reports; this copy goes.
+        endTaskSpan(span, { handedBack: true });
+        msg.ack();
+        return;
+      }
       if (entry.stop?.code === "HandBack") {
         endTaskSpan(span, { handedBack: true });
         msg.nak();
@@ -187,15 +204,47 @@ export class TaskRunner {
    * a crash between report and ack): that one is answered from the ledger. A completed effect is
    * recorded before it is reported, so no redelivery can run it again.
    */
-  async #executeOnce(entry: RunningTask, fn: ServedFunction, log: Logger): Promise<Outcome> {
+  async #executeOnce(
+    entry: RunningTask,
+    fn: ServedFunction,
+    log: Logger,
+  ): Promise<Outcome | { readonly duplicate: true } | { readonly heldElsewhere: true }> {
     const { task } = entry;
     const key = task.effect ? task.idempotencyKey : undefined;
     if (key === undefined) return this.#execute(entry, fn, log);
-    const recorded = await this.#options.ledger.get(key);
-    if (recorded?.completed) {
-      log.info("effect already completed; answering from the ledger", { idempotencyKey: key });
-      return { ok: true, output: recorded.output ?? null };
+    const attempt = `${key}#${task.attempt}`;
+    // Delivered again while this process still runs it (NATS was away past the ack wait): the
+    // running one will answer and ack.
+    if (this.#effectsRunning.has(attempt)) return { heldElsewhere: true };
+    const seed = { execution: task.execution, step: task.step };
+    const identity = { attempt: task.attempt, worker: this.#options.workerId, taskSeq: entry.msg.seq };
+    let claim = await this.#options.ledger.claim(key, seed, identity);
+    if (typeof claim === "object") {
+      // Another worker took this very message before: it runs it still, unless it is gone.
+      if (await this.#options.workerAlive(claim.held)) return { heldElsewhere: true };
+      log.warn("taking over an effect attempt from a worker that is gone", { holder: claim.held });
+      claim = await this.#options.ledger.claim(key, seed, identity, { takeOver: true });
     }
+    if (claim === "completed") {
+      const recorded = await this.#options.ledger.get(key);
+      log.info("effect already completed; answering from the ledger", { idempotencyKey: key });
+      return { ok: true, output: recorded?.output ?? null };
+    }
+    if (claim === "duplicate") {
+      log.info("another copy of this attempt holds it; dropping this one", { idempotencyKey: key });
+      return { duplicate: true };
+    }
+    if (typeof claim === "object") return { heldElsewhere: true };
+    this.#effectsRunning.add(attempt);
+    try {
+      return await this.#runEffect(entry, fn, log, key);
+    } finally {
+      this.#effectsRunning.delete(attempt);
+    }
+  }
+
+  async #runEffect(entry: RunningTask, fn: ServedFunction, log: Logger, key: string): Promise<Outcome> {
+    const { task } = entry;
     const outcome = await this.#execute(entry, fn, log);
     if (!outcome.ok) return outcome;
     // The effect has happened: it must be recorded before anything else, or a redelivery would

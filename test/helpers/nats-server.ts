@@ -46,8 +46,11 @@ export interface NatsServer {
   stop(): Promise<void>;
   /** SIGKILLs the server, keeping its data, as a crash would. */
   kill(): Promise<void>;
-  /** Starts the server again on the same port and JetStream dir (stopping it first if running). */
-  restart(): Promise<void>;
+  /**
+   * Starts the server again on the same port and JetStream dir (stopping it first if running),
+   * `downForMs` after it stopped: an outage of that length.
+   */
+  restart(downForMs?: number): Promise<void>;
 }
 
 export const NATS_SERVER_MIN_VERSION = "2.9.10";
@@ -150,9 +153,11 @@ export async function startNatsServer(options: NatsServerOptions = {}): Promise<
     kill: async () => {
       await current.kill("SIGKILL");
     },
-    restart: async () => {
+    restart: async (downForMs = 0) => {
       if (isStopped) throw new Error("restart() after stop(): the server's data is gone; start a new one");
       await current.kill("SIGTERM");
+      // An outage of a given length (a test of what happens when NATS is away that long).
+      if (downForMs > 0) await new Promise((resolve) => setTimeout(resolve, downForMs));
       ({ process: current } = await launch(port));
     },
   };

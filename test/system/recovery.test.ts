@@ -11,7 +11,7 @@ import { connect, type NatsConnection } from "nats";
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from "vitest";
 import { Executions } from "../../engine/orchestrator/executions.ts";
 import { isEnded } from "../../engine/orchestrator/execution-record.ts";
-import { subjects, type AttemptStartedEnvelope } from "../../sdk/protocol.ts";
+import { duplicateWindowMs, streams, subjects, type AttemptStartedEnvelope } from "../../sdk/protocol.ts";
 import { useNatsServer } from "../helpers/nats-server.ts";
 import { killAllProcesses, spawnProcess, waitUntil, type TestProcess } from "../helpers/processes.ts";
 
@@ -125,6 +125,23 @@ function expectAllRight(
   }
 }
 
+/** The history messages of an execution as stored: their first and last record numbers. */
+async function rawHistory(id: string): Promise<string> {
+  const jsm = await nc.jetstreamManager();
+  const parts: string[] = [];
+  let seq = 0;
+  for (;;) {
+    const message = await jsm.streams
+      .getMessage(streams.history, { next_by_subj: subjects.history(id), seq: seq + 1 } as never)
+      .catch(() => undefined);
+    if (!message) break;
+    const entries = message.json<{ seq: number }[]>();
+    parts.push(`#${message.seq}:${entries[0]?.seq}-${entries.at(-1)?.seq}`);
+    seq = message.seq;
+  }
+  return parts.join(" ");
+}
+
 describe("recovery", () => {
   it("finishes everything when an engine is killed with SIGKILL mid-run", async () => {
     const doomed = await startEngine("engine-doomed");
@@ -185,6 +202,35 @@ describe("recovery", () => {
     expectAllRight(started, records, { effectsAtMostOnce: false });
   });
 
+  it("finishes everything, no effect twice, after NATS was away longer than the duplicate window", async () => {
+    // JetStream's duplicate window is 5 minutes; this test makes it 1 s on the streams that take
+    // the engine's sends (an outage of 6 minutes would make the suite too slow), so every resend
+    // after the outage is a message JetStream no longer recognises: receivers must know it by
+    // its identity (the attempt, the timer token, the item, the history seq).
+    const jsm = await nc.jetstreamManager();
+    const window = async (ms: number) => {
+      for (const stream of [streams.events, streams.tasks, streams.history]) {
+        const { config } = await jsm.streams.info(stream);
+        await jsm.streams.update(stream, { ...config, duplicate_window: ms * 1_000_000 });
+      }
+    };
+    await window(1_000);
+    onTestFinished(() => window(duplicateWindowMs));
+    const started = await startMany(30, 900);
+    await waitUntil("some effects of this batch to have run", () =>
+      [...started.keys()].some((id) => readdirSync(effectDir).includes(encodeURIComponent(`${id}/charge/2`)))
+        ? true
+        : undefined,
+    );
+    await server().restart(4_000);
+    const records = await waitForAll(started.keys(), 90_000);
+    expectAllRight(started, records);
+    for (const id of started.keys()) {
+      const seqs = (await executions.history(id)).map((entry) => entry.seq);
+      expect(seqs, `history of ${id}: ${await rawHistory(id)}`).toEqual(seqs.map((_, index) => index + 1));
+    }
+  });
+
   // The engine dies (SIGKILL to itself, engine/orchestrator/crash-points.ts) at a named point of
   // applying events: after the record is written and before anything is sent; with the commands
   // sent but not the history; with everything sent but the events not acknowledged. Another
@@ -192,7 +238,7 @@ describe("recovery", () => {
   it.each(["after-write", "mid-send", "before-ack"])(
     "loses nothing and runs no effect twice when an engine dies at %s",
     async (point) => {
-      const offset = { "after-write": 300, "mid-send": 400, "before-ack": 500 }[point]!;
+      const offset = { "after-write": 600, "mid-send": 700, "before-ack": 800 }[point]!;
       // The 40th time it passes the point: well into the run, with effects before and after.
       const doomed = await startEngine(`engine-crash-${point}`, { BATON_TEST_CRASH_AT: `${point}:40` });
       const started = await startMany(30, offset);
