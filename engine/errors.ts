@@ -105,6 +105,11 @@ export const errorCatalogue = {
     retryable: false,
     when: "The input was rejected against its declared schema (a function's, or the workflow's at start).",
   },
+  EventPoisoned: {
+    category: "step",
+    retryable: false,
+    when: "An event could not be applied to the execution however often it was tried (a workflow revision gone, a record that cannot be read): it was set aside on BATON_DEADLETTER and the execution failed.",
+  },
   ExpressionError: {
     category: "step",
     retryable: false,

@@ -8,6 +8,7 @@
  * | BATON_TASKS         | stream  | work queue of tasks for workers (`baton.tasks.<lane>.<fn>`)    |
  * | BATON_TIMERS        | stream  | durable timers (`baton.timers.<id>`), redelivered when due     |
  * | BATON_HISTORY       | stream  | each execution's history (`baton.history.<id>`)                |
+ * | BATON_POISON        | stream  | events set aside as poison (`baton.poison.<id>`), 30 days      |
  * | baton_executions    | KV      | execution records (snapshot, status, timers, outbox)          |
  * | baton_workflows     | KV      | workflow definitions, latest and every revision               |
  * | baton_effects       | KV      | the effect ledger, by idempotency key                         |
@@ -32,6 +33,11 @@ export const receivesBucket = "baton_receives";
 
 /** Deduplication window of the streams that take message ids: replays within it are dropped. */
 export { duplicateWindowMs };
+
+/** Events that could not be applied however often they were tried: kept for a person to look at. */
+export const poisonStream = "BATON_POISON";
+export const poisonSubject = (execution: string) => `baton.poison.${execution}`;
+const poisonMaxAgeMs = 30 * 24 * 3_600_000;
 
 export const engineConsumers = {
   /** Shared by every engine replica: each event goes to one of them. */
@@ -67,6 +73,13 @@ const engineStreams: Partial<StreamConfig>[] = [
     subjects: [subjects.allHistory],
     retention: RetentionPolicy.Limits,
     storage: StorageType.File,
+  },
+  {
+    name: poisonStream,
+    subjects: [poisonSubject(">")],
+    retention: RetentionPolicy.Limits,
+    storage: StorageType.File,
+    max_age: nanos(poisonMaxAgeMs),
   },
 ];
 

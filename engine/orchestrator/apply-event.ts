@@ -5,6 +5,7 @@
  * then sends what this returns.
  */
 import { initialTransition, transition, type AnyMachineSnapshot, type AnyStateMachine } from "xstate";
+import type { StepError } from "../errors.ts";
 import type { CompiledWorkflow } from "../workflow/compile/compile-workflow.ts";
 import type { Json } from "../workflow/definition.ts";
 import type {
@@ -299,6 +300,24 @@ function noteStarted(
     attempt: event.attempt,
     ...(event.worker ? { worker: event.worker } : {}),
   });
+}
+
+/**
+ * Fails an execution without its machine: an event that cannot be applied at all (a poison
+ * event) ends it with `error`, so it does not wait forever. A parent hears of it as of any failure.
+ */
+export function failExecution(current: ExecutionRecord, error: StepError, at: number): Applied {
+  const record: ExecutionRecord = { ...current, timers: {}, deferred: {}, wakes: {} };
+  const history: HistoryEntry[] = [];
+  note(record, history, at, { type: "ExecutionFailed", data: { error: error as unknown as Json } });
+  record.status = "failed";
+  record.endedAt = at;
+  record.output = null;
+  record.error = error;
+  const finish: Finish = { status: "failed", output: null, error };
+  const commands: OutboxEntry[] = [{ type: "finish", params: finish as unknown as Json }];
+  record.outbox = commands;
+  return { record, commands, history, spans: [] };
 }
 
 /** What an effect step's ledger entry must learn from a task event. */

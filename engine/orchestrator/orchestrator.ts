@@ -15,15 +15,21 @@
  * large `map` is many answers and few writes). Several replicas share the consumers; the
  * compare-and-set keeps any two from both advancing an execution.
  */
-import type { ConsumerMessages, JsMsg, NatsConnection } from "nats";
+import { NatsError, type ConsumerMessages, type JsMsg, type NatsConnection } from "nats";
 import { streams, subjects } from "../../sdk/protocol.ts";
 import type { EngineConfig } from "../config.ts";
 import { ExecutionStore, RevisionConflict, type StoredRecord } from "../nats/execution-store.ts";
-import { engineConsumers, ensureTopology, eventAckWaitMs, type Topology } from "../nats/topology.ts";
+import {
+  engineConsumers,
+  ensureTopology,
+  eventAckWaitMs,
+  poisonSubject,
+  type Topology,
+} from "../nats/topology.ts";
 import { WorkflowStore } from "../nats/workflow-store.ts";
 import { exportPlannedSpans, tracingEnabled } from "../telemetry/tracing.ts";
 import { compileWorkflow, type CompiledWorkflow } from "../workflow/compile/compile-workflow.ts";
-import { applyEvent, startExecution, type Applied } from "./apply-event.ts";
+import { applyEvent, failExecution, startExecution, type Applied } from "./apply-event.ts";
 import {
   dispatchCommands,
   expireEvent,
@@ -57,6 +63,11 @@ interface Delivery {
   message: JsMsg;
 }
 
+/**
+ * An event whose application failed this many times (for a reason other than NATS being away or
+ * a race) is poison: set aside on BATON_POISON, and its execution fails with `EventPoisoned`.
+ */
+const poisonAfterFailures = 5;
 /** How long to wait before a failed batch is tried again. */
 const retryDelayMs = 500;
 /** Events applied in one write, at most: no more than a record remembers as applied. */
@@ -74,6 +85,12 @@ const isRetryOfFailed = (record: ExecutionRecord) => (delivery: Delivery) =>
 
 const hasOutbox = (record: ExecutionRecord) =>
   record.outbox.length > 0 || (record.outboxHistory?.length ?? 0) > 0;
+
+/** NATS away or slow, a leader election, a race: worth trying again, never poison. */
+const isTransient = (error: unknown): boolean =>
+  error instanceof RevisionConflict ||
+  error instanceof NatsError ||
+  /timeout|no responders|503|connection|disconnect|wrong last sequence|stream not found/i.test(String(error));
 
 class ExecutionNotYetStarted extends Error {
   override name = "ExecutionNotYetStarted";
@@ -208,7 +225,9 @@ export class Orchestrator {
       }
       // A record remembers the ids of its last `appliedMemory` events: a batch never holds more,
       // so a redelivery of any of them is still recognised.
-      const batch = queued.splice(0, maxBatch);
+      // An event that failed here before is applied on its own: if it is poison, it alone is set aside.
+      const suspect = queued.findIndex((delivery) => (delivery.message.info.redeliveryCount ?? 1) > 2);
+      const batch = suspect >= 0 ? queued.splice(suspect, 1) : queued.splice(0, maxBatch);
       if (queued.length === 0) this.mailboxes.delete(execution);
       this.inFlight.set(execution, batch);
       try {
@@ -216,23 +235,76 @@ export class Orchestrator {
         crashPoint("before-ack");
         for (const delivery of batch) delivery.message.ack();
       } catch (error) {
-        if (!(error instanceof ExecutionNotYetStarted)) {
-          this.log.error("could not apply events; they will be redelivered", {
-            execution,
-            error: String(error),
-          });
+        if (error instanceof ExecutionNotYetStarted) {
+          for (const delivery of batch) {
+            const tries = delivery.message.info.redeliveryCount ?? 1;
+            delivery.message.nak(Math.min(100 * 2 ** (tries - 1), 2_000));
+          }
+          continue;
         }
         this.store.forget(execution);
-        for (const delivery of batch) {
-          const tries = delivery.message.info.redeliveryCount ?? 1;
-          delivery.message.nak(
-            error instanceof ExecutionNotYetStarted ? Math.min(100 * 2 ** (tries - 1), 2_000) : retryDelayMs,
-          );
+        const [only] = batch;
+        if (
+          batch.length === 1 &&
+          only &&
+          !isTransient(error) &&
+          (only.message.info.redeliveryCount ?? 1) >= poisonAfterFailures
+        ) {
+          await this.setAside(execution, only, error).catch((reason: unknown) => {
+            this.log.error("could not set a poison event aside", { execution, error: String(reason) });
+            only.message.nak(retryDelayMs);
+          });
+          continue;
         }
+        this.log.error("could not apply events; they will be redelivered", {
+          execution,
+          error: String(error),
+        });
+        for (const delivery of batch) delivery.message.nak(retryDelayMs);
       } finally {
         this.inFlight.delete(execution);
       }
     }
+  }
+
+  /**
+   * An event that fails every time it is applied: keep it on BATON_POISON with the reason, fail
+   * its execution with `EventPoisoned` (its parent hears of it; nothing waits forever), drop it.
+   */
+  private async setAside(execution: string, delivery: Delivery, error: unknown): Promise<void> {
+    const reason = error instanceof Error ? error.message : String(error);
+    const { js } = this.topology;
+    await js.publish(
+      poisonSubject(execution),
+      JSON.stringify({ execution, event: delivery.event, eventId: delivery.id, reason, at: Date.now() }),
+      { msgID: `poison:${delivery.id}` },
+    );
+    this.log.error("set a poison event aside; its execution fails", {
+      execution,
+      event: delivery.event.type,
+      reason,
+    });
+    for (let attempt = 0; attempt < 50; attempt++) {
+      const stored = await this.store.load(execution, { fresh: true });
+      if (!stored || isEnded(stored.record.status)) break;
+      const failure = {
+        code: "EventPoisoned",
+        message: `a ${delivery.event.type} event could not be applied: ${reason}`,
+        retryable: false,
+        details: { event: delivery.event.type, eventId: delivery.id },
+      };
+      const applied = failExecution(stored.record, failure, Date.now());
+      applied.record.outboxHistory = applied.history;
+      applied.record.outboxAt = Date.now();
+      try {
+        const next = await this.store.update(applied.record, stored.revision);
+        await this.send(next, applied);
+        break;
+      } catch (conflict) {
+        if (!(conflict instanceof RevisionConflict)) throw conflict;
+      }
+    }
+    delivery.message.term();
   }
 
   private async applyBatch(execution: string, batch: Delivery[]): Promise<void> {
