@@ -17,6 +17,8 @@ import type {
 import type { StartEvent, EngineEvent } from "./engine-events.ts";
 import {
   appliedMemory,
+  inboxLimit,
+  signalKeyMemory,
   wakeTimer,
   type ExecutionRecord,
   type OutboxEntry,
@@ -163,11 +165,20 @@ export function applyEvent(
       record.error = null;
       machineEvent = event;
       break;
+    case "signal": {
+      const key = (event as { key?: unknown }).key;
+      if (typeof key === "string") {
+        // A keyed signal is applied once, also past JetStream's duplicate window.
+        if (record.signalKeys?.includes(key)) return undefined;
+        record.signalKeys = [...(record.signalKeys ?? []).slice(-(signalKeyMemory - 1)), key];
+      }
+      machineEvent = event;
+      break;
+    }
     case "cancel":
     case "child.done":
     case "item.done":
     case "message":
-    case "signal":
       machineEvent = event;
       break;
     default:
@@ -176,11 +187,29 @@ export function applyEvent(
   }
 
   const applied = step(compiled, record, machineEvent, at, history);
+  if (event.type === "signal" || event.type === "message") boundInbox(record, history, at);
   applied.spans = traceTransition(compiled, record, event, applied.commands, applied.history);
   planWake(record, applied.commands);
   // The ledger learns every answer of an effect attempt, also one the machine no longer waits for.
   if (ledger) applied.commands.unshift({ type: "recordEffect", params: ledger as unknown as Json });
   return applied;
+}
+
+/**
+ * Unclaimed signals and messages wait in the machine's inbox until a `receive` takes them; past
+ * `inboxLimit` the oldest are dropped (each with an `InboxOverflow` history record), so no
+ * sender can grow a record without bound.
+ */
+function boundInbox(record: ExecutionRecord, history: HistoryEntry[], at: number): void {
+  const context = record.snapshot.context as unknown as MachineContext | null;
+  if (!context || context.inbox.length <= inboxLimit) return;
+  const dropped = context.inbox.slice(0, context.inbox.length - inboxLimit);
+  record.snapshot = {
+    ...record.snapshot,
+    context: { ...context, inbox: context.inbox.slice(-inboxLimit) } as unknown as Json,
+  };
+  for (const entry of dropped)
+    note(record, history, at, { type: "InboxOverflow", data: { dropped: entry as unknown as Json } });
 }
 
 /** One xstate transition of the record's machine, folded into the record. */

@@ -43,6 +43,8 @@ export interface ExecutionRecord {
   deferred?: Record<string, DeferredTimer>;
   /** Wake-up messages armed and not yet fired: token → due (epoch ms). */
   wakes?: Record<string, number>;
+  /** Idempotency keys of the last `signalKeyMemory` keyed signals applied: a repeat is not applied again. */
+  signalKeys?: string[];
   /** Ids of the last events applied, so a redelivered event is recognised and not applied twice. */
   applied: string[];
   /** The commands of the last transition; sent again if the process that wrote them may not have. */
@@ -74,6 +76,11 @@ export interface DeferredTimer {
 export const wakeTimer = "baton.wake";
 
 export const isEnded = (status: RecordStatus) => status !== "running" && status !== "waiting";
+
+/** How many signal idempotency keys a record remembers. */
+export const signalKeyMemory = 1_000;
+/** Signals and messages an execution keeps unclaimed (no `receive` took them yet), at most. */
+export const inboxLimit = 1_000;
 
 /** How many applied event ids a record remembers. */
 export const appliedMemory = 64;

@@ -268,10 +268,18 @@ export class Executions {
     return this.idempotencyKeys;
   }
 
-  async signal(id: string, name: string, payload: Json): Promise<void> {
+  /** Delivers a signal; one with an idempotency `key` is delivered once however often it is sent. */
+  async signal(id: string, name: string, payload: Json, key?: string): Promise<void> {
     await this.js.publish(
       subjects.events(id),
-      JSON.stringify({ type: "signal", name, payload, at: Date.now() }),
+      JSON.stringify({
+        type: "signal",
+        name,
+        payload,
+        ...(key === undefined ? {} : { key }),
+        at: Date.now(),
+      }),
+      key === undefined ? {} : { msgID: `signal:${id}:${key}` },
     );
   }
 

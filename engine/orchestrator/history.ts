@@ -7,6 +7,7 @@ export const engineHistoryTypes = [
   "AttemptFailed",
   "TimerArmed",
   "TimerFired",
+  "InboxOverflow",
 ] as const;
 
 export interface HistoryEntry {

@@ -355,6 +355,10 @@ export class Orchestrator {
     applied.record.applied = [start.id];
     const rest = batch.filter((delivery) => delivery !== start);
     applied = this.fold(compiled, applied, rest);
+    // The start's own history rides in the record like any other: a lost publish is sent again.
+    applied.record.outbox = applied.commands;
+    applied.record.outboxHistory = applied.history;
+    applied.record.outboxAt = Date.now();
     const stored = await this.store.create(applied.record);
     await this.send(stored, applied);
   }

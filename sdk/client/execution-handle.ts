@@ -126,9 +126,10 @@ export class ExecutionHandle {
    * @param name - the signal's name, as in `receive: { signal: <name> }`
    * @param payload - any JSON value (default: none)
    */
-  async signal(name: string, payload?: JsonValue): Promise<void> {
+  async signal(name: string, payload?: JsonValue, options: { idempotencyKey?: string } = {}): Promise<void> {
     await this.#transport.request("POST", `${this.path}/signals/${encodeURIComponent(name)}`, {
       json: payload,
+      headers: options.idempotencyKey === undefined ? {} : { "idempotency-key": options.idempotencyKey },
     });
   }
 

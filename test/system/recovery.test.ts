@@ -169,9 +169,9 @@ describe("recovery", () => {
     const started = await startMany(20, 100);
     await waitUntil("the doomed worker to be running tasks", () => (doomedStarted ? true : undefined));
     await doomed.kill("SIGKILL");
-    const records = await waitForAll(started.keys(), 30_000);
+    const records = await waitForAll(started.keys(), 60_000);
     expectAllRight(started, records);
-  });
+  }, 90_000);
 
   it("finishes everything when nats-server restarts mid-run", async () => {
     const started = await startMany(20, 200);
@@ -229,7 +229,7 @@ describe("recovery", () => {
       const seqs = (await executions.history(id)).map((entry) => entry.seq);
       expect(seqs, `history of ${id}: ${await rawHistory(id)}`).toEqual(seqs.map((_, index) => index + 1));
     }
-  });
+  }, 150_000);
 
   // The engine dies (SIGKILL to itself, engine/orchestrator/crash-points.ts) at a named point of
   // applying events: after the record is written and before anything is sent; with the commands

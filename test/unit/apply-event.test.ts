@@ -4,6 +4,7 @@ import { applyEvent, startExecution, type Applied } from "../../engine/orchestra
 import type { EngineEvent } from "../../engine/orchestrator/engine-events.ts";
 import { compileWorkflow } from "../../engine/workflow/compile/compile-workflow.ts";
 import { validateWorkflowText } from "../../engine/workflow/validate.ts";
+import { inboxLimit } from "../../engine/orchestrator/execution-record.ts";
 import { wakeFor } from "../helpers/wake.ts";
 
 const compiled = compileWorkflow(
@@ -160,3 +161,41 @@ describe("applyEvent", () => {
 function ok(step: string, run: number): Untimed {
   return { type: "task.succeeded", step, run, attempt: 1, output: null };
 }
+
+describe("signals", () => {
+  const waiting = compileWorkflow(
+    validateWorkflowText(`baton: v1
+name: waits
+steps:
+  - { name: approval, receive: { signal: approve } }
+`).workflows[0]!,
+  );
+  const begin = () =>
+    startExecution(waiting, "x9", { type: "execution.start", workflow: "waits", revision: 1, input: {}, at });
+  const signal = (record: Applied["record"], name: string, id: string, key?: string) =>
+    applyEvent(waiting, record, { type: "signal", name, payload: id, at, ...(key ? { key } : {}) }, id);
+  const inboxOf = (applied: Applied) =>
+    (applied.record.snapshot.context as unknown as { inbox: unknown[] }).inbox;
+
+  it("applies a signal with an idempotency key once, whatever its event id", () => {
+    const once = signal(begin().record, "later", "e1", "k1")!;
+    expect(inboxOf(once)).toHaveLength(1);
+    // Sent again (a client's retry, past JetStream's duplicate window): a new event id, the same key.
+    expect(signal(once.record, "later", "e2", "k1")).toBeUndefined();
+    expect(inboxOf(signal(once.record, "later", "e3", "k2")!)).toHaveLength(2);
+  });
+
+  it("keeps at most inboxLimit unclaimed signals, dropping the oldest with a history record", () => {
+    let applied = begin();
+    const overflow: string[] = [];
+    for (let n = 0; n < inboxLimit + 3; n++) {
+      applied = signal(applied.record, "unclaimed", `s${n}`)!;
+      overflow.push(...applied.history.filter((e) => e.type === "InboxOverflow").map((e) => e.type));
+    }
+    expect(inboxOf(applied)).toHaveLength(inboxLimit);
+    expect(overflow).toHaveLength(3);
+    expect(inboxOf(applied)[0]).toMatchObject({ payload: "s3" });
+    // The step still takes its own signal when it comes.
+    expect(signal(applied.record, "approve", "go")!.record.status).toBe("succeeded");
+  });
+});

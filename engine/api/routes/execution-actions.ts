@@ -30,16 +30,26 @@ function refuseEnded(found: Found, what: string): void {
 export function executionActionRoutes(context: ApiContext): FastifyPluginCallback {
   const { executions, limits, closing } = context;
   return (app, _options, done) => {
-    app.post<{ Params: { id: string; name: string }; Body: Json | undefined }>(
+    app.post<{
+      Params: { id: string; name: string };
+      Body: Json | undefined;
+      Headers: { "idempotency-key"?: string };
+    }>(
       "/v1/executions/:id/signals/:name",
       {
         schema: {
           tags,
           summary: "Deliver a signal; the body (JSON, optional) is its payload",
+          description:
+            "With an `Idempotency-Key`, the signal is delivered once however often it is sent: the execution remembers the keys of its last 1,000 keyed signals.",
           params: {
             type: "object",
             required: ["id", "name"],
             properties: { id: executionIdSchema, name: signalNameSchema },
+          },
+          headers: {
+            type: "object",
+            properties: { "idempotency-key": { type: "string", minLength: 1, maxLength: 255 } },
           },
           body: { description: "The signal's payload: any JSON value (an empty body is null)." },
           response: {
@@ -56,7 +66,7 @@ export function executionActionRoutes(context: ApiContext): FastifyPluginCallbac
             `the signal payload is ${request.bodyBytes} bytes; this server takes at most ${limits.inputLimit} (BATON_API_INPUT_LIMIT)`,
           );
         refuseEnded(await findOr404(context, id), "signalled");
-        await executions.signal(id, name, request.body ?? null);
+        await executions.signal(id, name, request.body ?? null, request.headers["idempotency-key"]);
         return reply.code(202).send({ id, signal: name });
       },
     );
