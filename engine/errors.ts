@@ -105,6 +105,11 @@ export const errorCatalogue = {
     retryable: false,
     when: "The input was rejected against its declared schema (a function's, or the workflow's at start).",
   },
+  FunctionUnavailable: {
+    category: "step",
+    retryable: true,
+    when: "An attempt timed out while no live worker served its function (no heartbeat names it): nobody was there to run it.",
+  },
   EventPoisoned: {
     category: "step",
     retryable: false,

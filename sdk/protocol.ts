@@ -109,6 +109,9 @@ export const workerTtlMs = 3 * heartbeatIntervalMs;
 /** How long JetStream remembers a `Nats-Msg-Id` to drop a duplicate (tasks and events streams). */
 export const duplicateWindowMs = 5 * 60_000;
 
+/** How long a task waits in BATON_TASKS for a worker at most. */
+export const taskMaxAgeMs = 7 * 24 * 3_600_000;
+
 /** JetStream durations are nanoseconds. */
 const nanos = (ms: number): number => ms * 1_000_000;
 
@@ -125,6 +128,8 @@ export const streamConfigs = {
     retention: "workqueue",
     storage: "file",
     duplicate_window: nanos(duplicateWindowMs),
+    /** A task nobody took for this long goes (its attempt has long timed out, as `FunctionUnavailable`). */
+    max_age: nanos(taskMaxAgeMs),
   },
   events: {
     name: streams.events,

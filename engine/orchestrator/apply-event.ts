@@ -113,11 +113,17 @@ export function startExecution(
  * Applies an event to a record. `eventId` identifies the delivery: an event already applied (a
  * redelivery after a crash) changes nothing and yields `undefined`.
  */
+export interface ApplyOptions {
+  /** Whether no live worker serves a function: an attempt timeout then fails `FunctionUnavailable`. */
+  unserved?: (fn: string) => boolean;
+}
+
 export function applyEvent(
   compiled: CompiledWorkflow,
   current: ExecutionRecord,
   event: EngineEvent,
   eventId: string,
+  options: ApplyOptions = {},
 ): Applied | undefined {
   if (current.applied.includes(eventId)) return undefined;
   const record: ExecutionRecord = {
@@ -137,7 +143,7 @@ export function applyEvent(
       // result (`startedAt`), so a step costs one write. The orchestrator drops it before it gets here.
       return undefined;
     case "timer.fired":
-      if (event.timer === wakeTimer) return wakeUp(compiled, record, event.token, event.at);
+      if (event.timer === wakeTimer) return wakeUp(compiled, record, event.token, event.at, options);
       // A timer whose token no longer matches was cancelled (or re-armed) since it was set.
       if (record.timers[event.timer] !== event.token) return { record, commands: [], history, spans: [] };
       delete record.timers[event.timer];
@@ -237,6 +243,7 @@ function wakeUp(
   record: ExecutionRecord,
   token: string,
   at: number,
+  options: ApplyOptions,
 ): Applied | undefined {
   const history: HistoryEntry[] = [];
   const commands: OutboxEntry[] = [];
@@ -262,7 +269,7 @@ function wakeUp(
     const applied = step(
       compiled,
       record,
-      { ...timer.event, at: timer.due } as MachineEvent,
+      { ...timer.event, at: timer.due, ...unavailability(compiled, timer.timer, options) } as MachineEvent,
       timer.due,
       history,
     );
@@ -281,6 +288,15 @@ function wakeUp(
   planWake(record, commands);
   record.outbox = commands;
   return { record, commands, history, spans };
+}
+
+/** An attempt timeout of a `call` whose function nobody serves says so to the machine. */
+function unavailability(compiled: CompiledWorkflow, timer: string, options: ApplyOptions) {
+  // xstate names an `after` delay `xstate.after.<delay>.<state path>`; step names hold no dots.
+  const step = /^xstate\.after\.attempt-timeout:([a-z][a-z0-9-]*)\./.exec(timer)?.[1];
+  if (step === undefined || !options.unserved) return {};
+  const fn = compiled.callSteps.get(step);
+  return fn !== undefined && options.unserved(fn) ? { unavailable: true } : {};
 }
 
 /**

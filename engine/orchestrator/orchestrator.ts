@@ -29,7 +29,8 @@ import {
 import { WorkflowStore } from "../nats/workflow-store.ts";
 import { exportPlannedSpans, tracingEnabled } from "../telemetry/tracing.ts";
 import { compileWorkflow, type CompiledWorkflow } from "../workflow/compile/compile-workflow.ts";
-import { applyEvent, failExecution, startExecution, type Applied } from "./apply-event.ts";
+import { applyEvent, failExecution, startExecution, type Applied, type ApplyOptions } from "./apply-event.ts";
+import { ServedFunctions } from "./served-functions.ts";
 import {
   dispatchCommands,
   expireEvent,
@@ -102,6 +103,8 @@ export class Orchestrator {
   /** The batch each execution is persisting now. */
   private readonly inFlight = new Map<string, Delivery[]>();
   private keepAlive: NodeJS.Timeout | undefined;
+  private readonly served: ServedFunctions;
+  private readonly applyOptions: ApplyOptions;
   private readonly compiled = new Map<string, CompiledWorkflow>();
   /** Execution → the record revision whose outbox this process has sent. */
   private readonly sentOutbox = new Map<string, number>();
@@ -121,6 +124,8 @@ export class Orchestrator {
     this.store = new ExecutionStore(topology.executions, config.cacheSize);
     this.workflows = new WorkflowStore(topology.workflows);
     this.receives = new ReceiveSubscriptions(nc, topology.js, topology.receives);
+    this.served = new ServedFunctions(nc);
+    this.applyOptions = { unserved: (fn) => this.served.isUnserved(fn) };
     this.deps = {
       nc,
       js: topology.js,
@@ -141,6 +146,7 @@ export class Orchestrator {
 
   async start(): Promise<void> {
     await this.receives.start();
+    this.served.start();
     const { js } = this.topology;
     const events = await (
       await js.consumers.get(streams.events, engineConsumers.events)
@@ -161,6 +167,7 @@ export class Orchestrator {
   async stop(): Promise<void> {
     this.stopped = true;
     clearInterval(this.keepAlive);
+    this.served.stop();
     for (const consumer of this.consumers) consumer.stop();
     this.receives.stop();
     await Promise.allSettled([...this.draining.values()]);
@@ -391,7 +398,7 @@ export class Orchestrator {
     const spans = [...initial.spans];
     for (const delivery of deliveries) {
       if (isEnded(record.status) && !isRetryOfFailed(record)(delivery)) continue;
-      const applied = applyEvent(compiled, record, delivery.event, delivery.id);
+      const applied = applyEvent(compiled, record, delivery.event, delivery.id, this.applyOptions);
       if (!applied) continue;
       record = applied.record;
       commands.push(...applied.commands);

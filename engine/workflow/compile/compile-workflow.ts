@@ -56,6 +56,8 @@ export interface CompiledWorkflow {
   checkInput: (input: Json) => InputCheck;
   /** Names of the `call` steps with `effect: true`, at any depth. */
   effectSteps: ReadonlySet<string>;
+  /** The function each `call` step calls, by step name, at any depth. */
+  callSteps: ReadonlyMap<string, string>;
 }
 
 export function compileWorkflow(
@@ -94,6 +96,9 @@ export function compileWorkflow(
     checkInput: compileInputCheck(definition),
     effectSteps: new Set(
       allSteps(definition.steps).flatMap((step) => ("call" in step && step.effect ? [step.name] : [])),
+    ),
+    callSteps: new Map(
+      allSteps(definition.steps).flatMap((step) => ("call" in step ? [[step.name, step.call] as const] : [])),
     ),
   };
 }

@@ -100,11 +100,18 @@ export function lowerCall(step: CallStep, frame: ListFrame, compilation: Compila
               {
                 target: "failed",
                 actions: [
-                  patchPending(name, () => ({
-                    error: stepError(
-                      "Timeout",
-                      `attempt ran past the step's timeout of ${step.timeout ?? "5m"}`,
-                    ),
+                  // The engine marks the timeout `unavailable` when no live worker serves the function.
+                  patchPending(name, ({ event }) => ({
+                    error:
+                      (event as { unavailable?: boolean }).unavailable === true
+                        ? stepError(
+                            "FunctionUnavailable",
+                            `no worker serves "${step.call}": the attempt waited ${step.timeout ?? "5m"} with nobody to take it`,
+                          )
+                        : stepError(
+                            "Timeout",
+                            `attempt ran past the step's timeout of ${step.timeout ?? "5m"}`,
+                          ),
                   })),
                 ],
               },
