@@ -139,8 +139,8 @@ export function applyEvent(
   switch (event.type) {
     case "execution.start":
     case "task.started":
-      // Protocol 1 workers announced a start as an event of its own; protocol 2 carries it in the
-      // result (`startedAt`), so a step costs one write. The orchestrator drops it before it gets here.
+      // Workers of the protocol's first form announced a start as an event of its own; the result
+      // now carries it (`startedAt`), so a step costs one write. The orchestrator drops it before here.
       return undefined;
     case "timer.fired":
       if (event.timer === wakeTimer) return wakeUp(compiled, record, event.token, event.at, options);
@@ -330,7 +330,7 @@ function tokenSeq(token: string): number {
   return Number(/(\d+)$/.exec(token)?.[1] ?? 0);
 }
 
-/** Protocol 2 results say when the attempt started: its history entry travels in the same write. */
+/** Results say when the attempt started (`startedAt`): its history entry travels in the same write. */
 function noteStarted(
   record: ExecutionRecord,
   history: HistoryEntry[],

@@ -208,8 +208,8 @@ export class Orchestrator {
       return;
     }
     if (checked.event.type === "task.started") {
-      // Protocol 1 workers announce a start as an event of its own; it carries nothing the result
-      // does not (protocol 2 puts `startedAt` in the result), and costs no write.
+      // Workers of the protocol's first form announce a start as an event of its own; the result
+      // now carries it (`startedAt`), so it is acknowledged and costs no write.
       message.ack();
       return;
     }
@@ -231,8 +231,8 @@ export class Orchestrator {
         return;
       }
       // A record remembers the ids of its last `appliedMemory` events: a batch never holds more,
-      // so a redelivery of any of them is still recognised.
-      // An event that failed here before is applied on its own: if it is poison, it alone is set aside.
+      // so a redelivery of any of them is still recognised. An event that failed here before is
+      // applied on its own: if it is poison, it alone is set aside.
       const suspect = queued.findIndex((delivery) => (delivery.message.info.redeliveryCount ?? 1) > 2);
       const batch = suspect >= 0 ? queued.splice(suspect, 1) : queued.splice(0, maxBatch);
       if (queued.length === 0) this.mailboxes.delete(execution);
@@ -293,7 +293,13 @@ export class Orchestrator {
     });
     for (let attempt = 0; attempt < 50; attempt++) {
       const stored = await this.store.load(execution, { fresh: true });
-      if (!stored || isEnded(stored.record.status)) break;
+      if (!stored) break;
+      if (isEnded(stored.record.status)) {
+        // Failed already (by an earlier try that could not send): its outbox may not have left.
+        if (this.sentOutbox.get(execution) !== stored.revision && hasOutbox(stored.record))
+          await this.sendOutbox(stored.record, stored.record.outbox, stored.record.outboxHistory ?? []);
+        break;
+      }
       const failure = {
         code: "EventPoisoned",
         message: `a ${delivery.event.type} event could not be applied: ${reason}`,
