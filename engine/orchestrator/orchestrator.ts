@@ -62,6 +62,8 @@ interface Delivery {
   event: EngineEvent;
   id: string;
   message: JsMsg;
+  /** When JetStream last heard from this engine about it (received, or "still working"). */
+  touchedAt: number;
 }
 
 /**
@@ -100,6 +102,8 @@ class ExecutionNotYetStarted extends Error {
 export class Orchestrator {
   private readonly mailboxes = new Map<string, Delivery[]>();
   private readonly draining = new Map<string, Promise<void>>();
+  /** Event id → how often applying it failed in this process (not counting NATS being away). */
+  private readonly failures = new Map<string, number>();
   /** The batch each execution is persisting now. */
   private readonly inFlight = new Map<string, Delivery[]>();
   private keepAlive: NodeJS.Timeout | undefined;
@@ -173,9 +177,15 @@ export class Orchestrator {
     await Promise.allSettled([...this.draining.values()]);
   }
 
+  /** Says "still working" for every event held longer than a third of the ack wait. */
   private keepEventsAlive(): void {
+    const now = Date.now();
     for (const deliveries of [...this.mailboxes.values(), ...this.inFlight.values()])
-      for (const delivery of deliveries) delivery.message.working();
+      for (const delivery of deliveries) {
+        if (now - delivery.touchedAt < eventAckWaitMs / 3) continue;
+        delivery.message.working();
+        delivery.touchedAt = now;
+      }
   }
 
   private async loop(messages: ConsumerMessages, handle: (message: JsMsg) => void | Promise<void>) {
@@ -214,9 +224,10 @@ export class Orchestrator {
       return;
     }
     const id = message.headers?.get("Nats-Msg-Id") || `seq:${message.seq}`;
+    const delivery: Delivery = { event: checked.event, id, message, touchedAt: Date.now() };
     const queue = this.mailboxes.get(execution);
-    if (queue) queue.push({ event: checked.event, id, message });
-    else this.mailboxes.set(execution, [{ event: checked.event, id, message }]);
+    if (queue) queue.push(delivery);
+    else this.mailboxes.set(execution, [delivery]);
     if (!this.draining.has(execution)) {
       const drained = this.drain(execution).finally(() => this.draining.delete(execution));
       this.draining.set(execution, drained);
@@ -233,14 +244,17 @@ export class Orchestrator {
       // A record remembers the ids of its last `appliedMemory` events: a batch never holds more,
       // so a redelivery of any of them is still recognised. An event that failed here before is
       // applied on its own: if it is poison, it alone is set aside.
-      const suspect = queued.findIndex((delivery) => (delivery.message.info.redeliveryCount ?? 1) > 2);
+      const suspect = queued.findIndex((delivery) => this.failures.has(delivery.id));
       const batch = suspect >= 0 ? queued.splice(suspect, 1) : queued.splice(0, maxBatch);
       if (queued.length === 0) this.mailboxes.delete(execution);
       this.inFlight.set(execution, batch);
       try {
         await this.applyBatch(execution, batch);
         crashPoint("before-ack");
-        for (const delivery of batch) delivery.message.ack();
+        for (const delivery of batch) {
+          delivery.message.ack();
+          this.failures.delete(delivery.id);
+        }
       } catch (error) {
         if (error instanceof ExecutionNotYetStarted) {
           for (const delivery of batch) {
@@ -250,13 +264,16 @@ export class Orchestrator {
           continue;
         }
         this.store.forget(execution);
+        const transient = isTransient(error);
+        if (!transient) for (const delivery of batch) this.countFailure(delivery.id);
         const [only] = batch;
         if (
           batch.length === 1 &&
           only &&
-          !isTransient(error) &&
-          (only.message.info.redeliveryCount ?? 1) >= poisonAfterFailures
+          !transient &&
+          (this.failures.get(only.id) ?? 0) >= poisonAfterFailures
         ) {
+          this.failures.delete(only.id);
           await this.setAside(execution, only, error).catch((reason: unknown) => {
             this.log.error("could not set a poison event aside", { execution, error: String(reason) });
             only.message.nak(retryDelayMs);
@@ -272,6 +289,14 @@ export class Orchestrator {
         this.inFlight.delete(execution);
       }
     }
+  }
+
+  /** Failures to apply an event here (not for NATS being away): the count that makes it poison. */
+  private countFailure(id: string): void {
+    const count = (this.failures.get(id) ?? 0) + 1;
+    this.failures.delete(id); // re-inserted last: the map forgets the oldest first
+    this.failures.set(id, count);
+    if (this.failures.size > 10_000) this.failures.delete(this.failures.keys().next().value!);
   }
 
   /**
