@@ -9,6 +9,7 @@
  */
 import type { JetStreamClient, KV, NatsConnection, Subscription } from "nats";
 import { subjects } from "../../sdk/protocol.ts";
+import { refuseSubject } from "../workflow/subject-guard.ts";
 
 export const receiveQueueGroup = "baton-receive";
 
@@ -25,6 +26,8 @@ export class ReceiveSubscriptions {
   ) {}
 
   async add(execution: string, step: string, subject: string): Promise<void> {
+    // The receive step refuses such subjects (SubjectRefused); this fences records written before it did.
+    if (refuseSubject(subject)) return;
     await this.kv.put(`${execution}.${step}`, subject);
   }
 
@@ -51,6 +54,7 @@ export class ReceiveSubscriptions {
   }
 
   private listen(key: string, subject: string) {
+    if (refuseSubject(subject)) return;
     let keys = this.waiting.get(subject);
     if (!keys) {
       keys = new Set();

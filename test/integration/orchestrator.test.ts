@@ -340,6 +340,37 @@ steps:
     expect(replay.duplicate).toBe(true);
   });
 
+  it("refuses at run time an emit or receive subject that an expression made reserved", async () => {
+    const jsm = await nc.jetstreamManager();
+    await run("baton: v1\nname: some-history\nsteps: [{ name: a, return: 1 }]\n", "some-history", {});
+    const before = (await jsm.streams.info("BATON_HISTORY")).state.messages;
+    expect(before).toBeGreaterThan(0);
+    // The input names a subject of the JetStream API: published, it would purge the history.
+    const emitted = await run(
+      `baton: v1
+name: forger
+steps:
+  - { name: announce, emit: { subject: "\${ $input.subject }", data: {} } }
+`,
+      "forger",
+      { subject: "$JS.API.STREAM.PURGE.BATON_HISTORY" },
+    );
+    expect(emitted.status).toBe("failed");
+    expect(emitted.error?.code).toBe("SubjectRefused");
+    expect(emitted.error?.message).toContain('under "$JS."');
+    expect((await jsm.streams.info("BATON_HISTORY")).state.messages).toBeGreaterThan(before);
+
+    const listener = `baton: v1
+name: eavesdropper
+steps:
+  - { name: listen, receive: { subject: "\${ $input.subject }", timeout: 30s } }
+`;
+    for (const subject of [`baton.events.${"x".repeat(8)}`, "_INBOX.abc", ">", "orders.*"]) {
+      const received = await run(listener, "eavesdropper", { subject });
+      expect([subject, received.status, received.error?.code]).toEqual([subject, "failed", "SubjectRefused"]);
+    }
+  });
+
   it("retries a failed execution from the step that failed, keeping what finished", async () => {
     const failed = await run(
       `baton: v1
