@@ -17,7 +17,10 @@ export interface ReadinessReport {
 
 const requiredStreams = [
   ...Object.values(streams),
-  ...[buckets.executions, buckets.workflows, buckets.effects, receivesBucket].map((bucket) => `KV_${bucket}`),
+  // Every bucket a route reads: the workers' too (GET /v1/workers), which the engine creates.
+  ...[buckets.executions, buckets.workflows, buckets.effects, buckets.workers, receivesBucket].map(
+    (bucket) => `KV_${bucket}`,
+  ),
 ];
 
 /** How long a probe waits for JetStream to answer. */
