@@ -6,6 +6,7 @@
 import { createHash } from "node:crypto";
 import type { KV } from "nats";
 import type { WorkflowDefinition } from "../workflow/definition.ts";
+import { eraseKeys } from "./kv-erase.ts";
 
 export interface StoredWorkflow {
   name: string;
@@ -62,8 +63,8 @@ export class WorkflowStore {
         return { workflow, outcome: latest ? "updated" : "created" };
       }
       // Another writer moved the head first. This number was never named by a head, so no
-      // execution can run it: remove it (best effort) and try again from the new head.
-      await this.kv.purge(revisionKey(base.name, revision)).catch(() => undefined);
+      // execution can run it: erase it (best effort, no marker left) and try again from the new head.
+      await eraseKeys(this.kv, revisionKey(base.name, revision)).catch(() => undefined);
     }
   }
 

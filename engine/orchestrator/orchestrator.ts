@@ -27,6 +27,7 @@ import {
   type Topology,
 } from "../nats/topology.ts";
 import { WorkflowStore } from "../nats/workflow-store.ts";
+import { eraseKeys } from "../nats/kv-erase.ts";
 import { exportPlannedSpans, tracingEnabled } from "../telemetry/tracing.ts";
 import { compileWorkflow, type CompiledWorkflow } from "../workflow/compile/compile-workflow.ts";
 import { applyEvent, failExecution, startExecution, type Applied, type ApplyOptions } from "./apply-event.ts";
@@ -513,8 +514,7 @@ export class Orchestrator {
     const left = stored ? (stored.record.endedAt ?? 0) + this.config.retentionMs - Date.now() : 0;
     if (left > 0) return left;
     // The record goes last: while it exists, a crash here means the timer comes back and finishes the job.
-    const ledger = await this.topology.effects.keys(`${execution}.>`);
-    for await (const key of ledger) await this.topology.effects.purge(key);
+    await eraseKeys(this.topology.effects, `${execution}.>`);
     await this.topology.jsm.streams.purge(streams.history, { filter: subjects.history(execution) });
     await this.store.remove(execution);
     return undefined;

@@ -57,4 +57,16 @@ steps:
   expect(await executions.history(id)).toEqual([]);
   const entry = await ledger.get(`${id}.keep.1`);
   expect(entry === null || entry.operation !== "PUT").toBe(true);
+  // Nothing stays behind, not even a delete marker per key: storage does not grow with every
+  // execution that ever ran.
+  const jsm = await nc.jetstreamManager();
+  for (const [bucket, keys] of [
+    [buckets.executions, [id, `${id}.>`]],
+    [buckets.effects, [`${id}.>`]],
+  ] as const) {
+    for (const key of keys) {
+      const info = await jsm.streams.info(`KV_${bucket}`, { subjects_filter: `$KV.${bucket}.${key}` });
+      expect(Object.keys(info.state.subjects ?? {}), `${bucket} ${key}`).toEqual([]);
+    }
+  }
 });
