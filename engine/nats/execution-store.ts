@@ -13,6 +13,7 @@
  */
 import { randomUUID } from "node:crypto";
 import type { KV } from "nats";
+import type { ExecutionIndex } from "./execution-index.ts";
 import { eraseKeys } from "./kv-erase.ts";
 
 /** Keep well under the server's default max payload of 1 MiB. */
@@ -45,6 +46,8 @@ export class ExecutionStore<R extends Keyed> {
   constructor(
     private readonly kv: KV,
     private readonly cacheSize: number,
+    /** Where top-level executions are listed: entered before the record is created, erased with it. */
+    private readonly index?: ExecutionIndex,
   ) {}
 
   async load(id: string, { fresh = false } = {}): Promise<StoredRecord<R> | undefined> {
@@ -70,6 +73,8 @@ export class ExecutionStore<R extends Keyed> {
 
   /** Writes a new record; fails with {@link RevisionConflict} when the execution already exists. */
   async create(record: R): Promise<StoredRecord<R>> {
+    // First: a record that exists is always listed (an entry whose create failed names the same id).
+    await this.index?.add(record.id, (record as { workflow?: unknown }).workflow as string | undefined);
     const { payload, write } = await this.encode(record);
     try {
       const revision = await this.kv.create(record.id, payload);
@@ -108,6 +113,7 @@ export class ExecutionStore<R extends Keyed> {
   /** Removes the record and any chunks it left, delete markers included. */
   async remove(id: string): Promise<void> {
     this.cache.delete(id);
+    await this.index?.remove(id);
     await eraseKeys(this.kv, `${id}.chunk.>`);
     await eraseKeys(this.kv, id);
   }

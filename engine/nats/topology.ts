@@ -13,6 +13,7 @@
  * | baton_workflows     | KV      | workflow definitions, latest and every revision               |
  * | baton_effects       | KV      | the effect ledger, by idempotency key                         |
  * | baton_receives      | KV      | executions waiting on a NATS subject (`<id>.<step>` → subject)  |
+ * | baton_execution_index | KV    | top-level executions, for listing them                        |
  * | baton_workers       | KV      | live workers (their heartbeats), created here too, so the API   |
  * |                     |         | can list none when only workers without the SDK run            |
  */
@@ -36,6 +37,7 @@ import {
   subjects,
   workersBucketConfig,
 } from "../../sdk/protocol.ts";
+import { ExecutionIndex } from "./execution-index.ts";
 
 /** Executions waiting on a subject: the engine's own, not part of the worker protocol. */
 export const receivesBucket = "baton_receives";
@@ -100,6 +102,8 @@ export interface Topology {
   effects: KV;
   receives: KV;
   workers: KV;
+  /** Top-level executions, for listing them (execution-index.ts). */
+  executionIndex: ExecutionIndex;
 }
 
 /** Creates what is missing and leaves what exists (another replica, or a worker, may have made it). */
@@ -125,14 +129,16 @@ export async function ensureTopology(nc: NatsConnection): Promise<Topology> {
   });
   const js = nc.jetstream();
   const kv = (bucket: string) => js.views.kv(bucket, { history: 1, storage: StorageType.File });
+  const executions = await kv(buckets.executions);
   return {
     js,
     jsm,
-    executions: await kv(buckets.executions),
+    executions,
     workflows: await kv(buckets.workflows),
     effects: await kv(buckets.effects),
     receives: await kv(receivesBucket),
     workers: await openWorkersBucket(js),
+    executionIndex: await ExecutionIndex.open(js, executions),
   };
 }
 

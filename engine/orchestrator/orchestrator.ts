@@ -122,7 +122,7 @@ export class Orchestrator {
     private readonly config: EngineConfig,
     private readonly log: Logger,
   ) {
-    this.store = new ExecutionStore(topology.executions, config.cacheSize);
+    this.store = new ExecutionStore(topology.executions, config.cacheSize, topology.executionIndex);
     this.workflows = new WorkflowStore(topology.workflows);
     this.receives = new ReceiveSubscriptions(nc, topology.js, topology.receives);
     this.served = new ServedFunctions(nc);
