@@ -68,7 +68,7 @@ export const errorCatalogue = {
   InvalidTimezone: { category: "validation", when: "A schedule's `timezone` is not an IANA time zone name." },
   InvalidSubject: {
     category: "validation",
-    when: "A NATS subject is malformed (empty tokens, spaces, or wildcards where a concrete subject is needed).",
+    when: "A NATS subject is malformed (empty tokens, spaces, or wildcards where a concrete subject is needed), or reserved for Baton and NATS (under `baton.`, `$JS.`, `$KV.`, `$O.`, `$SYS.` or `_INBOX.`, or a trigger's pattern starting with a wildcard).",
   },
   InvalidTrigger: {
     category: "validation",
@@ -145,6 +145,11 @@ export const errorCatalogue = {
     category: "step",
     retryable: false,
     when: "A worker could not read the task it was given (a malformed message, or a protocol version it does not speak).",
+  },
+  SubjectRefused: {
+    category: "step",
+    retryable: false,
+    when: "An `emit` or `receive` subject, as evaluated at run time, is reserved (under `baton.`, `$JS.`, `$KV.`, `$O.`, `$SYS.` or `_INBOX.`) or not one concrete subject.",
   },
   OutputInvalid: {
     category: "step",

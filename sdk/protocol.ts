@@ -16,7 +16,7 @@
  * worker after `taskAckWaitMs`. Cancellation arrives on the core subject `baton.cancel.<execution>`.
  */
 
-/** Version of this protocol; sent in the `Baton-Protocol` header of every message. */
+/** Version of this protocol: `v` of every envelope, and the `Baton-Protocol` header of tasks and reports. */
 export const protocolVersion = 1;
 
 /** Pure steps and effect steps run in separate lanes: own subjects, consumers and concurrency. */

@@ -6,6 +6,7 @@
  */
 import { Events, type JetStreamManager, type NatsConnection, type Status } from "nats";
 import { buckets, streams } from "../../sdk/protocol.ts";
+import { executionIndexBucket } from "../nats/execution-index.ts";
 import { receivesBucket } from "../nats/topology.ts";
 
 export interface ReadinessReport {
@@ -17,7 +18,15 @@ export interface ReadinessReport {
 
 const requiredStreams = [
   ...Object.values(streams),
-  ...[buckets.executions, buckets.workflows, buckets.effects, receivesBucket].map((bucket) => `KV_${bucket}`),
+  // Every bucket a route reads: the workers' too (GET /v1/workers), which the engine creates.
+  ...[
+    buckets.executions,
+    buckets.workflows,
+    buckets.effects,
+    buckets.workers,
+    receivesBucket,
+    executionIndexBucket,
+  ].map((bucket) => `KV_${bucket}`),
 ];
 
 /** How long a probe waits for JetStream to answer. */

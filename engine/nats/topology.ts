@@ -13,6 +13,9 @@
  * | baton_workflows     | KV      | workflow definitions, latest and every revision               |
  * | baton_effects       | KV      | the effect ledger, by idempotency key                         |
  * | baton_receives      | KV      | executions waiting on a NATS subject (`<id>.<step>` → subject)  |
+ * | baton_execution_index | KV    | top-level executions, for listing them                        |
+ * | baton_workers       | KV      | live workers (their heartbeats), created here too, so the API   |
+ * |                     |         | can list none when only workers without the SDK run            |
  */
 import {
   AckPolicy,
@@ -26,7 +29,15 @@ import {
   type NatsConnection,
   type StreamConfig,
 } from "nats";
-import { buckets, duplicateWindowMs, streamConfigs, streams, subjects } from "../../sdk/protocol.ts";
+import {
+  buckets,
+  duplicateWindowMs,
+  streamConfigs,
+  streams,
+  subjects,
+  workersBucketConfig,
+} from "../../sdk/protocol.ts";
+import { ExecutionIndex } from "./execution-index.ts";
 
 /** Executions waiting on a subject: the engine's own, not part of the worker protocol. */
 export const receivesBucket = "baton_receives";
@@ -90,6 +101,9 @@ export interface Topology {
   workflows: KV;
   effects: KV;
   receives: KV;
+  workers: KV;
+  /** Top-level executions, for listing them (execution-index.ts). */
+  executionIndex: ExecutionIndex;
 }
 
 /** Creates what is missing and leaves what exists (another replica, or a worker, may have made it). */
@@ -115,14 +129,29 @@ export async function ensureTopology(nc: NatsConnection): Promise<Topology> {
   });
   const js = nc.jetstream();
   const kv = (bucket: string) => js.views.kv(bucket, { history: 1, storage: StorageType.File });
+  const executions = await kv(buckets.executions);
   return {
     js,
     jsm,
-    executions: await kv(buckets.executions),
+    executions,
     workflows: await kv(buckets.workflows),
     effects: await kv(buckets.effects),
     receives: await kv(receivesBucket),
+    workers: await openWorkersBucket(js),
+    executionIndex: await ExecutionIndex.open(js, executions),
   };
+}
+
+/**
+ * The live workers' bucket, with the settings the protocol gives it (an entry expires after
+ * `workerTtlMs` of silence). Workers of the SDK create it as well; whichever comes first makes it.
+ */
+export function openWorkersBucket(js: JetStreamClient): Promise<KV> {
+  return js.views.kv(workersBucketConfig.bucket, {
+    ttl: workersBucketConfig.ttlMs,
+    history: workersBucketConfig.history,
+    storage: StorageType.File,
+  });
 }
 
 async function ensureStream(jsm: JetStreamManager, config: Partial<StreamConfig>): Promise<void> {

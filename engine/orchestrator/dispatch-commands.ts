@@ -32,6 +32,7 @@ import { childExecutionId, itemExecutionId } from "./ids.ts";
 import type { WorkflowStore } from "../nats/workflow-store.ts";
 import type { MachineContext } from "../workflow/compile/machine-types.ts";
 import type { ReceiveSubscriptions } from "./receive-subscriptions.ts";
+import { refuseSubject } from "../workflow/subject-guard.ts";
 
 export interface DispatchDeps {
   nc: NatsConnection;
@@ -112,6 +113,8 @@ async function dispatchOne(deps: DispatchDeps, record: ExecutionRecord, command:
     }
     case "emitEvent": {
       const { subject, data, id } = params as EmitEvent;
+      // The emit step refuses such subjects (SubjectRefused); this fences records written before it did.
+      if (refuseSubject(subject)) return;
       try {
         await js.publish(subject, JSON.stringify(data), { msgID: id });
       } catch (error) {

@@ -6,7 +6,6 @@
 import type { JetStreamClient, NatsConnection } from "nats";
 import { streams, subjects } from "../../sdk/protocol.ts";
 import { captureEmitSubjects, emitSubjectsOf, emittedStream } from "../nats/emit-stream.ts";
-import { listExecutionIds } from "../nats/execution-index.ts";
 import { IdempotencyKeys } from "../nats/idempotency-keys.ts";
 import { ensureTopology, isNotFound, type Topology } from "../nats/topology.ts";
 import { WorkflowStore, type PutOutcome, type StoredWorkflow } from "../nats/workflow-store.ts";
@@ -353,7 +352,7 @@ export class Executions {
    * reading, and a page reads at most a bounded number of records.
    */
   async list(query: ListQuery): Promise<{ items: ExecutionRecord[]; next?: string }> {
-    const ids = await listExecutionIds(this.topology.executions, query.after);
+    const ids = await this.topology.executionIndex.ids(query.after);
     const items: ExecutionRecord[] = [];
     let scanned = 0;
     for (const id of ids) {

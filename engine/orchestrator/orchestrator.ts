@@ -27,6 +27,7 @@ import {
   type Topology,
 } from "../nats/topology.ts";
 import { WorkflowStore } from "../nats/workflow-store.ts";
+import { eraseKeys } from "../nats/kv-erase.ts";
 import { exportPlannedSpans, tracingEnabled } from "../telemetry/tracing.ts";
 import { compileWorkflow, type CompiledWorkflow } from "../workflow/compile/compile-workflow.ts";
 import { applyEvent, failExecution, startExecution, type Applied, type ApplyOptions } from "./apply-event.ts";
@@ -125,7 +126,7 @@ export class Orchestrator {
     private readonly config: EngineConfig,
     private readonly log: Logger,
   ) {
-    this.store = new ExecutionStore(topology.executions, config.cacheSize);
+    this.store = new ExecutionStore(topology.executions, config.cacheSize, topology.executionIndex);
     this.workflows = new WorkflowStore(topology.workflows);
     this.receives = new ReceiveSubscriptions(nc, topology.js, topology.receives);
     this.served = new ServedFunctions(nc);
@@ -538,8 +539,7 @@ export class Orchestrator {
     const left = stored ? (stored.record.endedAt ?? 0) + this.config.retentionMs - Date.now() : 0;
     if (left > 0) return left;
     // The record goes last: while it exists, a crash here means the timer comes back and finishes the job.
-    const ledger = await this.topology.effects.keys(`${execution}.>`);
-    for await (const key of ledger) await this.topology.effects.purge(key);
+    await eraseKeys(this.topology.effects, `${execution}.>`);
     await this.topology.jsm.streams.purge(streams.history, { filter: subjects.history(execution) });
     await this.store.remove(execution);
     return undefined;

@@ -9,22 +9,31 @@
  */
 import type { JetStreamClient, KV, NatsConnection, Subscription } from "nats";
 import { subjects } from "../../sdk/protocol.ts";
+import { refuseSubject } from "../workflow/subject-guard.ts";
+import { sweepMarkers } from "../nats/kv-erase.ts";
 
 export const receiveQueueGroup = "baton-receive";
+
+/** The delete marker of a finished receive is purged after an hour, once every replica has seen it. */
+export const receiveMarkers = { ageMs: 3_600_000, everyMs: 900_000 };
 
 export class ReceiveSubscriptions {
   /** subject → the waiting `<execution>.<step>` keys. */
   private readonly waiting = new Map<string, Set<string>>();
   private readonly subscriptions = new Map<string, Subscription>();
   private stopWatching: (() => void) | undefined;
+  private sweeper: { stop(): void } | undefined;
 
   constructor(
     private readonly nc: NatsConnection,
     private readonly js: JetStreamClient,
     private readonly kv: KV,
+    private readonly markers = receiveMarkers,
   ) {}
 
   async add(execution: string, step: string, subject: string): Promise<void> {
+    // The receive step refuses such subjects (SubjectRefused); this fences records written before it did.
+    if (refuseSubject(subject)) return;
     await this.kv.put(`${execution}.${step}`, subject);
   }
 
@@ -35,6 +44,7 @@ export class ReceiveSubscriptions {
   async start(): Promise<void> {
     const watch = await this.kv.watch();
     this.stopWatching = () => watch.stop();
+    this.sweeper = sweepMarkers(this.kv, this.markers, () => undefined);
     void (async () => {
       for await (const entry of watch) {
         if (entry.operation === "PUT") this.listen(entry.key, entry.string());
@@ -45,12 +55,14 @@ export class ReceiveSubscriptions {
 
   stop(): void {
     this.stopWatching?.();
+    this.sweeper?.stop();
     for (const subscription of this.subscriptions.values()) subscription.unsubscribe();
     this.subscriptions.clear();
     this.waiting.clear();
   }
 
   private listen(key: string, subject: string) {
+    if (refuseSubject(subject)) return;
     let keys = this.waiting.get(subject);
     if (!keys) {
       keys = new Set();

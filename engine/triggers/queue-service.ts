@@ -30,6 +30,7 @@ import {
   type KV,
 } from "nats";
 import { captureEmitSubjects, emittedStream } from "../nats/emit-stream.ts";
+import { refuseSubject } from "../workflow/subject-guard.ts";
 import { isNotFound } from "../nats/topology.ts";
 import type { StoredWorkflow } from "../nats/workflow-store.ts";
 import type { Logger } from "../orchestrator/orchestrator.ts";
@@ -129,7 +130,14 @@ export class QueueService {
   }
 
   private follow(name: string, workflow: StoredWorkflow | undefined): void {
-    const subjects = workflow ? queueSubjectsOf(workflow.definition) : [];
+    const subjects = (workflow ? queueSubjectsOf(workflow.definition) : []).filter((subject) => {
+      // The validator refuses these; a workflow stored before it did must not reach them either
+      // (a consumer on BATON_EVENTS would take the engine's own events).
+      const refused = refuseSubject(subject, { wildcards: true });
+      if (refused)
+        this.options.log.error("queue trigger subject refused", { workflow: name, subject, refused });
+      return !refused;
+    });
     if (subjects.length === 0) this.wanted.delete(name);
     else this.wanted.set(name, { subjects, since: this.wanted.get(name)?.since ?? workflow!.updatedAt });
     this.syncing = this.syncing

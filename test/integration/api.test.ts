@@ -1315,3 +1315,27 @@ describe("readiness", () => {
     }
   });
 });
+
+describe("workers without the SDK", () => {
+  it("lists no workers (200) on a fresh server, and readiness asks for the workers bucket the route reads", async () => {
+    // Only the engine has run: no SDK worker ever created the workers bucket.
+    const own = await startNatsServer();
+    const ownNc = await connect({ servers: own.url });
+    const ownServer = await buildServer({
+      executions: await Executions.connect(ownNc),
+      config: { tokens: [token] },
+    });
+    try {
+      const listed = await call("GET", "/v1/workers", { target: ownServer });
+      expect([listed.statusCode, listed.json()]).toEqual([200, { items: [] }]);
+      expect((await ownServer.inject({ url: "/readyz" })).statusCode).toBe(200);
+      await (await ownNc.jetstreamManager()).streams.delete("KV_baton_workers");
+      const missing = expectProblem(await ownServer.inject({ url: "/readyz" }), "Unavailable");
+      expect(missing.detail).toContain("KV_baton_workers");
+    } finally {
+      await ownServer.close();
+      await ownNc.close();
+      await own.stop();
+    }
+  });
+});

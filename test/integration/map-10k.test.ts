@@ -12,6 +12,8 @@ import { testLogger } from "../helpers/test-logger.ts";
 import { serveScripted, type ScriptedWorker } from "../helpers/scripted-worker.ts";
 
 const server = useNatsServer();
+/** Each item's padding differs, so results swapped or mixed between items show. */
+const padding = (index: number) => `${index}:`.padEnd(180, "x");
 let nc: NatsConnection;
 let engine: Orchestrator;
 let worker: ScriptedWorker;
@@ -22,7 +24,7 @@ beforeAll(async () => {
   await engine.start();
   // Each output is ~200 bytes, so 10,000 of them are ~2 MB: twice the server's max payload.
   worker = await serveScripted(nc, {
-    pad: (input) => ({ index: input, pad: "x".repeat(Number(process.env.PAD ?? 180)) }),
+    pad: (input) => ({ index: input, pad: padding(input as number) }),
   });
 });
 
@@ -52,4 +54,18 @@ steps:
   const record = await executions.waitForEnd(id, 170_000);
   expect(record?.status).toBe("succeeded");
   expect(record?.output).toBe(10_000);
+  // Every item's own result, in the items' order: not only as many results as items. (The
+  // results are read from the record: as an output they would outgrow a history message.)
+  const context = record!.snapshot.context as { steps: Record<string, { output: unknown }> };
+  const results = context.steps.each!.output as { index: number; pad: string }[];
+  expect(results).toHaveLength(10_000);
+  const wrong = results.flatMap((result, index) =>
+    result?.index === index && result.pad === padding(index) ? [] : [{ index, result }],
+  );
+  expect(wrong.slice(0, 5)).toEqual([]);
+  // The parent's record outgrew one message: it is stored in chunks.
+  const keys: string[] = [];
+  for await (const key of await (await nc.jetstream().views.kv("baton_executions")).keys(`${id}.chunk.>`))
+    keys.push(key);
+  expect(keys.length).toBeGreaterThan(1);
 }, 180_000);

@@ -257,33 +257,53 @@ steps:
       { n: 1 },
     );
     expect(record.output).toEqual({ n: 2 });
+    // Dropped for good: neither left in the stream for a redelivery nor held unacknowledged.
+    const jsm = await nc.jetstreamManager();
+    for (const execution of ["garbage-1", "garbage-2"]) {
+      await waitUntil(`the malformed event of ${execution} to leave BATON_EVENTS`, async () =>
+        (await jsm.streams
+          .getMessage("BATON_EVENTS", { last_by_subj: subjects.events(execution) })
+          .catch(() => undefined))
+          ? undefined
+          : true,
+      );
+    }
+    const consumer = await waitUntil("engine_events to hold nothing", async () => {
+      const info = await jsm.consumers.info("BATON_EVENTS", "engine_events");
+      return info.num_pending === 0 && info.num_ack_pending === 0 ? info : undefined;
+    });
+    expect([consumer.num_pending, consumer.num_ack_pending]).toEqual([0, 0]);
   });
 
   it("never lets two replicas advance one execution at once", async () => {
-    // Every signal bumps a counter through set + switch; a lost update (two replicas writing
-    // over each other) would lose a count, and the execution would never reach the total.
+    // Every signal adds its own index to a list through set + switch. A lost update (two
+    // replicas writing over each other) would lose an index and the execution would never reach
+    // the total; a signal applied twice would show as an index counted twice (and one missing).
     const total = 60;
     await executions.apply(`baton: v1
 name: counter
 steps:
-  - name: wait-for-bump
+  - name: bumped
     receive: { signal: bump }
   - name: count
-    set: { n: "\${ ($vars.n ? $vars.n : 0) + 1 }" }
+    set: { seen: "\${ $append($vars.seen ? $vars.seen : [], [$steps.bumped.output.index]) }" }
   - name: enough
     switch:
-      - when: \${ $vars.n < ${total} }
-        next: wait-for-bump
+      - when: \${ $count($vars.seen) < ${total} }
+        next: bumped
       - default: true
         next: done
   - name: done
-    return: \${ $vars.n }
+    return: \${ $vars.seen }
 `);
     const { id } = await executions.start("counter", {});
     await Promise.all(Array.from({ length: total }, (_, index) => executions.signal(id, "bump", { index })));
     const record = await executions.waitForEnd(id, 20_000);
     expect(record?.status).toBe("succeeded");
-    expect(record?.output).toBe(total);
+    const seen = record?.output as number[];
+    expect([...seen].sort((a, b) => a - b)).toEqual(Array.from({ length: total }, (_, index) => index));
+    const received = (await executions.history(id)).filter((entry) => entry.type === "SignalReceived");
+    expect(received).toHaveLength(total);
   });
 
   it("never runs a completed effect step again, even for a later attempt", async () => {
@@ -338,6 +358,37 @@ steps:
       .jetstream()
       .publish("images.png.ready", JSON.stringify({ n: 1 }), { msgID: `${record.id}/announce/1` });
     expect(replay.duplicate).toBe(true);
+  });
+
+  it("refuses at run time an emit or receive subject that an expression made reserved", async () => {
+    const jsm = await nc.jetstreamManager();
+    await run("baton: v1\nname: some-history\nsteps: [{ name: a, return: 1 }]\n", "some-history", {});
+    const before = (await jsm.streams.info("BATON_HISTORY")).state.messages;
+    expect(before).toBeGreaterThan(0);
+    // The input names a subject of the JetStream API: published, it would purge the history.
+    const emitted = await run(
+      `baton: v1
+name: forger
+steps:
+  - { name: announce, emit: { subject: "\${ $input.subject }", data: {} } }
+`,
+      "forger",
+      { subject: "$JS.API.STREAM.PURGE.BATON_HISTORY" },
+    );
+    expect(emitted.status).toBe("failed");
+    expect(emitted.error?.code).toBe("SubjectRefused");
+    expect(emitted.error?.message).toContain('under "$JS."');
+    expect((await jsm.streams.info("BATON_HISTORY")).state.messages).toBeGreaterThan(before);
+
+    const listener = `baton: v1
+name: eavesdropper
+steps:
+  - { name: listen, receive: { subject: "\${ $input.subject }", timeout: 30s } }
+`;
+    for (const subject of [`baton.events.${"x".repeat(8)}`, "_INBOX.abc", ">", "orders.*"]) {
+      const received = await run(listener, "eavesdropper", { subject });
+      expect([subject, received.status, received.error?.code]).toEqual([subject, "failed", "SubjectRefused"]);
+    }
   });
 
   it("retries a failed execution from the step that failed, keeping what finished", async () => {

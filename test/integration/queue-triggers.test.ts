@@ -9,7 +9,7 @@ import { afterAll, beforeAll, expect, it } from "vitest";
 import { captureEmitSubjects, emittedStream } from "../../engine/nats/emit-stream.ts";
 import { ensureTopology, type Topology } from "../../engine/nats/topology.ts";
 import { WorkflowStore } from "../../engine/nats/workflow-store.ts";
-import { QueueService } from "../../engine/triggers/queue-service.ts";
+import { QueueService, queueConsumer } from "../../engine/triggers/queue-service.ts";
 import { triggerSubject, type TriggerEvent } from "../../engine/triggers/trigger-event.ts";
 import type { WorkflowDefinition } from "../../engine/workflow/definition.ts";
 import { useNatsServer } from "../helpers/nats-server.ts";
@@ -118,3 +118,27 @@ it("reads a subject an emit step already captures from BATON_EMITTED, and one an
   expect(order?.id).toMatch(/^OPERATOR_ORDERS:/);
   expect(order?.data).toEqual({ order: 7 });
 }, 30_000);
+
+it("never consumes a reserved subject, even from a workflow stored without the validator", async () => {
+  await startReplica();
+  // Written straight to the store: the validator would refuse these subjects.
+  await store.put(
+    {
+      baton: "v1",
+      name: "thief",
+      triggers: [
+        { queue: { subject: "baton.events.>" } },
+        { queue: { subject: ">" } },
+        { queue: { subject: "orders.fenced" } },
+      ],
+      steps: [{ name: "a", return: 1 }],
+    },
+    "thief",
+  );
+  await waitUntil("the allowed subject is consumed", consuming("orders.fenced"));
+  for (const replica of replicas) expect(replica.service.subjects()).not.toContain("baton.events.>");
+  for (const replica of replicas) expect(replica.service.subjects()).not.toContain(">");
+  const consumers = await topology.jsm.consumers.list("BATON_EVENTS").next();
+  expect(consumers.map((consumer) => consumer.name)).not.toContain(queueConsumer("baton.events.>"));
+  await stopAll();
+});

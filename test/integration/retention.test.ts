@@ -4,6 +4,7 @@ import { afterAll, beforeAll, expect, it } from "vitest";
 import { loadEngineConfig } from "../../engine/config.ts";
 import { Executions } from "../../engine/orchestrator/executions.ts";
 import { Orchestrator } from "../../engine/orchestrator/orchestrator.ts";
+import { executionIndexBucket } from "../../engine/nats/execution-index.ts";
 import { buckets } from "../../sdk/protocol.ts";
 import { useNatsServer } from "../helpers/nats-server.ts";
 import { testLogger } from "../helpers/test-logger.ts";
@@ -46,6 +47,7 @@ steps:
   expect((await executions.history(id)).length).toBeGreaterThan(0);
   const ledger = await nc.jetstream().views.kv(buckets.effects);
   expect(await ledger.get(`${id}.keep.1`)).toBeTruthy();
+  expect((await executions.list({ limit: 10 })).items.map((listed) => listed.id)).toEqual([id]);
 
   await waitUntil(
     "the execution to be removed",
@@ -57,4 +59,17 @@ steps:
   expect(await executions.history(id)).toEqual([]);
   const entry = await ledger.get(`${id}.keep.1`);
   expect(entry === null || entry.operation !== "PUT").toBe(true);
+  // Nothing stays behind, not even a delete marker per key: storage does not grow with every
+  // execution that ever ran.
+  const jsm = await nc.jetstreamManager();
+  for (const [bucket, keys] of [
+    [buckets.executions, [id, `${id}.>`]],
+    [buckets.effects, [`${id}.>`]],
+    [executionIndexBucket, [id]],
+  ] as const) {
+    for (const key of keys) {
+      const info = await jsm.streams.info(`KV_${bucket}`, { subjects_filter: `$KV.${bucket}.${key}` });
+      expect(Object.keys(info.state.subjects ?? {}), `${bucket} ${key}`).toEqual([]);
+    }
+  }
 });

@@ -102,6 +102,16 @@ describe("a worker written from docs/protocol.md alone", () => {
       retryable: false,
     });
 
+    // A body of this version under a header of another is not read either.
+    const mismatched = await engine.publishTask(
+      { function: "shout", input: { text: "x" } },
+      { headers: { [headers.protocol]: "9" } },
+    );
+    expect(await errorOf(mismatched.envelope.execution)).toMatchObject({
+      code: "TaskInvalid",
+      retryable: false,
+    });
+
     const { envelope } = await engine.publishTask({ function: "linger", input: { ms: 60_000 } });
     await engine.waitForEvent(
       (e) => e.envelope.execution === envelope.execution && e.envelope.type === "task.started",

@@ -406,6 +406,32 @@ describe("rules", () => {
       ],
     ],
     [
+      "subjects reserved for Baton and NATS",
+      text(`
+        baton: v1
+        name: x
+        triggers:
+          - queue: { subject: "baton.events.>" }
+          - queue: { subject: ">" }
+          - queue: { subject: "*.created" }
+          - queue: { subject: "orders.>" }
+        steps:
+          - { name: a, emit: { subject: "$JS.API.STREAM.PURGE.BATON_EVENTS" } }
+          - { name: b, receive: { subject: "_INBOX.\${ $input.id }" } }
+          - { name: c, emit: { subject: "baton.events.\${ $input.id }" } }
+          - { name: d, emit: { subject: "\${ $input.subject }" } }
+          - { name: e, emit: { subject: "batons.ok" } }
+      `),
+      [
+        ["InvalidSubject", "triggers[0].queue.subject", 4, 23],
+        ["InvalidSubject", "triggers[1].queue.subject", 5, 23],
+        ["InvalidSubject", "triggers[2].queue.subject", 6, 23],
+        ["InvalidSubject", "steps[0].emit.subject", 9, 33],
+        ["InvalidSubject", "steps[1].receive.subject", 10, 36],
+        ["InvalidSubject", "steps[2].emit.subject", 11, 33],
+      ],
+    ],
+    [
       "triggers",
       text(`
         baton: v1

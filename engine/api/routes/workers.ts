@@ -5,7 +5,8 @@
  */
 import type { FastifyPluginCallback } from "fastify";
 import type { KV } from "nats";
-import { buckets, type HeartbeatEnvelope } from "../../../sdk/protocol.ts";
+import type { HeartbeatEnvelope } from "../../../sdk/protocol.ts";
+import { openWorkersBucket } from "../../nats/topology.ts";
 import type { ApiContext } from "../context.ts";
 import { problemResponses } from "../schemas.ts";
 
@@ -33,15 +34,15 @@ const workerSchema = {
 
 export function workerRoutes({ executions }: ApiContext): FastifyPluginCallback {
   let bucket: Promise<KV> | undefined;
-  /** Bound, not created: the workers create it with its TTL; no bucket yet means no worker yet. */
+  /**
+   * The engine's topology creates the bucket (and so do SDK workers); opened with the same
+   * settings, it is created here too when missing, so no bucket never means a 500.
+   */
   const workersBucket = () => {
-    bucket ??= executions.connection
-      .jetstream()
-      .views.kv(buckets.workers, { bindOnly: true })
-      .catch((error: unknown) => {
-        bucket = undefined;
-        throw error;
-      });
+    bucket ??= openWorkersBucket(executions.connection.jetstream()).catch((error: unknown) => {
+      bucket = undefined;
+      throw error;
+    });
     return bucket;
   };
 
@@ -63,13 +64,7 @@ export function workerRoutes({ executions }: ApiContext): FastifyPluginCallback 
         },
       },
       async () => {
-        let kv: KV;
-        try {
-          kv = await workersBucket();
-        } catch (error) {
-          if (/not found|does not exist/i.test(String(error))) return { items: [] };
-          throw error;
-        }
+        const kv = await workersBucket();
         // Keys first, then values: reading values while the key listing runs cuts the listing short.
         const keys: string[] = [];
         for await (const key of await kv.keys()) keys.push(key);

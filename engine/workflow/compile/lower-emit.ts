@@ -3,8 +3,10 @@
  * step and the run, so the driver's publish happens once per step run however often a crash
  * makes it replay the command.
  */
+import { stepError, type StepError } from "../../errors.ts";
 import type { EmitStep } from "../definition.ts";
 import { evaluateString, evaluateTemplate, hasExpression, toText } from "../expressions.ts";
+import { refuseSubject } from "../subject-guard.ts";
 import {
   attempt,
   bindingsFor,
@@ -39,10 +41,15 @@ export function lowerEmit(step: EmitStep, frame: ListFrame): LoweredKind {
                 : evaluateTemplate(data, bindings, options);
             return { subject: toText(resolved), data: payload };
           });
-          if (!outcome.ok) {
-            enqueue.assign({ pending: { ...context.pending, [name]: { ...pending, error: outcome.error } } });
-            return;
-          }
+          const fail = (error: StepError) =>
+            enqueue.assign({ pending: { ...context.pending, [name]: { ...pending, error } } });
+          if (!outcome.ok) return fail(outcome.error);
+          // An expression may have made a subject the validator could not see: refuse it here.
+          const refused = refuseSubject(outcome.value.subject);
+          if (refused)
+            return fail(
+              stepError("SubjectRefused", `emit "${name}": subject "${outcome.value.subject}" ${refused}`),
+            );
           enqueue.assign({ pending: { ...context.pending, [name]: { ...pending, result: outcome.value } } });
           enqueue(
             command("emitEvent", {

@@ -8,6 +8,7 @@ import { stepError } from "../../errors.ts";
 import type { ReceiveStep } from "../definition.ts";
 import { durationMs } from "../duration.ts";
 import { evaluateString, hasExpression, toText } from "../expressions.ts";
+import { refuseSubject } from "../subject-guard.ts";
 import {
   attempt,
   bindingsFor,
@@ -161,7 +162,12 @@ function resolveSubject(step: string, scope: string, subject: string) {
       evaluateString(subject, bindingsFor(args.context, scope), evaluationOptions(args, step)),
     );
     if (!outcome.ok) return { error: outcome.error };
-    return { subject: toText(outcome.value) };
+    const resolved = toText(outcome.value);
+    // An expression may have made a subject the validator could not see: refuse it here.
+    const refused = refuseSubject(resolved);
+    if (refused)
+      return { error: stepError("SubjectRefused", `receive "${step}": subject "${resolved}" ${refused}`) };
+    return { subject: resolved };
   });
 }
 

@@ -1,6 +1,7 @@
 /** NATS subjects: what emit and receive steps send and wait on, what queue triggers listen on. */
 import { findSegments } from "../expressions.ts";
 import type { JsonPath } from "../load.ts";
+import { reservedPrefixOf } from "../subject-guard.ts";
 import { checkExpressions } from "./check-expressions.ts";
 import type { DocumentCheck } from "./document-check.ts";
 import { quote } from "./wording.ts";
@@ -38,6 +39,10 @@ export function checkSubject(
   const tokens = literal.split(".");
   if (tokens.some((token) => token === ""))
     return invalid("has an empty token: no leading, trailing or double dots");
+  // Only a first token written out is known here; one an expression makes is guarded at run time.
+  const reserved = reservedPrefixOf(value);
+  if (reserved)
+    return invalid(`is under "${reserved}", which is reserved for Baton and NATS: use a subject of your own`);
   const wildcardAt = tokens.findIndex((token) => token.includes("*") || token.includes(">"));
   if (wildcardAt < 0) return;
   if (!options.wildcards) {
@@ -50,5 +55,9 @@ export function checkSubject(
     if (token !== "*" && token !== ">") return invalid(`has "${token}": * and > must be whole tokens`);
     if (token === ">" && index !== tokens.length - 1)
       return invalid('has ">" before the end: > matches the rest, so it comes last');
+    if (index === 0)
+      return invalid(
+        "starts with a wildcard, so it would match the subjects reserved for Baton and NATS too",
+      );
   }
 }
