@@ -20,8 +20,6 @@ export interface LoadOptions {
   readonly body: string;
   readonly connections: number;
   readonly seconds: number;
-  /** Offered load, requests per second over all connections; none: as fast as the answers come. */
-  readonly rate?: number;
   /** Processes whose CPU is measured over the run, by name (autocannon's is added as `autocannon`). */
   readonly pids: Readonly<Record<string, number>>;
 }
@@ -30,10 +28,7 @@ export interface LoadResult {
   readonly requests: number;
   readonly seconds: number;
   readonly perSecond: number;
-  /**
-   * autocannon's latency percentiles of the 2xx answers, in whole milliseconds (its histogram's
-   * resolution); at a fixed rate, corrected for coordinated omission (autocannon's default).
-   */
+  /** autocannon's latency percentiles of the 2xx answers, in whole milliseconds (its histogram's resolution). */
   readonly latency: Summary;
   /** Answers by HTTP status. */
   readonly statuses: Readonly<Record<string, number>>;
@@ -75,7 +70,6 @@ export async function postLoad(options: LoadOptions): Promise<LoadResult> {
     String(options.connections),
     "--duration",
     String(options.seconds),
-    ...(options.rate === undefined ? [] : ["--overallRate", String(options.rate)]),
     options.url,
   ];
   const cpu = startCpuMeter(options.pids);
@@ -98,7 +92,6 @@ export async function postLoad(options: LoadOptions): Promise<LoadResult> {
     seconds: result.duration,
     perSecond: (statuses["202"] ?? 0) / result.duration,
     latency: {
-      // The answers, not the histogram's count: at a fixed rate it holds the corrections too.
       n: Object.entries(statuses)
         .filter(([status]) => status.startsWith("2"))
         .reduce((sum, [, count]) => sum + count, 0),

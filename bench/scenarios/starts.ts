@@ -6,12 +6,14 @@
  * (bench/helpers/http-floor.ts): a route that answers 202 without touching NATS, and one that
  * first does the one JetStream publish a start cannot avoid.
  *
- * Each is loaded three times after a warm-up: at the target's rate (2,000 requests/s offered
- * over 32 connections, latencies corrected for coordinated omission), as fast as the answers come
- * (the same connections, each sending its next request when the last is answered), and one
- * request at a time (what one start costs with no queue). The workflow started returns at once;
- * the engine applies the starts while they arrive, and the row says how far behind it was.
- * The CPU of every process is measured over each run, also as CPU milliseconds per start.
+ * Each is loaded three times after a warm-up, closed-loop (each connection sends its next
+ * request when the last is answered): with 8 connections, where the target is judged (2,000/s
+ * at p99 10 ms is 8 requests in flight at 4 ms each), with 64 (how far it goes), and with 1
+ * (what one start costs with no queue). autocannon's own `--overallRate` is not used: it sends
+ * each second's quota in a burst and corrects latencies with a 1 ms interval, which says little.
+ * The workflow started returns at once; the engine applies the starts while they arrive, and the
+ * row says how far behind it was. The CPU of every process is measured over each run, also as
+ * CPU milliseconds per start.
  */
 import { streams } from "../../sdk/protocol.ts";
 import { cpuData, formatCpu } from "../lib/cpu.ts";
@@ -26,12 +28,14 @@ import { payload } from "../lib/workflows.ts";
 const workflow = "bench-starts";
 const targetRate = 2_000;
 const targetP99Ms = 10;
-const connections = 32;
 const target = `≥ ${targetRate.toLocaleString("en-US")}/s with p99 ≤ ${targetP99Ms} ms`;
+/** The runs, by their connections: the first is where the target is judged. */
+const runs = { judged: 8, most: 64, alone: 1 } as const;
+type Run = keyof typeof runs;
 
 export const starts: Scenario = {
   name: "starts",
-  summary: `executions started over HTTP (202) under autocannon: at ${targetRate}/s offered and as fast as answered, beside two HTTP floors`,
+  summary: `executions started over HTTP (202) under autocannon with ${runs.judged}, ${runs.most} and ${runs.alone} connections, beside two HTTP floors`,
   async run({ options, log }) {
     if (!loadGeneratorInstalled())
       return [
@@ -59,14 +63,14 @@ export const starts: Scenario = {
         const jsm = await stack.nc.jetstreamManager();
         const unapplied = async () => (await jsm.streams.info(streams.events)).state.messages;
 
-        /** After the run as fast as answered: how far behind the engine was, and how long it took to catch up. */
+        /** After the run with the most connections: how far behind the engine was, and how long it took to catch up. */
         let engineNote = "";
         const catchUp = async () => {
           const behind = await unapplied();
           const loadEnded = now();
           await until("the engine to apply every start", async () => (await unapplied()) === 0, 300_000, 50);
           engineNote =
-            `when the run as fast as answered stopped, the engine had ${behind.toLocaleString("en-US")} starts still ` +
+            `when the run with ${runs.most} connections stopped, the engine had ${behind.toLocaleString("en-US")} starts still ` +
             `to apply, and applied them all ${((now() - loadEnded) / 1_000).toFixed(1)} s later`;
         };
 
@@ -74,17 +78,17 @@ export const starts: Scenario = {
           name: string,
           url: string,
           pids: Record<string, number>,
-          afterMax = catchUp,
+          afterMost = catchUp,
         ) => {
           log(
-            `${name}: ${warmupSeconds} s warm-up, ${seconds} s at ${targetRate}/s, ${seconds} s as fast as answered, ${seconds} s one at a time`,
+            `${name}: ${warmupSeconds} s warm-up, then ${seconds} s each with ${runs.judged}, ${runs.most} and ${runs.alone} connections`,
           );
-          await postLoad({ url, body, connections, seconds: warmupSeconds, pids });
-          const atRate = await postLoad({ url, body, connections, seconds, rate: targetRate, pids });
-          const atMost = await postLoad({ url, body, connections, seconds, pids });
-          await afterMax();
-          const alone = await postLoad({ url, body, connections: 1, seconds, pids });
-          return { atRate, atMost, alone };
+          await postLoad({ url, body, connections: runs.judged, seconds: warmupSeconds, pids });
+          const judged = await postLoad({ url, body, connections: runs.judged, seconds, pids });
+          const most = await postLoad({ url, body, connections: runs.most, seconds, pids });
+          await afterMost();
+          const alone = await postLoad({ url, body, connections: runs.alone, seconds, pids });
+          return { judged, most, alone };
         };
 
         const floorPids = { floor: floor.pid, "nats-server": stack.server.pid };
@@ -100,36 +104,32 @@ export const starts: Scenario = {
         const baton = await measure("starts", `${api.url}${path}`, batonPids);
 
         const met = verdict(
-          baton.atMost.perSecond >= targetRate,
-          baton.atRate.latency.p99 <= targetP99Ms,
-          baton.atRate.perSecond >= targetRate * 0.98,
-          baton.atRate.not202 === 0 && baton.atMost.not202 === 0,
+          baton.judged.perSecond >= targetRate,
+          baton.judged.latency.p99 <= targetP99Ms,
+          baton.judged.not202 === 0,
         );
         return [
-          row("starts", baton.atRate, {
+          row("starts", "judged", baton.judged, {
             target,
             met,
             extra: [
-              `verdict: as fast as answered ${Math.round(baton.atMost.perSecond).toLocaleString("en-US")}/s (≥ ${targetRate}), ` +
-                `and at ${targetRate}/s offered p99 ${baton.atRate.latency.p99} ms (≤ ${targetP99Ms}), no answer but 202`,
-              "API: engine/api/run-api.ts --no-engine (fastify, no tokens); engine: baton engine; one-step workflow that returns at once",
-              engineNote,
+              "API: engine/api/run-api.ts --no-engine (fastify, no tokens); engine: baton engine; a one-step workflow that returns at once",
             ],
           }),
-          row("starts (max)", baton.atMost, { extra: [engineNote] }),
-          row("starts (1 connection)", baton.alone, {}),
-          row("floor.http-publish", published.atRate, {
+          row("starts", "most", baton.most, { extra: [engineNote] }),
+          row("starts", "alone", baton.alone, {}),
+          row("floor.http-publish", "judged", published.judged, {
             extra: [
               "fastify route: parse the JSON body, one JetStream publish awaiting its ack (file storage, message id), 202",
             ],
           }),
-          row("floor.http-publish (max)", published.atMost, {}),
-          row("floor.http-publish (1 connection)", published.alone, {}),
-          row("floor.http-202", plain.atRate, {
+          row("floor.http-publish", "most", published.most, {}),
+          row("floor.http-publish", "alone", published.alone, {}),
+          row("floor.http-202", "judged", plain.judged, {
             extra: ["fastify route: parse the JSON body, 202 at once, no NATS"],
           }),
-          row("floor.http-202 (max)", plain.atMost, {}),
-          row("floor.http-202 (1 connection)", plain.alone, {}),
+          row("floor.http-202", "most", plain.most, {}),
+          row("floor.http-202", "alone", plain.alone, {}),
         ];
       } finally {
         if (floor) await stopProcess(floor);
@@ -140,29 +140,26 @@ export const starts: Scenario = {
 };
 
 function row(
-  scenario: string,
+  name: string,
+  run: Run,
   result: LoadResult,
   options: { target?: string; met?: Row["met"]; extra?: readonly string[] },
 ): Row {
-  const mode = scenario.endsWith("(max)") ? "max" : scenario.endsWith("(1 connection)") ? "alone" : "rate";
-  const fixedRate = mode === "rate";
+  const connections = runs[run];
   const perStart = Object.entries(result.cpu)
-    .filter(([name]) => name !== "bench")
-    .map(([name, share]) => `${name} ${(((share / 100) * 1_000) / Math.max(result.perSecond, 1)).toFixed(2)}`)
+    .filter(([process]) => process !== "bench")
+    .map(([process, share]) => `${process} ${((share * 10) / Math.max(result.perSecond, 1)).toFixed(2)}`)
     .join(", ");
   return {
-    scenario,
+    scenario: run === "judged" ? name : `${name} (${connections} connection${connections === 1 ? "" : "s"})`,
     latency: result.latency,
     throughput: `${Math.round(result.perSecond).toLocaleString("en-US")} starts/s`,
     result: `max ${result.latency.max} ms; ${result.not202} not 202`,
-    target: options.target ?? (scenario.startsWith("floor") ? "(floor)" : "(diagnostic)"),
+    target: options.target ?? (name.startsWith("floor") ? "(floor)" : "(diagnostic)"),
     met: options.met ?? "n/a",
     notes: [
-      `autocannon, ${mode === "alone" ? 1 : connections} connection${mode === "alone" ? "" : "s"}, ` +
-        (fixedRate
-          ? `${targetRate.toLocaleString("en-US")} requests/s offered (latencies corrected for coordinated omission)`
-          : "each connection sends its next request when the last is answered") +
-        `, ${result.seconds.toFixed(1)} s, ${result.requests.toLocaleString("en-US")} answers ${JSON.stringify(result.statuses)}` +
+      `autocannon, ${connections} connection${connections === 1 ? "" : "s"}, each sending its next request when the last is answered, ` +
+        `${result.seconds.toFixed(1)} s, ${result.requests.toLocaleString("en-US")} answers ${JSON.stringify(result.statuses)}` +
         `${result.errors > 0 ? `, ${result.errors} errors (${result.timeouts} timeouts)` : ""}; ` +
         `the body is ${JSON.stringify(payload()).length} bytes of JSON; latencies in whole ms (autocannon's histogram)`,
       ...(options.extra ?? []),
@@ -170,8 +167,8 @@ function row(
       `CPU ms per start: ${perStart}`,
     ],
     data: {
+      connections,
       perSecond: result.perSecond,
-      ...(fixedRate ? { offeredPerSecond: targetRate } : {}),
       requests: result.requests,
       seconds: result.seconds,
       not202: result.not202,
