@@ -7,6 +7,7 @@ export default tseslint.config(
     ignores: [
       "node_modules/",
       "bench/peers/node_modules/",
+      "bench/load/node_modules/",
       ".baton/",
       "bench/results/",
       "coverage/",

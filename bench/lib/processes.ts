@@ -36,6 +36,34 @@ export async function startEngine(natsUrl: string, options: EngineOptions): Prom
   return engine;
 }
 
+export interface ApiProcess {
+  readonly process: TestProcess;
+  /** Where it listens (`http://127.0.0.1:<port>`). */
+  readonly url: string;
+}
+
+/**
+ * The HTTP API alone (`engine/api/run-api.ts --no-engine`, no tokens, a free port on loopback):
+ * the stack's engine process does the engine's work, as in a deployment with separate API processes.
+ */
+export async function startApi(natsUrl: string, options: EngineOptions): Promise<ApiProcess> {
+  const api = spawnProcess(
+    process.execPath,
+    [
+      ...profileFlags(options.profileDir),
+      "--import",
+      "tsx",
+      join(repoRoot, "engine/api/run-api.ts"),
+      "--no-engine",
+    ],
+    { name: options.name, env: { NATS_URL: natsUrl, BATON_LISTEN: "127.0.0.1:0", ...options.env } },
+  );
+  const match = await api.waitForLine(/"message":"api listening".*"url":"(http:\/\/[^"]+)"/, {
+    timeoutMs: readyTimeoutMs,
+  });
+  return { process: api, url: match[1]! };
+}
+
 /** Node 20 refuses --cpu-prof in NODE_OPTIONS: it goes on the command line. */
 function profileFlags(dir: string | undefined): string[] {
   if (dir === undefined) return [];

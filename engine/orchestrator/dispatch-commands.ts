@@ -13,7 +13,6 @@ import {
   type WireError,
   type TaskEnvelope,
 } from "../../sdk/protocol.ts";
-import type { Json } from "../workflow/definition.ts";
 import type {
   CancelItems,
   CancelTask,
@@ -24,13 +23,20 @@ import type {
   StartItem,
   Subscribe,
 } from "../workflow/compile/machine-types.ts";
+import type { CompiledWorkflow } from "../workflow/compile/compile-workflow.ts";
 import type { ArmTimer, RecordEffect } from "./apply-event.ts";
+import {
+  childCancel,
+  childStart,
+  itemCancels,
+  itemStart,
+  parentAnswer,
+  type OutgoingEvent,
+  type TimerMessage,
+} from "./command-events.ts";
 import type { EffectLedger } from "./effect-ledger.ts";
-import type { StartEvent } from "./engine-events.ts";
 import type { ExecutionRecord, OutboxEntry } from "./execution-record.ts";
-import { childExecutionId, itemExecutionId } from "./ids.ts";
 import type { WorkflowStore } from "../nats/workflow-store.ts";
-import type { MachineContext } from "../workflow/compile/machine-types.ts";
 import type { ReceiveSubscriptions } from "./receive-subscriptions.ts";
 import { refuseSubject } from "../workflow/subject-guard.ts";
 
@@ -41,12 +47,11 @@ export interface DispatchDeps {
   ledger: EffectLedger;
   receives: ReceiveSubscriptions;
   retentionMs: number;
+  /** A submitted workflow revision, compiled (a child's input is checked against it). */
+  compiledFor: (name: string, revision: number) => Promise<CompiledWorkflow | undefined>;
 }
 
-/** A timer message on BATON_TIMERS. */
-export interface TimerMessage extends ArmTimer {
-  execution: string;
-}
+export type { TimerMessage } from "./command-events.ts";
 
 export const expireEvent = "execution.expire";
 
@@ -85,32 +90,13 @@ async function dispatchOne(deps: DispatchDeps, record: ExecutionRecord, command:
     }
     case "startItem":
       return startItem(deps, record, params, command.traceparent);
-    case "cancelItems": {
-      const { step, run, indices } = params as CancelItems;
-      await Promise.all(
-        indices.map((index) =>
-          publishEvent(
-            js,
-            itemExecutionId(record.id, step, run, index),
-            { type: "cancel", reason: "the map no longer needs this item" },
-            `cancel:${record.id}:${step}:${run}:${index}`,
-          ),
-        ),
-      );
+    case "cancelItems":
+      await Promise.all(itemCancels(record, params as CancelItems).map((cancel) => publish(js, cancel)));
       return;
-    }
     case "startChild":
       return startChild(deps, record, params, command.traceparent);
-    case "cancelChild": {
-      const { step, run } = params as StartChild;
-      await publishEvent(
-        js,
-        childExecutionId(record.id, step, run),
-        { type: "cancel", reason: "the parent no longer needs this child" },
-        `cancel:${record.id}:${step}:${run}`,
-      );
-      return;
-    }
+    case "cancelChild":
+      return publish(js, childCancel(record, params));
     case "emitEvent": {
       const { subject, data, id } = params as EmitEvent;
       // The emit step refuses such subjects (SubjectRefused); this fences records written before it did.
@@ -241,26 +227,7 @@ async function startItem(
   item: StartItem,
   traceparent: string | undefined,
 ): Promise<void> {
-  const context = record.snapshot.context as unknown as MachineContext;
-  const id = itemExecutionId(record.id, item.step, item.run, item.index);
-  const start: Omit<StartEvent, "at"> = {
-    type: "execution.start",
-    workflow: record.workflow,
-    revision: record.revision,
-    input: context.input,
-    event: context.event,
-    trigger: context.trigger,
-    parent: { execution: record.id, step: item.step, run: item.run, kind: "item" },
-    item: {
-      step: item.step,
-      index: item.index,
-      value: item.item,
-      vars: item.vars,
-      steps: context.steps as unknown as Json,
-    },
-    ...(traceparent ? { traceparent } : {}),
-  };
-  await publishEvent(deps.js, id, start, `start:${id}`);
+  await publish(deps.js, itemStart(record, item, traceparent));
 }
 
 async function startChild(
@@ -269,48 +236,16 @@ async function startChild(
   child: StartChild,
   traceparent: string | undefined,
 ): Promise<void> {
-  const workflow = await deps.workflows.get(child.workflow);
-  if (!workflow) {
-    const error = {
-      code: "WorkflowNotFound",
-      message: `no workflow named "${child.workflow}" has been submitted`,
-      retryable: false,
-    };
-    await publishEvent(
-      deps.js,
-      record.id,
-      { type: "child.done", step: child.step, run: child.run, error },
-      `child-missing:${record.id}:${child.step}:${child.run}`,
-    );
-    return;
-  }
-  const id = childExecutionId(record.id, child.step, child.run);
-  const start: Omit<StartEvent, "at"> = {
-    type: "execution.start",
-    workflow: workflow.name,
-    revision: workflow.revision,
-    input: child.input,
-    parent: { execution: record.id, step: child.step, run: child.run, kind: "child" },
-    ...(traceparent ? { traceparent } : {}),
-  };
-  await publishEvent(deps.js, id, start, `start:${id}`);
+  const stored = await deps.workflows.get(child.workflow);
+  const compiled = stored && (await deps.compiledFor(stored.name, stored.revision));
+  const workflow = stored && compiled && { ...stored, checkInput: compiled.checkInput };
+  await publish(deps.js, childStart(record, child, workflow, traceparent));
 }
 
 async function finish(deps: DispatchDeps, record: ExecutionRecord, end: Finish): Promise<void> {
   const { js } = deps;
-  const parent = record.parent;
-  if (parent) {
-    const failure =
-      end.status === "succeeded"
-        ? undefined
-        : (end.error ?? { code: "Cancelled", message: end.status, retryable: false });
-    const outcome = failure ? { error: failure } : { output: end.output };
-    const answer =
-      parent.kind === "item"
-        ? { type: "item.done", step: parent.step, run: parent.run, index: record.item!.index, ...outcome }
-        : { type: "child.done", step: parent.step, run: parent.run, ...outcome };
-    await publishEvent(js, parent.execution, answer, `done:${record.id}`);
-  }
+  const answer = parentAnswer(record, end);
+  if (answer) await publish(js, answer);
   // Retention: the record and its history go once the retention time has passed. (Stale timers of
   // the execution, such as its deadline, stay parked until due and are then dropped: purging them
   // here with a subject filter stalled other consumers on nats-server 2.9.10.)
@@ -323,6 +258,9 @@ async function finish(deps: DispatchDeps, record: ExecutionRecord, end: Finish):
   };
   await js.publish(`${subjects.timers(record.id)}.expire`, JSON.stringify(expire), { msgID: expire.token });
 }
+
+const publish = (js: JetStreamClient, outgoing: OutgoingEvent) =>
+  publishEvent(js, outgoing.execution, outgoing.event, outgoing.id);
 
 /** Publishes an event to an execution, deduplicated by `id`. */
 export async function publishEvent(

@@ -82,5 +82,9 @@ export const signalKeyMemory = 1_000;
 /** Signals and messages an execution keeps unclaimed (no `receive` took them yet), at most. */
 export const inboxLimit = 1_000;
 
+/** Whether an execution takes an event: once ended, only a retry, and only after a failure. */
+export const takesEvent = (record: Pick<ExecutionRecord, "status">, event: { type: string }) =>
+  !isEnded(record.status) || (event.type === "retry" && record.status === "failed");
+
 /** How many applied event ids a record remembers. */
 export const appliedMemory = 64;

@@ -39,10 +39,17 @@ import {
   type DispatchDeps,
   type TimerMessage,
 } from "./dispatch-commands.ts";
+import { timerFired } from "./command-events.ts";
 import { EffectLedger } from "./effect-ledger.ts";
 import { checkEngineEvent, type EngineEvent, type StartEvent } from "./engine-events.ts";
 import { crashPoint, crashPointArmed } from "./crash-points.ts";
-import { appliedMemory, isEnded, type ExecutionRecord, type OutboxEntry } from "./execution-record.ts";
+import {
+  appliedMemory,
+  isEnded,
+  takesEvent,
+  type ExecutionRecord,
+  type OutboxEntry,
+} from "./execution-record.ts";
 import type { HistoryEntry } from "./history.ts";
 import { isExecutionId } from "./ids.ts";
 import { ReceiveSubscriptions } from "./receive-subscriptions.ts";
@@ -82,10 +89,6 @@ const maxBatch = appliedMemory;
  * comes back after the ack wait), short enough that events of an execution removed by retention go.
  */
 const unknownExecutionPatienceMs = 60_000;
-
-/** A retry of a failed execution: the one event an ended execution still takes. */
-const isRetryOfFailed = (record: ExecutionRecord) => (delivery: Delivery) =>
-  delivery.event.type === "retry" && record.status === "failed";
 
 const hasOutbox = (record: ExecutionRecord) =>
   record.outbox.length > 0 || (record.outboxHistory?.length ?? 0) > 0;
@@ -138,6 +141,7 @@ export class Orchestrator {
       ledger: new EffectLedger(topology.effects),
       receives: this.receives,
       retentionMs: config.retentionMs,
+      compiledFor: (name, revision) => this.compiledFor(name, revision),
     };
   }
 
@@ -412,7 +416,7 @@ export class Orchestrator {
       await this.sendOutbox(record, record.outbox, record.outboxHistory ?? []);
       this.sentOutbox.set(record.id, stored.revision);
     }
-    if (isEnded(record.status) && !batch.some(isRetryOfFailed(record))) return false;
+    if (!batch.some((delivery) => takesEvent(record, delivery.event))) return false;
     const compiled = await this.compiledFor(record.workflow, record.revision);
     if (!compiled) throw new Error(`workflow ${record.workflow} revision ${record.revision} is missing`);
     const applied = this.fold(compiled, { record, commands: [], history: [], spans: [] }, batch);
@@ -429,7 +433,7 @@ export class Orchestrator {
     const history: HistoryEntry[] = [...initial.history];
     const spans = [...initial.spans];
     for (const delivery of deliveries) {
-      if (isEnded(record.status) && !isRetryOfFailed(record)(delivery)) continue;
+      if (!takesEvent(record, delivery.event)) continue;
       const applied = applyEvent(compiled, record, delivery.event, delivery.id, this.applyOptions);
       if (!applied) continue;
       record = applied.record;
@@ -519,12 +523,8 @@ export class Orchestrator {
         return;
       }
     } else {
-      await publishEvent(
-        this.topology.js,
-        timer.execution,
-        { type: "timer.fired", timer: timer.timer, token: timer.token, event: timer.event, at: timer.due },
-        `fired:${timer.token}`,
-      );
+      const fired = timerFired(timer);
+      await publishEvent(this.topology.js, fired.execution, fired.event, fired.id);
     }
     message.ack();
   }

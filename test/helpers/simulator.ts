@@ -1,23 +1,64 @@
 /**
- * Drives compiled workflow machines in memory with a simulated clock: the conformance suite's
- * stand-in for the orchestrator. It carries out the commands the machines name (tasks answered
- * by scripted function behaviours, timers on the simulated clock, map items and child workflows
- * as executions of their own) and, like the orchestrator, round-trips every snapshot through
- * JSON and `resolveState`, so a machine that only works while its snapshot stays in memory fails here.
+ * Runs workflows through the orchestrator's own pure core on a simulated clock: the conformance
+ * suite's stand-in for NATS, the workers and the wall clock, not for the orchestrator. Every
+ * execution is an `ExecutionRecord` that only `startExecution` and `applyEvent` change, kept as
+ * JSON between events as the KV keeps it; the commands a transition returns are carried out as
+ * dispatch-commands.ts does, with the same pure builders (command-events.ts) for what goes back
+ * as events:
+ *
+ * - `dispatchTask`: a scripted behaviour of the function answers, as a worker does
+ *   (`task.succeeded` or `task.failed` after its delay, saying when it started); `cancelTask`
+ *   stops an answer not yet given and answers `Cancelled` instead;
+ * - `armTimer`: a timer on the simulated clock (the execution's wake-up), coming back at its due
+ *   time as `timer.fired` with its token;
+ * - `startItem`/`startChild`/`cancelItems`/`cancelChild`/`finish`: events to executions of
+ *   their own, which answer their parent with `item.done`/`child.done`;
+ * - `subscribe`/`unsubscribe`: which subjects an execution listens on; a case's message reaches
+ *   the executions listening then, as a `message` event (as with NATS, nobody listening: lost);
+ * - `emitEvent` is recorded; `recordEffect` is not carried out (the effect ledger only answers
+ *   a task dispatched again after a crash, which never happens here).
+ *
+ * Signals, messages and the case's cancel are published to the main execution at their time.
+ * Events published at the same simulated time are applied in the order they were published.
  */
-import { initialTransition, transition, type AnyMachineSnapshot, type AnyStateMachine } from "xstate";
 import type { StepError } from "../../engine/errors.ts";
+import { resultMessageId, taskMessageId } from "../../sdk/protocol.ts";
 import type { Json, Template } from "../../engine/workflow/definition.ts";
 import { durationMs } from "../../engine/workflow/duration.ts";
 import { evaluateTemplate } from "../../engine/workflow/expressions.ts";
 import type { CompiledWorkflow } from "../../engine/workflow/compile/compile-workflow.ts";
 import type {
-  Command,
+  CancelTask,
+  DispatchTask,
+  EmitEvent,
   ExecutionStatus,
   MachineContext,
-  MachineEvent,
-  MachineInput,
+  StartChild,
+  Subscribe,
 } from "../../engine/workflow/compile/machine-types.ts";
+import {
+  applyEvent,
+  startExecution,
+  type Applied,
+  type ArmTimer,
+} from "../../engine/orchestrator/apply-event.ts";
+import {
+  childCancel,
+  childStart,
+  itemCancels,
+  itemStart,
+  parentAnswer,
+  timerFired,
+  type OutgoingEvent,
+  type TimerMessage,
+} from "../../engine/orchestrator/command-events.ts";
+import type { EngineEvent, StartEvent } from "../../engine/orchestrator/engine-events.ts";
+import {
+  isEnded,
+  takesEvent,
+  type ExecutionRecord,
+  type OutboxEntry,
+} from "../../engine/orchestrator/execution-record.ts";
 
 export interface Behaviour {
   output?: Template;
@@ -40,35 +81,32 @@ export interface SimulationResult {
   status: ExecutionStatus | "running";
   output: Json;
   error: StepError | null;
+  /** `<step>:succeeded|failed|skipped`, from the main execution's history, in order. */
   trace: string[];
   attempts: Record<string, number>;
   calls: Record<string, number>;
   emitted: { subject: string; data: Json }[];
   elapsedMs: number;
   maxInFlight: Record<string, number>;
-  history: { at: number; type: string; step?: string }[];
 }
 
 export const simulationStart = Date.parse("2026-01-01T00:00:00Z");
-const maxEvents = 2_000_000;
+const maxDeliveries = 2_000_000;
+const mainId = "main";
+const workerId = "simulated-worker";
 
-interface Execution {
-  id: string;
-  machine: AnyStateMachine;
-  compiled: CompiledWorkflow;
-  snapshot: AnyMachineSnapshot;
-  parent?: { id: string; kind: "item" | "child"; step: string; run: number; index?: number };
-  ended: boolean;
-}
+/** What the simulated clock holds, in due order: events on their way, timers, a case's messages. */
+type Pending =
+  | { kind: "event"; outgoing: OutgoingEvent }
+  | { kind: "timer"; timer: TimerMessage }
+  | { kind: "message"; subject: string; data: Json };
 
 interface Queued {
   at: number;
   seq: number;
-  execution: string;
-  event: MachineEvent;
-  /** Timers and tasks can be cancelled by this key. */
-  key?: string;
-  cancelled?: boolean;
+  pending: Pending;
+  /** A task's answer: cancelled by `cancelTask`, and it holds one of its function's slots until delivered. */
+  task?: { key: string; function: string; cancelled?: boolean };
 }
 
 /** Runs one case of a workflow; `workflows` holds it and any workflow it starts as a child. */
@@ -83,12 +121,15 @@ export function simulate(
 class Simulation {
   private now = simulationStart;
   private seq = 0;
+  private published = 0;
   private readonly queue: Queued[] = [];
-  private readonly executions = new Map<string, Execution>();
+  /** Execution id → its record as the KV holds it: JSON, parsed again for every event. */
+  private readonly records = new Map<string, string>();
+  /** `<execution>.<step>` → the subject it listens on, as the `baton_receives` bucket holds it. */
+  private readonly listening = new Map<string, string>();
   private readonly inFlight: Record<string, number> = {};
-  private rootId = "";
-  private rootEnd: { status: ExecutionStatus; output: Json; error: StepError | null; at: number } | undefined;
-  readonly result: SimulationResult = {
+  private mainEnded = false;
+  private readonly result: SimulationResult = {
     status: "running",
     output: null,
     error: null,
@@ -98,7 +139,6 @@ class Simulation {
     emitted: [],
     elapsedMs: 0,
     maxInFlight: {},
-    history: [],
   };
 
   constructor(
@@ -109,281 +149,222 @@ class Simulation {
   run(main: string): SimulationResult {
     const compiled = this.workflows.get(main);
     if (!compiled) throw new Error(`no workflow "${main}"`);
-    this.rootId = "exec-1";
+    // What the API does: check the input (defaults filled in), then publish the start.
+    const input = compiled.checkInput(this.testCase.input ?? {});
+    if (!input.ok) throw new Error(`the case's input is invalid: ${JSON.stringify(input.problems)}`);
+    const start: Omit<StartEvent, "at"> = {
+      type: "execution.start",
+      workflow: main,
+      revision: 1,
+      input: input.value,
+      ...(this.testCase.event === undefined ? {} : { event: this.testCase.event }),
+      ...(this.testCase.trigger === undefined ? {} : { trigger: this.testCase.trigger }),
+    };
+    this.publish({
+      execution: mainId,
+      event: start,
+      id: `start:${mainId}`,
+    });
     for (const signal of this.testCase.signals ?? []) {
-      this.schedule(at(signal.at), this.rootId, {
-        type: "signal",
-        name: signal.name,
-        payload: signal.payload ?? null,
-        at: 0,
+      const event = { type: "signal", name: signal.name, payload: signal.payload ?? null };
+      this.schedule(at(signal.at), {
+        kind: "event",
+        outgoing: { execution: mainId, event, id: this.seqId() },
       });
     }
     for (const message of this.testCase.messages ?? []) {
-      this.schedule(at(message.at), this.rootId, {
-        type: "message",
+      this.schedule(at(message.at), {
+        kind: "message",
         subject: message.subject,
         data: message.data ?? null,
-        at: 0,
       });
     }
     if (this.testCase.cancelAt !== undefined) {
-      this.schedule(at(this.testCase.cancelAt), this.rootId, { type: "cancel", at: 0 });
+      const event = { type: "cancel", reason: "cancelled by request" };
+      this.schedule(at(this.testCase.cancelAt), {
+        kind: "event",
+        outgoing: { execution: mainId, event, id: `cancel:${mainId}` },
+      });
     }
-    const input = compiled.checkInput(this.testCase.input ?? {});
-    if (!input.ok) throw new Error(`the case's input is invalid: ${JSON.stringify(input.problems)}`);
-    this.start(this.rootId, compiled, compiled.machine, {
-      input: input.value,
-      execution: { id: this.rootId, workflow: compiled.definition.name, revision: 1, startedAt: this.now },
-      ...(this.testCase.event === undefined ? {} : { event: this.testCase.event }),
-      ...(this.testCase.trigger === undefined ? {} : { trigger: this.testCase.trigger }),
-    });
 
-    let processed = 0;
-    while (!this.rootEnd && this.queue.length > 0) {
-      if (++processed > maxEvents) throw new Error(`simulation did not end after ${maxEvents} events`);
+    let delivered = 0;
+    while (this.queue.length > 0 && !this.mainEnded) {
+      if (++delivered > maxDeliveries)
+        throw new Error(`simulation did not end after ${maxDeliveries} deliveries`);
       const next = this.queue.shift()!;
-      if (next.cancelled) continue;
-      this.release(next);
       this.now = Math.max(this.now, next.at);
-      const execution = this.executions.get(next.execution);
-      if (!execution || execution.ended) continue;
-      this.apply(execution, { ...next.event, at: this.now });
-    }
-
-    const root = this.executions.get(this.rootId)!;
-    const context = root.snapshot.context as MachineContext;
-    for (const [step, record] of Object.entries(context.steps)) this.result.attempts[step] = record.attempts;
-    if (this.rootEnd) {
-      this.result.status = this.rootEnd.status;
-      this.result.output = this.rootEnd.output;
-      this.result.error = this.rootEnd.error;
-      this.result.elapsedMs = this.rootEnd.at - simulationStart;
-    }
-    return this.result;
-  }
-
-  private start(
-    id: string,
-    compiled: CompiledWorkflow,
-    machine: AnyStateMachine,
-    input: MachineInput,
-    parent?: Execution["parent"],
-  ) {
-    const [snapshot, actions] = initialTransition(machine, input);
-    const execution: Execution = {
-      id,
-      machine,
-      compiled,
-      snapshot: this.roundTrip(machine, snapshot),
-      ended: false,
-    };
-    if (parent) execution.parent = parent;
-    this.executions.set(id, execution);
-    this.perform(execution, actions);
-  }
-
-  private apply(execution: Execution, event: MachineEvent) {
-    const [snapshot, actions] = transition(execution.machine, execution.snapshot, event);
-    execution.snapshot = this.roundTrip(execution.machine, snapshot);
-    this.perform(execution, actions);
-  }
-
-  /** What the orchestrator does between two events: persist as JSON, restore from it. */
-  private roundTrip(machine: AnyStateMachine, snapshot: AnyMachineSnapshot): AnyMachineSnapshot {
-    if (snapshot.status !== "active") return snapshot;
-    const persisted = JSON.parse(
-      JSON.stringify({ value: snapshot.value as unknown, context: snapshot.context as unknown }),
-    ) as {
-      value: AnyMachineSnapshot["value"];
-      context: MachineContext;
-    };
-    return machine.resolveState(persisted);
-  }
-
-  private perform(execution: Execution, actions: Action[]) {
-    for (const action of actions) {
-      if (action.type === "xstate.raise") {
-        const params = action.params as { event: MachineEvent; id?: string; delay?: number };
-        this.schedule(this.now + (params.delay ?? 0), execution.id, params.event, `timer:${params.id ?? ""}`);
-        continue;
+      if (next.task) {
+        if (next.task.cancelled) continue;
+        this.inFlight[next.task.function]!--;
       }
-      if (action.type === "xstate.cancel") {
-        const params = action.params as { sendId: string };
-        this.cancel(execution.id, `timer:${params.sendId}`);
-        continue;
-      }
-      if (action.type.startsWith("xstate.")) continue;
-      this.carryOut(execution, action as unknown as Command);
+      this.deliver(next.pending);
+    }
+    return this.finalResult();
+  }
+
+  private deliver(pending: Pending) {
+    switch (pending.kind) {
+      case "event":
+        return this.apply(pending.outgoing);
+      case "timer":
+        return this.fire(pending.timer);
+      case "message":
+        // As receive-subscriptions.ts forwards it: one `message` event to every execution listening.
+        for (const [key, subject] of this.listening) {
+          if (!subjectMatches(subject, pending.subject)) continue;
+          const event = { type: "message", subject: pending.subject, data: pending.data };
+          this.publish({ execution: key.slice(0, key.lastIndexOf(".")), event, id: this.seqId() });
+        }
+        return;
     }
   }
 
-  private carryOut(execution: Execution, command: Command) {
+  /** What the orchestrator does with one event: start or advance the record, persist it, send its commands. */
+  private apply({ execution, event: published, id }: OutgoingEvent) {
+    const event = { at: this.now, ...published } as EngineEvent;
+    const stored = this.records.get(execution);
+    let applied: Applied | undefined;
+    if (event.type === "execution.start") {
+      if (stored !== undefined) return; // a start sent twice: JetStream drops the duplicate
+      const compiled = this.workflow(event.workflow);
+      applied = startExecution(compiled, execution, event);
+      applied.record.applied = [id];
+    } else {
+      if (stored === undefined) throw new Error(`${event.type} for ${execution}, which never started`);
+      const record = JSON.parse(stored) as ExecutionRecord;
+      if (!takesEvent(record, event)) return;
+      applied = applyEvent(this.workflow(record.workflow), record, event, id);
+    }
+    if (!applied) return;
+    this.records.set(execution, JSON.stringify(applied.record));
+    if (execution === mainId) {
+      this.mainEnded = isEnded(applied.record.status);
+      for (const entry of applied.history) {
+        const outcome = traceOutcomes[entry.type as keyof typeof traceOutcomes];
+        if (outcome && entry.step) this.result.trace.push(`${entry.step}:${outcome}`);
+      }
+    }
+    for (const command of applied.commands) this.carryOut(applied.record, command);
+  }
+
+  /** dispatch-commands.ts, on the simulated clock. */
+  private carryOut(record: ExecutionRecord, command: OutboxEntry) {
+    const params = command.params as never;
     switch (command.type) {
-      case "dispatchTask": {
-        const task = command.params;
-        this.result.calls[task.function] = (this.result.calls[task.function] ?? 0) + 1;
-        this.inFlight[task.function] = (this.inFlight[task.function] ?? 0) + 1;
-        this.result.maxInFlight[task.function] = Math.max(
-          this.result.maxInFlight[task.function] ?? 0,
-          this.inFlight[task.function]!,
-        );
-        const behaviour = this.behaviourOf(task.function, task.attempt);
-        const answer: MachineEvent = behaviour.error
-          ? {
-              type: "task.failed",
-              step: task.step,
-              run: task.run,
-              attempt: task.attempt,
-              error: {
-                code: behaviour.error.code,
-                message: behaviour.error.message ?? behaviour.error.code,
-                retryable: behaviour.error.retryable ?? true,
-              },
-              at: 0,
-            }
-          : {
-              type: "task.succeeded",
-              step: task.step,
-              run: task.run,
-              attempt: task.attempt,
-              output: evaluateTemplate(behaviour.output ?? null, { args: task.input }, { now: this.now }),
-              at: 0,
-            };
-        const key = taskKey(execution.id, task.step, task.run, task.attempt);
-        this.schedule(
-          this.now + (behaviour.delay ? durationMs(behaviour.delay) : 0),
-          execution.id,
-          answer,
-          key,
-          task.function,
-        );
-        return;
-      }
-      case "cancelTask": {
-        const { step, run, attempt } = command.params;
-        this.cancel(execution.id, taskKey(execution.id, step, run, attempt));
-        return;
-      }
-      case "startItem": {
-        const { step, run, index, item, vars } = command.params;
-        const context = execution.snapshot.context as MachineContext;
-        const machine = execution.compiled.itemMachines[step];
-        if (!machine) throw new Error(`no item machine for map "${step}"`);
-        const id = `${execution.id}/${step}#${run}/${index}`;
-        this.start(
-          id,
-          execution.compiled,
-          machine,
-          {
-            input: context.input,
-            execution: { ...context.execution, id },
-            event: context.event,
-            trigger: context.trigger,
-            item,
-            index,
-            steps: context.steps,
-            vars,
-          },
-          { id: execution.id, kind: "item", step, run, index },
-        );
-        return;
-      }
+      case "dispatchTask":
+        return this.dispatchTask(record, params);
+      case "cancelTask":
+        return this.cancelTask(record, params);
+      case "armTimer":
+        return this.armTimer(record, params);
+      case "startItem":
+        return this.publish(itemStart(record, params));
       case "cancelItems":
-      case "cancelChild": {
-        const { step, run } = command.params;
-        for (const other of this.executions.values()) {
-          if (
-            other.parent?.id === execution.id &&
-            other.parent.step === step &&
-            other.parent.run === run &&
-            !other.ended
-          ) {
-            this.apply(other, { type: "cancel", at: this.now });
-          }
-        }
+        for (const cancel of itemCancels(record, params)) this.publish(cancel);
         return;
-      }
       case "startChild": {
-        const { step, run, workflow, input } = command.params;
-        const compiled = this.workflows.get(workflow);
-        if (!compiled) {
-          const error = { code: "WorkflowNotFound", message: `no workflow "${workflow}"`, retryable: false };
-          this.schedule(this.now, execution.id, { type: "child.done", step, run, error, at: 0 });
-          return;
-        }
-        const id = `${execution.id}/${step}#${run}`;
-        const checked = compiled.checkInput(input);
-        if (!checked.ok) {
-          const message = checked.problems.map((problem) => problem.message).join("; ");
-          const error = { code: "InputInvalid", message, retryable: false };
-          this.schedule(this.now, execution.id, { type: "child.done", step, run, error, at: 0 });
-          return;
-        }
-        this.start(
-          id,
-          compiled,
-          compiled.machine,
-          { input: checked.value, execution: { id, workflow, revision: 1, startedAt: this.now } },
-          { id: execution.id, kind: "child", step, run },
-        );
+        const child = params as StartChild;
+        const compiled = this.workflows.get(child.workflow);
+        const workflow = compiled && { name: child.workflow, revision: 1, checkInput: compiled.checkInput };
+        return this.publish(childStart(record, child, workflow));
+      }
+      case "cancelChild":
+        return this.publish(childCancel(record, params));
+      case "emitEvent": {
+        const { subject, data } = params as EmitEvent;
+        this.result.emitted.push({ subject, data });
         return;
       }
-      case "emitEvent":
-        this.result.emitted.push({ subject: command.params.subject, data: command.params.data });
+      case "subscribe": {
+        const { step, subject } = params as Subscribe;
+        this.listening.set(`${record.id}.${step}`, subject);
         return;
-      case "subscribe":
+      }
       case "unsubscribe":
+        this.listening.delete(`${record.id}.${(params as Subscribe).step}`);
         return;
-      case "record": {
-        const record = command.params;
-        if (execution.id === this.rootId) {
-          this.result.history.push({
-            at: this.now,
-            type: record.type,
-            ...(record.step ? { step: record.step } : {}),
-          });
-          const outcome = traceOutcomes[record.type as keyof typeof traceOutcomes];
-          if (outcome && record.step) this.result.trace.push(`${record.step}:${outcome}`);
-        }
-        return;
-      }
       case "finish": {
-        execution.ended = true;
-        const { status, output, error } = command.params;
-        if (execution.id === this.rootId) {
-          this.rootEnd = { status, output, error, at: this.now };
-          return;
-        }
-        const parent = execution.parent!;
-        const failure =
-          status === "succeeded"
-            ? undefined
-            : (error ?? { code: "Cancelled", message: status, retryable: false });
-        const answer: MachineEvent =
-          parent.kind === "item"
-            ? {
-                type: "item.done",
-                step: parent.step,
-                run: parent.run,
-                index: parent.index!,
-                ...(failure ? { error: failure } : { output }),
-                at: 0,
-              }
-            : {
-                type: "child.done",
-                step: parent.step,
-                run: parent.run,
-                ...(failure ? { error: failure } : { output }),
-                at: 0,
-              };
-        this.schedule(this.now, parent.id, answer);
+        const answer = parentAnswer(record, params);
+        if (answer) this.publish(answer);
         return;
       }
-      default: {
-        const exhaustive: never = command;
-        throw new Error(`unknown command ${JSON.stringify(exhaustive)}`);
-      }
+      case "recordEffect":
+        return;
+      default:
+        throw new Error(`unknown command "${command.type}"`);
     }
+  }
+
+  /** A worker takes the task at once, and answers as the case scripts its function. */
+  private dispatchTask(record: ExecutionRecord, task: DispatchTask) {
+    const fn = task.function;
+    this.result.calls[fn] = (this.result.calls[fn] ?? 0) + 1;
+    this.inFlight[fn] = (this.inFlight[fn] ?? 0) + 1;
+    this.result.maxInFlight[fn] = Math.max(this.result.maxInFlight[fn] ?? 0, this.inFlight[fn]);
+    const attempt = { step: task.step, run: task.run, attempt: task.attempt };
+    const report = (type: string, what: object): OutgoingEvent => ({
+      execution: record.id,
+      event: { type, ...attempt, worker: workerId, ...what },
+      id: resultMessageId(record.id, task.step, task.run, task.attempt, type),
+    });
+    const startedAt = this.now;
+    const behaviour = this.behaviourOf(fn, task.attempt);
+    const answer = behaviour.error
+      ? report("task.failed", {
+          error: {
+            code: behaviour.error.code,
+            message: behaviour.error.message ?? behaviour.error.code,
+            retryable: behaviour.error.retryable ?? true,
+          },
+        })
+      : report("task.succeeded", {
+          output: evaluateTemplate(behaviour.output ?? null, { args: task.input }, { now: this.now }),
+        });
+    // As a protocol-2 worker does, the result says when the attempt started.
+    answer.event.startedAt = startedAt;
+    const key = taskMessageId(record.id, task.step, task.run, task.attempt);
+    this.schedule(
+      this.now + (behaviour.delay ? durationMs(behaviour.delay) : 0),
+      { kind: "event", outgoing: answer },
+      {
+        key,
+        function: fn,
+      },
+    );
+  }
+
+  /** As a worker does: the run stops, and its answer is `Cancelled` (which the machine no longer waits for). */
+  private cancelTask(record: ExecutionRecord, cancel: CancelTask) {
+    const key = taskMessageId(record.id, cancel.step, cancel.run, cancel.attempt);
+    const running = this.queue.find((queued) => queued.task?.key === key && !queued.task.cancelled);
+    if (!running) return;
+    running.task!.cancelled = true;
+    this.inFlight[running.task!.function]!--;
+    this.publish({
+      execution: record.id,
+      event: {
+        type: "task.failed",
+        step: cancel.step,
+        run: cancel.run,
+        attempt: cancel.attempt,
+        worker: workerId,
+        error: { code: "Cancelled", message: "the attempt is no longer wanted", retryable: false },
+      },
+      id: resultMessageId(record.id, cancel.step, cancel.run, cancel.attempt, "task.failed"),
+    });
+  }
+
+  /**
+   * Timers, all in one place: an armed timer is parked on the simulated clock until due, then
+   * published as the event the orchestrator makes of it (`timerFired`). One re-armed or cancelled
+   * since fires all the same; `applyEvent` recognises it by its token and ignores it.
+   */
+  private armTimer(record: ExecutionRecord, arm: ArmTimer) {
+    this.schedule(arm.due, { kind: "timer", timer: { ...arm, execution: record.id } });
+  }
+
+  private fire(timer: TimerMessage) {
+    this.publish(timerFired(timer));
   }
 
   private behaviourOf(name: string, attempt: number): Behaviour {
@@ -396,40 +377,48 @@ class Simulation {
     return script;
   }
 
-  private schedule(when: number, execution: string, event: MachineEvent, key?: string, fn?: string) {
-    const entry: Queued = { at: when, seq: this.seq++, execution, event };
-    if (key) entry.key = key;
+  /** An event published now: applied after whatever was published before it. */
+  private publish(outgoing: OutgoingEvent) {
+    this.schedule(this.now, { kind: "event", outgoing });
+  }
+
+  private schedule(when: number, pending: Pending, task?: Queued["task"]) {
+    const entry: Queued = { at: when, seq: this.seq++, pending, ...(task ? { task } : {}) };
     // Keep the queue ordered by time, then by the order things were scheduled.
     let index = this.queue.length;
     while (index > 0 && this.queue[index - 1]!.at > when) index--;
     this.queue.splice(index, 0, entry);
-    // A task's answer frees its function's slot when it is delivered or cancelled.
-    if (fn) this.taskSlots.set(entry, fn);
   }
 
-  private readonly taskSlots = new Map<Queued, string>();
+  /** Events published without a message id (signals, forwarded messages) are known by their stream sequence. */
+  private seqId(): string {
+    return `seq:${++this.published}`;
+  }
 
-  private cancel(execution: string, key: string) {
-    for (const entry of this.queue) {
-      if (entry.execution === execution && entry.key === key && !entry.cancelled) {
-        entry.cancelled = true;
-        this.release(entry);
-      }
+  private mainRecord(): ExecutionRecord | undefined {
+    const stored = this.records.get(mainId);
+    return stored === undefined ? undefined : (JSON.parse(stored) as ExecutionRecord);
+  }
+
+  private finalResult(): SimulationResult {
+    const record = this.mainRecord();
+    if (!record) throw new Error("the main execution never started");
+    const context = record.snapshot.context as unknown as MachineContext;
+    for (const [step, state] of Object.entries(context.steps)) this.result.attempts[step] = state.attempts;
+    if (isEnded(record.status)) {
+      this.result.status = record.status;
+      this.result.output = record.output ?? null;
+      this.result.error = record.error ?? null;
+      this.result.elapsedMs = record.endedAt! - simulationStart;
     }
+    return this.result;
   }
 
-  private release(entry: Queued) {
-    const fn = this.taskSlots.get(entry);
-    if (fn !== undefined) {
-      this.inFlight[fn] = (this.inFlight[fn] ?? 1) - 1;
-      this.taskSlots.delete(entry);
-    }
+  private workflow(name: string): CompiledWorkflow {
+    const compiled = this.workflows.get(name);
+    if (!compiled) throw new Error(`no workflow "${name}"`);
+    return compiled;
   }
-}
-
-interface Action {
-  type: string;
-  params: unknown;
 }
 
 const traceOutcomes = { StepSucceeded: "succeeded", StepFailed: "failed", StepSkipped: "skipped" } as const;
@@ -438,6 +427,13 @@ function at(text: string | undefined): number {
   return simulationStart + (text === undefined ? 0 : durationMs(text));
 }
 
-function taskKey(execution: string, step: string, run: number, attempt: number): string {
-  return `task:${execution}:${step}:${run}:${attempt}`;
+/** NATS subject matching: `*` is one token, a final `>` one or more. */
+function subjectMatches(pattern: string, subject: string): boolean {
+  const wanted = pattern.split(".");
+  const tokens = subject.split(".");
+  for (const [index, token] of wanted.entries()) {
+    if (token === ">") return tokens.length > index;
+    if (index >= tokens.length || (token !== "*" && token !== tokens[index])) return false;
+  }
+  return wanted.length === tokens.length;
 }

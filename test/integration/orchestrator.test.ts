@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadEngineConfig } from "../../engine/config.ts";
 import { Executions, InputInvalidError } from "../../engine/orchestrator/executions.ts";
 import { Orchestrator } from "../../engine/orchestrator/orchestrator.ts";
+import { childExecutionId } from "../../engine/orchestrator/ids.ts";
 import { emittedStream } from "../../engine/nats/emit-stream.ts";
 import { subjects } from "../../sdk/protocol.ts";
 import { useNatsServer } from "../helpers/nats-server.ts";
@@ -184,6 +185,33 @@ steps:
     );
     expect(record.status).toBe("succeeded");
     expect(record.output).toEqual({ n: 42 });
+  });
+
+  it("checks a child's input against its schema: defaults filled in, a bad one refused", async () => {
+    await executions.apply(`baton: v1
+name: child-checked
+input:
+  type: object
+  properties:
+    n: { type: integer, default: 4 }
+steps:
+  - { name: d, call: double }
+`);
+    const yaml = `baton: v1
+name: parent-checked
+steps:
+  - name: kid
+    workflow: child-checked
+    with: \${ $input }
+`;
+    const defaulted = await run(yaml, "parent-checked", {});
+    expect(defaulted.status).toBe("succeeded");
+    expect(defaulted.output).toEqual({ n: 8 });
+
+    const refused = await run(yaml, "parent-checked", { n: "seven" });
+    expect(refused.status).toBe("failed");
+    expect(refused.error).toMatchObject({ code: "InputInvalid" });
+    expect(await executions.find(childExecutionId(refused.id, "kid", 1))).toBeUndefined();
   });
 
   it("keeps a signal sent before the receive is reached", async () => {

@@ -1,7 +1,8 @@
 /**
- * The conformance suite: every example in workflows/ is loaded, validated, compiled and run
- * through the simulator (in-memory functions, simulated clock) for each of its cases, and must
- * end as its `<name>.expected.json` says.
+ * The conformance suite: every example in workflows/ is loaded, validated, compiled and run for
+ * each of its cases through the orchestrator's own pure core (`startExecution`, `applyEvent` and
+ * the events its commands and timers turn into), with scripted functions on a simulated clock
+ * (test/helpers/simulator.ts), and must end as its `<name>.expected.json` says.
  */
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
