@@ -113,7 +113,7 @@ export const errorCatalogue = {
   EventPoisoned: {
     category: "step",
     retryable: false,
-    when: "An event could not be applied to the execution however often it was tried (a workflow revision gone, a record that cannot be read): it was set aside on BATON_DEADLETTER and the execution failed.",
+    when: "An event could not be applied to the execution however often it was tried (a workflow revision gone, a record that cannot be read): it was set aside on BATON_POISON and the execution failed.",
   },
   ExpressionError: {
     category: "step",
