@@ -51,7 +51,7 @@ steps:
     return: \${ $count($steps.each.output) }
 `);
   const { id } = await executions.start("big-map", {});
-  const record = await executions.waitForEnd(id, 170_000);
+  const record = await executions.waitForEnd(id, 390_000);
   expect(record?.status).toBe("succeeded");
   expect(record?.output).toBe(10_000);
   // Every item's own result, in the items' order: not only as many results as items. (The
@@ -68,4 +68,4 @@ steps:
   for await (const key of await (await nc.jetstream().views.kv("baton_executions")).keys(`${id}.chunk.>`))
     keys.push(key);
   expect(keys.length).toBeGreaterThan(1);
-}, 180_000);
+}, 400_000);
