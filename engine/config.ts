@@ -58,7 +58,21 @@ export interface ApiConfig {
    * one is rotated). None: `POST /v1/hooks/github` refuses every delivery.
    */
   githubSecrets: string[];
+  /** How long the execution access tokens in `links` stay valid (`BATON_API_ACCESS_TTL`, default 24h). */
+  accessTtlMs: number;
+  /**
+   * The key access tokens are signed with (`BATON_API_SIGNING_KEY`, at least 32 characters).
+   * Unset: a key created once and kept in JetStream (KV `baton_api`), shared by every replica.
+   */
+  signingKey?: string;
+  /** Origins browsers may call the API from (`BATON_API_CORS_ORIGINS`, exact, comma-separated); none by default. */
+  corsOrigins: string[];
+  /** The console's link to an execution's trace (`BATON_UI_TRACE_URL`, `{traceId}` replaced). */
+  uiTraceUrl?: string;
 }
+
+/** The shortest signing key accepted (HS256 wants 256 bits). */
+export const minSigningKeyLength = 32;
 
 /** The shortest bearer token accepted: shorter ones are too easy to guess. */
 export const minTokenLength = 16;
@@ -86,7 +100,42 @@ export function loadApiConfig(env: NodeJS.ProcessEnv = process.env): ApiConfig {
       .split(",")
       .map((secret) => secret.trim())
       .filter((secret) => secret !== ""),
+    accessTtlMs: durationVar(env, "BATON_API_ACCESS_TTL", "24h"),
+    ...signingKeyVar(env),
+    corsOrigins: corsOriginsVar(env),
+    ...(env.BATON_UI_TRACE_URL ? { uiTraceUrl: env.BATON_UI_TRACE_URL } : {}),
   };
+}
+
+function signingKeyVar(env: NodeJS.ProcessEnv): { signingKey?: string } {
+  const key = env.BATON_API_SIGNING_KEY?.trim();
+  if (!key) return {};
+  if (key.length < minSigningKeyLength)
+    throw new ConfigError(
+      `BATON_API_SIGNING_KEY is ${key.length} characters long; use at least ${minSigningKeyLength} (e.g. openssl rand -hex 32)`,
+    );
+  return { signingKey: key };
+}
+
+/** Exact origins (`scheme://host[:port]`, no path): anything else is a mistake worth stopping for. */
+function corsOriginsVar(env: NodeJS.ProcessEnv): string[] {
+  const origins = (env.BATON_API_CORS_ORIGINS ?? "")
+    .split(",")
+    .map((origin) => origin.trim())
+    .filter((origin) => origin !== "");
+  for (const origin of origins) {
+    let parsed: URL | undefined;
+    try {
+      parsed = new URL(origin);
+    } catch {
+      parsed = undefined;
+    }
+    if (!parsed || !/^https?:$/.test(parsed.protocol) || parsed.origin !== origin)
+      throw new ConfigError(
+        `BATON_API_CORS_ORIGINS: "${origin}" is not an origin; write scheme://host[:port] exactly as browsers send it (https://app.example.com, http://localhost:5173)`,
+      );
+  }
+  return origins;
 }
 
 const sizeUnits = { B: 1, KiB: 1024, MiB: 1024 * 1024 } as const;

@@ -74,6 +74,10 @@ export const errorCatalogue = {
     category: "validation",
     when: "A trigger names no source or several, or an event type its source does not produce.",
   },
+  InvalidRoute: {
+    category: "validation",
+    when: "An http trigger's path is not of the form `/[a-z0-9/_-]*`, or starts with a prefix the API serves itself (`/v1`, `/docs`, `/ui`, `/healthz`, `/readyz`, `/metrics`).",
+  },
   ExpressionSyntax: { category: "validation", when: "A `${ ... }` expression does not parse as JSONata." },
   ExpressionExpected: {
     category: "validation",
@@ -174,6 +178,10 @@ export const errorCatalogue = {
     category: "api",
     when: "The request has no bearer token, or one that is not among those configured in `BATON_API_TOKENS`.",
   },
+  Forbidden: {
+    category: "api",
+    when: "An execution access token was used for something other than reading its own execution (or it has expired or is not valid), or a browser's `Origin` or the `Host` header is not one the API allows.",
+  },
   SignatureInvalid: {
     category: "api",
     when: "A webhook's signature (`X-Hub-Signature-256`) is missing, or made with none of the secrets in `BATON_GITHUB_SECRET`.",
@@ -190,6 +198,18 @@ export const errorCatalogue = {
   ExecutionEnded: {
     category: "api",
     when: "The execution has already ended, so it can no longer be signalled or cancelled.",
+  },
+  RouteConflict: {
+    category: "api",
+    when: "The workflow's http trigger claims a method and path that another workflow already serves.",
+  },
+  TooManyRequests: {
+    category: "api",
+    when: "An http route got more requests than its `rate` allows; `Retry-After` says when to try again.",
+  },
+  RouteExecutionFailed: {
+    category: "api",
+    when: "A sync http route's execution ended without succeeding; `errors[0].code` is the error it ended with.",
   },
   ExecutionNotFailed: {
     category: "api",

@@ -2,6 +2,7 @@
 import type { ApiConfig } from "../config.ts";
 import type { Executions } from "../orchestrator/executions.ts";
 import type { Triggers } from "../triggers/matcher.ts";
+import type { AccessTokens } from "./access-tokens.ts";
 import type { ApiMetrics } from "./metrics.ts";
 import type { Readiness } from "./readiness.ts";
 
@@ -19,6 +20,12 @@ export interface ApiContext {
   triggers: Triggers;
   /** Secrets GitHub webhooks may be signed with (`BATON_GITHUB_SECRET`). */
   githubSecrets: string[];
+  /** Issues and checks the execution access tokens of `links`. */
+  accessTokens: AccessTokens;
+  /** Whether an `Authorization` header carries one of the API's bearer tokens (always, without tokens). */
+  isAuthorized: (authorization: string | undefined) => boolean;
+  /** The console's trace link template (`BATON_UI_TRACE_URL`). */
+  uiTraceUrl?: string | undefined;
 }
 
 declare module "fastify" {

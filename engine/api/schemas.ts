@@ -4,6 +4,7 @@
  * description served at `/docs`. Shared shapes are registered once (`sharedSchemas`) and
  * referenced by `$id`.
  */
+import { linksSchema } from "./execution-links.ts";
 import { httpStatusOf } from "./problems.ts";
 
 const ref = (id: string) => ({ $ref: `${id}#` });
@@ -170,12 +171,13 @@ const executionSummarySchema = {
 const executionAcceptedSchema = {
   $id: "ExecutionAccepted",
   type: "object",
-  required: ["id", "workflow", "revision", "status"],
+  required: ["id", "workflow", "revision", "status", "links"],
   properties: {
     id: { type: "string" },
     workflow: { type: "string" },
     revision: { type: "integer" },
     status: { type: "string", enum: executionStatuses },
+    links: linksSchema,
   },
 } as const;
 

@@ -7,18 +7,22 @@
  * thin layer over the `Executions` service, which does the work over NATS.
  */
 import { randomUUID } from "node:crypto";
+import rateLimit from "@fastify/rate-limit";
 import swagger from "@fastify/swagger";
 import websocket from "@fastify/websocket";
 import fastify, { type FastifyInstance, type FastifyServerOptions } from "fastify";
 import type { ApiConfig } from "../config.ts";
 import type { Executions } from "../orchestrator/executions.ts";
+import { AccessTokens } from "./access-tokens.ts";
 import { createTokenCheck } from "./auth.ts";
+import { useBrowserAccess } from "./browser-access.ts";
 import { useJsonBodies } from "./body-parsers.ts";
 import type { ApiContext, ApiLimits } from "./context.ts";
 import { handleError, sendProblem } from "./error-handler.ts";
 import { ApiMetrics } from "./metrics.ts";
 import { ApiError, problemContentType, problemOf } from "./problems.ts";
 import { Readiness } from "./readiness.ts";
+import { createAccessCheck } from "./request-access.ts";
 import { Triggers } from "../triggers/matcher.ts";
 import { deliveryRoutes } from "./routes/deliveries.ts";
 import { eventRoutes } from "./routes/events.ts";
@@ -26,6 +30,7 @@ import { executionActionRoutes } from "./routes/execution-actions.ts";
 import { executionEventRoutes } from "./routes/execution-events.ts";
 import { executionRoutes } from "./routes/executions.ts";
 import { githubRoutes } from "./routes/github.ts";
+import { httpRouteRoutes } from "./routes/http-routes.ts";
 import { operationRoutes } from "./routes/operations.ts";
 import { workerRoutes } from "./routes/workers.ts";
 import { workflowRoutes } from "./routes/workflows.ts";
@@ -33,8 +38,14 @@ import { sharedSchemas } from "./schemas.ts";
 
 export interface ApiOptions {
   executions: Executions;
-  /** Who may call (`tokens`, `githubSecrets`) and the limits; defaults: no token, no webhook secret, the defaults of `loadApiConfig`. */
-  config?: Partial<Pick<ApiConfig, "tokens" | "githubSecrets"> & ApiLimits>;
+  /** Who may call (`tokens`, `githubSecrets`, browsers) and the limits; defaults: no token, no webhook secret, no origin, the defaults of `loadApiConfig`. */
+  config?: Partial<
+    Pick<
+      ApiConfig,
+      "tokens" | "githubSecrets" | "accessTtlMs" | "signingKey" | "corsOrigins" | "uiTraceUrl"
+    > &
+      ApiLimits
+  >;
   /** fastify's logger option (pino); default: no logging. */
   logger?: FastifyServerOptions["logger"];
   /** Also export the process's own metrics (CPU, memory, event loop). */
@@ -47,6 +58,8 @@ export const defaultLimits: ApiLimits = {
   inputLimit: 512 * 1024,
   maxWaitMs: 5 * 60_000,
 };
+
+const defaultAccessTtlMs = 24 * 60 * 60_000;
 
 /** Path parameters longer than this are refused before routing (ids and names are far shorter). */
 const maxParamLength = 1_024;
@@ -116,8 +129,13 @@ export async function buildServer(options: ApiOptions): Promise<FastifyInstance>
       done();
     },
   });
+  await useBrowserAccess(app, { origins: config.corsOrigins ?? [], tokenless: tokens.length === 0 });
   const closing = new AbortController();
   const nc = options.executions.connection;
+  const accessTokens = await AccessTokens.open(nc, {
+    ttlMs: config.accessTtlMs ?? defaultAccessTtlMs,
+    signingKey: config.signingKey,
+  });
   const context: ApiContext = {
     executions: options.executions,
     limits,
@@ -128,6 +146,9 @@ export async function buildServer(options: ApiOptions): Promise<FastifyInstance>
     closing: closing.signal,
     triggers: await Triggers.open(options.executions),
     githubSecrets: config.githubSecrets ?? [],
+    accessTokens,
+    isAuthorized: createTokenCheck(tokens),
+    uiTraceUrl: config.uiTraceUrl,
   };
   app.addHook("preClose", (done) => {
     closing.abort();
@@ -154,14 +175,21 @@ export async function buildServer(options: ApiOptions): Promise<FastifyInstance>
     ),
   );
 
-  const isAuthorized = createTokenCheck(tokens);
+  const checkAccess = createAccessCheck(tokens, accessTokens);
   app.addHook("onRequest", async (request, reply) => {
-    if (request.routeOptions.config?.isPublic || isAuthorized(request.headers.authorization)) return;
-    reply.header("www-authenticate", 'Bearer realm="baton"');
-    throw new ApiError(
-      "Unauthorized",
-      "send Authorization: Bearer <token> with a token from BATON_API_TOKENS",
-    );
+    try {
+      await checkAccess(request);
+    } catch (error) {
+      if (error instanceof ApiError && error.code === "Unauthorized")
+        reply.header("www-authenticate", 'Bearer realm="baton"');
+      throw error;
+    }
+  });
+  // Only the routes that ask for it (the workflows' http routes) are limited.
+  await app.register(rateLimit, {
+    global: false,
+    errorResponseBuilder: (_request, { after }) =>
+      new ApiError("TooManyRequests", `this route takes no more requests for now; retry in ${after}`),
   });
 
   useJsonBodies(app);
@@ -202,5 +230,7 @@ export async function buildServer(options: ApiOptions): Promise<FastifyInstance>
   await app.register(githubRoutes(context));
   await app.register(deliveryRoutes(context));
   await app.register(workerRoutes(context));
+  // Last: the catch-all that serves the workflows' own routes.
+  await app.register(httpRouteRoutes(context));
   return app;
 }

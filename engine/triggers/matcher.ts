@@ -32,6 +32,7 @@ import { isNotFound } from "../nats/topology.ts";
 import { InputInvalidError, WorkflowNotFoundError, type Executions } from "../orchestrator/executions.ts";
 import type { Json, Trigger } from "../workflow/definition.ts";
 import { evaluateCondition, evaluateTemplate, type Bindings } from "../workflow/expressions.ts";
+import { routeKeyOf } from "./http-routes.ts";
 import { ensureTriggerStream, publishTriggerEvent } from "./publish-trigger.ts";
 import {
   allTriggerSubjects,
@@ -81,6 +82,7 @@ export function triggerAccepts(trigger: Trigger, event: TriggerEvent, workflow: 
     );
   if ("infra" in trigger) return event.source === "infra" && trigger.infra.events.includes(event.type);
   if ("schedule" in trigger) return event.source === "schedule" && event.subject === workflow;
+  if ("http" in trigger) return event.source === "http" && event.subject === routeKeyOf(trigger);
   return false;
 }
 
@@ -101,7 +103,16 @@ const settingsOf = (trigger: Trigger): { when?: string; input?: Json } =>
       ? trigger.queue
       : "infra" in trigger
         ? trigger.infra
-        : trigger.schedule;
+        : "http" in trigger
+          ? trigger.http
+          : trigger.schedule;
+
+/** Without an `input` template: the event's data, or for an http route the request's body. */
+function defaultInputOf(trigger: Trigger, event: TriggerEvent): Json {
+  if (!("http" in trigger)) return event.data;
+  const request = fieldOf(event.data, "data");
+  return (request === undefined ? undefined : fieldOf(request, "body")) ?? null;
+}
 
 /**
  * For each workflow, the first of its triggers that accepts the event and whose `when` holds:
@@ -122,7 +133,8 @@ export function matchTriggerEvent(workflows: ArmedWorkflow[], event: TriggerEven
         if (when !== undefined && !evaluateCondition(when, bindings, options)) continue;
         matches.push({
           workflow,
-          input: input === undefined ? event.data : evaluateTemplate(input, bindings, options),
+          input:
+            input === undefined ? defaultInputOf(trigger, event) : evaluateTemplate(input, bindings, options),
         });
       } catch (error) {
         matches.push({ workflow, rejected: `trigger expression failed: ${(error as Error).message}` });

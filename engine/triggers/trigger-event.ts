@@ -1,6 +1,6 @@
 /**
  * The one event shape every trigger source produces (CloudEvents attributes), and where it
- * travels: each source (GitHub webhook, schedule, queue, infra) publishes a `TriggerEvent` to
+ * travels: each source (GitHub webhook, schedule, queue, infra, http route) publishes a `TriggerEvent` to
  * `baton.triggers.<source>` on the stream BATON_TRIGGERS, with the JetStream message id
  * `<source>:<id>` so a redelivered event is dropped at the door; one matcher (matcher.ts) reads
  * the stream, finds the workflows whose triggers accept the event, and starts them.
@@ -13,19 +13,19 @@
 import { createHash } from "node:crypto";
 import type { Json } from "../workflow/definition.ts";
 
-export const triggerSources = ["github", "schedule", "queue", "infra"] as const;
+export const triggerSources = ["github", "schedule", "queue", "infra", "http"] as const;
 export type TriggerSource = (typeof triggerSources)[number];
 
 export interface TriggerEvent {
   /** Which kind of trigger produced it. */
   source: TriggerSource;
-  /** GitHub: the event name (`push`, `pull_request`); infra: `node.joined`, ...; schedule: `tick`; queue: `message`. */
+  /** GitHub: the event name (`push`, `pull_request`); infra: `node.joined`, ...; schedule: `tick`; queue: `message`; http: `request`. */
   type: string;
   /** Unique per source: the GitHub delivery id, the schedule's workflow + due time, the queue message's stream sequence, ... */
   id: string;
   /** ISO 8601. */
   time: string;
-  /** GitHub: the repository's full name; queue: the message subject; schedule: the workflow name; infra: the node or function. */
+  /** GitHub: the repository's full name; queue: the message subject; schedule: the workflow name; infra: the node or function; http: `<METHOD> <path>`. */
   subject?: string;
   /** `$event` of the executions it starts. */
   data: Json;

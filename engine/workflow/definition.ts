@@ -161,7 +161,26 @@ export const infraEventTypes = [
 export interface InfraTrigger {
   infra: { events: string[]; when?: ExpressionText; input?: Template };
 }
-export type Trigger = GithubTrigger | ScheduleTrigger | QueueTrigger | InfraTrigger;
+export const httpMethods = ["GET", "POST", "PUT", "PATCH", "DELETE"] as const;
+export type HttpMethod = (typeof httpMethods)[number];
+/** A route the API serves (docs/triggers.md): `$event` is `{ method, path, query, headers, body }`. */
+export interface HttpTrigger {
+  http: {
+    path: string;
+    /** Default POST. */
+    method?: HttpMethod;
+    /** Default async. */
+    respond?: "async" | "sync";
+    /** sync only: how long to wait for the end (default 10s). */
+    timeout?: DurationText;
+    /** Default none. */
+    auth?: "none" | "token";
+    /** `<n>/s`, `<n>/m`, `<n>/h`; default 20/s. */
+    rate?: string;
+    input?: Template;
+  };
+}
+export type Trigger = GithubTrigger | ScheduleTrigger | QueueTrigger | InfraTrigger | HttpTrigger;
 
 export interface WorkflowDefinition {
   baton: "v1";

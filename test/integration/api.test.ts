@@ -532,7 +532,7 @@ steps:
 });
 
 describe("starting executions", () => {
-  it("answers 202 Accepted with Location and { id, workflow, revision, status }", async () => {
+  it("answers 202 Accepted with Location and { id, workflow, revision, status, links }", async () => {
     const response = await call("POST", "/v1/workflows/greet/executions", { body: { name: "sam" } });
     expect(response.statusCode).toBe(202);
     const body = response.json<{ id: string }>();
@@ -541,6 +541,15 @@ describe("starting executions", () => {
       workflow: "greet",
       revision: 1,
       status: "running",
+      links: {
+        execution: `/v1/executions/${body.id}`,
+        result: expect.stringMatching(
+          /^\/v1\/executions\/x[0-9a-z]+\/result\?access_token=[\w.-]+$/,
+        ) as string,
+        events: expect.stringMatching(
+          /^\/v1\/executions\/x[0-9a-z]+\/events\?access_token=[\w.-]+$/,
+        ) as string,
+      },
     });
     expect(response.headers.location).toBe(`/v1/executions/${body.id}`);
     const done = await result(body.id);

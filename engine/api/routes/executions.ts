@@ -11,6 +11,7 @@ import {
   viewPendingStart,
   type ExecutionView,
 } from "../execution-view.ts";
+import { executionLinks } from "../execution-links.ts";
 import { ApiError } from "../problems.ts";
 import {
   executionIdSchema,
@@ -105,9 +106,13 @@ export function executionRoutes(context: ApiContext): FastifyPluginCallback {
         const status: RecordStatus = started.replayed
           ? ((await executions.get(started.id))?.status ?? "running")
           : "running";
-        return reply
-          .code(202)
-          .send({ id: started.id, workflow: started.workflow, revision: started.revision, status });
+        return reply.code(202).send({
+          id: started.id,
+          workflow: started.workflow,
+          revision: started.revision,
+          status,
+          links: await executionLinks(context.accessTokens, started.id),
+        });
       },
     );
 

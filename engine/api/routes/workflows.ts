@@ -1,7 +1,9 @@
 /** Workflow definitions: submit (YAML or JSON), validate, list, read, delete. */
 import type { FastifyPluginCallback, FastifyRequest } from "fastify";
 import type { StoredWorkflow } from "../../nats/workflow-store.ts";
+import { routeConflicts } from "../../triggers/http-routes.ts";
 import { nextFireTimes } from "../../triggers/schedule.ts";
+import { validateWorkflowText } from "../../workflow/validate.ts";
 import { useWorkflowTextBodies, yamlContentTypes } from "../body-parsers.ts";
 import type { ApiContext } from "../context.ts";
 import { ApiError } from "../problems.ts";
@@ -20,7 +22,31 @@ interface NameParams {
   Params: { name: string };
 }
 
-export function workflowRoutes({ executions, limits }: ApiContext): FastifyPluginCallback {
+export function workflowRoutes({ executions, limits, triggers }: ApiContext): FastifyPluginCallback {
+  /**
+   * 409 when the document's http routes are served by another workflow. Checked against the
+   * registry brought up to date, so a submission right after another one sees it; two replicas
+   * accepting the same route at the same instant are settled by `routeTable` (name order).
+   */
+  const refuseRouteConflicts = async (text: string): Promise<void> => {
+    const { workflows } = validateWorkflowText(text);
+    if (!workflows.some((definition) => definition.triggers?.some((trigger) => "http" in trigger))) return;
+    await triggers.registry.upToDate();
+    for (const definition of workflows) {
+      const [conflict, ...more] = routeConflicts(definition, triggers.registry.workflows());
+      if (conflict)
+        throw new ApiError(
+          "RouteConflict",
+          `workflow "${definition.name}" claims ${conflict.key}, which workflow "${conflict.holder}" serves${more.length > 0 ? ` (and ${more.length} more route${more.length === 1 ? "" : "s"} held by others)` : ""}: change the path or method, or remove the trigger from "${conflict.holder}" first`,
+          [conflict, ...more].map(({ key, holder }) => ({
+            code: "RouteConflict",
+            message: `${key} is served by workflow "${holder}"`,
+            path: "triggers",
+          })),
+        );
+    }
+  };
+
   /** The document as sent, once it is known to be within the limit. */
   const documentOf = (request: FastifyRequest): string => {
     if (request.bodyBytes > limits.workflowLimit)
@@ -54,12 +80,14 @@ export function workflowRoutes({ executions, limits }: ApiContext): FastifyPlugi
           response: {
             200: { ...schemaRefs.workflowSubmitted, description: "Updated, or unchanged." },
             201: { ...schemaRefs.workflowSubmitted, description: "Created." },
-            ...problemResponses(400, 413, 415),
+            ...problemResponses(400, 409, 413, 415),
           },
         },
       },
       async (request, reply) => {
-        const { workflow, outcome } = await executions.submit(request.params.name, documentOf(request));
+        const text = documentOf(request);
+        await refuseRouteConflicts(text);
+        const { workflow, outcome } = await executions.submit(request.params.name, text);
         return reply.code(outcome === "created" ? 201 : 200).send({
           name: workflow.name,
           revision: workflow.revision,

@@ -1,7 +1,9 @@
-/** Triggers: one source each (github, schedule, queue, infra), checked against its definition. */
+/** Triggers: one source each (github, schedule, queue, infra, http), checked against its definition. */
 import type { SchemaObject } from "ajv/dist/2020.js";
 import { formatPath, type JsonPath } from "../load.ts";
 import { checkCondition, checkTemplate } from "./check-expressions.ts";
+import { checkDuration } from "./check-duration.ts";
+import { checkRoutePath } from "./check-route.ts";
 import { checkCron, checkTimezone } from "./check-schedule.ts";
 import { checkSubject } from "./check-subject.ts";
 import { didYouMeanAnyOf } from "./did-you-mean.ts";
@@ -11,7 +13,7 @@ import { allowedFields, fieldOwners, shallowDefs } from "./language-schema.ts";
 import { validateNode, type CodeOverride } from "./schema-errors.ts";
 import { describeValue, orList } from "./wording.ts";
 
-const triggerSources = ["github", "schedule", "queue", "infra"] as const;
+const triggerSources = ["github", "schedule", "queue", "infra", "http"] as const;
 
 /** For "cron belongs inside schedule": the sources whose body defines each field. */
 const sourcesByField = fieldOwners(triggerSources, (source) => {
@@ -19,9 +21,15 @@ const sourcesByField = fieldOwners(triggerSources, (source) => {
   return allowedFields(wrapper?.[source]);
 });
 
-/** Event lists name what a source can produce: their mistakes are InvalidTrigger. */
+/** Event lists name what a source can produce: their mistakes are InvalidTrigger; a route's path is InvalidRoute. */
 const eventsOverride: CodeOverride = (error, path) =>
-  path.includes("events") && error.keyword !== "type" ? "InvalidTrigger" : undefined;
+  error.keyword === "type"
+    ? undefined
+    : path.includes("events")
+      ? "InvalidTrigger"
+      : path.at(-2) === "http" && path.at(-1) === "path"
+        ? "InvalidRoute"
+        : undefined;
 
 export function checkTrigger(check: DocumentCheck, trigger: unknown, path: JsonPath): void {
   if (!isRecord(trigger)) {
@@ -65,7 +73,7 @@ export function checkTrigger(check: DocumentCheck, trigger: unknown, path: JsonP
   const body = trigger[source];
   if (!isRecord(body)) return;
   const at = [...path, source];
-  checkCondition(check, body.when, [...at, "when"]);
+  if (source !== "http") checkCondition(check, body.when, [...at, "when"]);
   checkTemplate(check, body.input, [...at, "input"]);
   switch (source) {
     case "schedule":
@@ -74,6 +82,10 @@ export function checkTrigger(check: DocumentCheck, trigger: unknown, path: JsonP
       return;
     case "queue":
       checkSubject(check, body.subject, [...at, "subject"], { wildcards: true, expressions: false });
+      return;
+    case "http":
+      checkRoutePath(check, body.path, [...at, "path"]);
+      checkDuration(check, body.timeout, [...at, "timeout"], true);
       return;
     case "github":
     case "infra":
