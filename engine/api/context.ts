@@ -3,6 +3,7 @@ import type { ApiConfig } from "../config.ts";
 import type { Executions } from "../orchestrator/executions.ts";
 import type { Triggers } from "../triggers/matcher.ts";
 import type { AccessTokens } from "./access-tokens.ts";
+import type { ProgressRelay } from "./progress-relay.ts";
 import type { ApiMetrics } from "./metrics.ts";
 import type { Readiness } from "./readiness.ts";
 
@@ -20,6 +21,8 @@ export interface ApiContext {
   triggers: Triggers;
   /** Secrets GitHub webhooks may be signed with (`BATON_GITHUB_SECRET`). */
   githubSecrets: string[];
+  /** Attempts' progress reports, live and the last per execution. */
+  progress: ProgressRelay;
   /** Issues and checks the execution access tokens of `links`. */
   accessTokens: AccessTokens;
   /** Whether an `Authorization` header carries one of the API's bearer tokens (always, without tokens). */

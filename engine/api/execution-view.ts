@@ -3,6 +3,7 @@
  * history: the steps are read off the history (scheduled, attempts, outcome), their `effect`
  * flag off the workflow definition. Pure.
  */
+import type { AttemptProgressEvent } from "./progress-relay.ts";
 import type { StepError } from "../errors.ts";
 import type { PendingStart } from "../orchestrator/executions.ts";
 import { isEnded, type ExecutionRecord, type RecordStatus } from "../orchestrator/execution-record.ts";
@@ -35,6 +36,8 @@ export interface ExecutionView {
   parent?: ExecutionRecord["parent"];
   traceId: string | null;
   steps: StepView[];
+  /** The last progress of the running attempt (progress-relay.ts), while the execution runs. */
+  progress?: AttemptProgressEvent;
 }
 
 export interface ExecutionSummary {

@@ -6,6 +6,7 @@
  */
 import { linksSchema } from "./execution-links.ts";
 import { httpStatusOf } from "./problems.ts";
+import { progressSchema } from "./progress-relay.ts";
 
 const ref = (id: string) => ({ $ref: `${id}#` });
 
@@ -151,6 +152,7 @@ const executionSchema = {
       description: "The W3C trace id of the execution's trace; null until the engine records one.",
     },
     steps: { type: "array", items: ref("Step") },
+    progress: progressSchema,
   },
 } as const;
 

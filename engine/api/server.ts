@@ -21,6 +21,7 @@ import type { ApiContext, ApiLimits } from "./context.ts";
 import { handleError, sendProblem } from "./error-handler.ts";
 import { ApiMetrics } from "./metrics.ts";
 import { ApiError, problemContentType, problemOf } from "./problems.ts";
+import { ProgressRelay } from "./progress-relay.ts";
 import { Readiness } from "./readiness.ts";
 import { createAccessCheck } from "./request-access.ts";
 import { Triggers } from "../triggers/matcher.ts";
@@ -147,6 +148,7 @@ export async function buildServer(options: ApiOptions): Promise<FastifyInstance>
     triggers: await Triggers.open(options.executions),
     githubSecrets: config.githubSecrets ?? [],
     accessTokens,
+    progress: new ProgressRelay(nc),
     isAuthorized: createTokenCheck(tokens),
     uiTraceUrl: config.uiTraceUrl,
   };
@@ -164,6 +166,7 @@ export async function buildServer(options: ApiOptions): Promise<FastifyInstance>
     context.metrics.close();
     context.readiness.close();
     context.triggers.close();
+    context.progress.close();
     done();
   });
 

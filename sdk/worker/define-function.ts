@@ -34,6 +34,12 @@ export interface FunctionContext {
   readonly deadline: number;
   /** Log lines carry the attempt's identity. */
   readonly logger: Logger;
+  /**
+   * Reports how far the attempt has got: `fraction` from 0 to 1 (clamped), and a short message.
+   * Live on the execution's event websocket (`AttemptProgress`) and in its view; never stored,
+   * and coalesced to a few reports per second, so call it as often as is convenient.
+   */
+  progress(fraction: number, message?: string): void;
 }
 
 /** The options of `defineFunction`. */

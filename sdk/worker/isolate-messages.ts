@@ -8,7 +8,7 @@ export interface IsolateData {
   readonly modules: readonly string[];
 }
 
-/** The attempt's identity as the handler sees it (`FunctionContext` without signal and logger). */
+/** The attempt's identity as the handler sees it (`FunctionContext` without signal, logger and progress). */
 export interface RunContext {
   readonly executionId: string;
   readonly workflow: string;
@@ -49,6 +49,8 @@ export type FromIsolate =
   /** `output` is the JSON text of what the handler returned. */
   | { readonly type: "done"; readonly id: number; readonly ok: true; readonly output: string }
   | { readonly type: "done"; readonly id: number; readonly ok: false; readonly error: WireError }
+  /** `ctx.progress(fraction, message)`: the fraction is a finite number. */
+  | { readonly type: "progress"; readonly id: number; readonly fraction: number; readonly message?: string }
   | {
       readonly type: "log";
       readonly id: number;

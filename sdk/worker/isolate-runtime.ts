@@ -55,6 +55,16 @@ async function run(id: number, module: string, name: string, input: unknown, ctx
       ...ctx,
       signal: controller.signal,
       logger: createRunLogger(id),
+      progress: (fraction: number, message?: string) => {
+        if (typeof fraction !== "number" || !Number.isFinite(fraction))
+          throw new TypeError(`ctx.progress takes a number from 0 to 1, not ${String(fraction)}`);
+        send({
+          type: "progress",
+          id,
+          fraction,
+          ...(message === undefined ? {} : { message: String(message) }),
+        });
+      },
     });
     send({ type: "done", id, ok: true, output: toJsonText(output) });
   } catch (error) {

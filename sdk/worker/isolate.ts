@@ -23,6 +23,7 @@ export interface RunJob {
   readonly input: unknown;
   readonly ctx: RunContext;
   readonly onLog: (level: LogLevel, message: string, fields: LogFields | undefined) => void;
+  readonly onProgress?: (fraction: number, message: string | undefined) => void;
 }
 
 export interface IsolateOptions {
@@ -97,6 +98,10 @@ export class Isolate {
           );
           break;
         }
+        case "progress":
+          if (this.#current?.id === message.id)
+            this.#current.job.onProgress?.(message.fraction, message.message);
+          break;
         case "log":
           if (this.#current?.id === message.id)
             this.#current.job.onLog(message.level, message.message, message.fields);

@@ -1,6 +1,7 @@
 // The worker once `serve` has checked its options and started the first isolate: connect, create
 // the streams and consumers, check the isolate found every function, then start the pullers,
 // the cancel subscription, progress and heartbeats; and stop them in the reverse order.
+import { attemptProgress } from "./progress-reporter.ts";
 import { hostname } from "node:os";
 import { StorageType, connect, type NatsConnection, type Subscription } from "nats";
 import {
@@ -120,6 +121,7 @@ async function startServing(setup: {
         return true;
       }
     },
+    progress: (identity) => attemptProgress(nc, identity),
   });
   const pullers = consumers.map(
     ({ fn, lane, name }) =>

@@ -23,6 +23,7 @@ import type { Isolate, RunOutcome } from "./isolate.ts";
 import type { IsolatePool } from "./isolate-pool.ts";
 import { childLogger, errorFields, type Logger } from "./logger.ts";
 import { ResultTooLargeError, type ReportHeaders, type ResultPublisher } from "./result-publisher.ts";
+import type { AttemptProgress, ProgressIdentity } from "./progress-reporter.ts";
 import { parseTask, type AttemptIdentity, type ParsedTask } from "./task-envelope.ts";
 import { endTaskSpan, startTaskSpan } from "./task-span.ts";
 
@@ -47,6 +48,8 @@ export interface TaskRunnerOptions {
   readonly ledger: EffectLedger;
   /** Whether a worker is alive (its heartbeat entry is there): may it still finish what it claimed? */
   readonly workerAlive: (worker: string) => Promise<boolean>;
+  /** Where `ctx.progress` reports go (progress-reporter.ts); none: they are dropped. */
+  readonly progress?: (identity: ProgressIdentity) => AttemptProgress;
 }
 
 type StopReason =
@@ -319,6 +322,13 @@ export class TaskRunner {
             : `"${fn.name}" ran past its timeout of ${fn.timeoutMs} ms`,
       }),
     );
+    const progress = this.#options.progress?.({
+      execution: task.execution,
+      step: task.step,
+      run: task.run,
+      attempt: task.attempt,
+      worker: this.#options.workerId,
+    });
     const outcome = await isolate.run({
       module: fn.module,
       fn: fn.name,
@@ -336,7 +346,9 @@ export class TaskRunner {
         deadline,
       },
       onLog: (level, message, fields) => log[level](message, fields),
+      onProgress: (fraction, message) => progress?.report(fraction, message),
     });
+    progress?.close();
     deadlineTimer.clear();
     // The grace timer must not outlive the attempt: the isolate may serve another one next.
     clearTimeout(entry.graceTimer);

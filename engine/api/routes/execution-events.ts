@@ -14,6 +14,7 @@ import { isEnded } from "../../orchestrator/execution-record.ts";
 import type { HistoryEntry } from "../../orchestrator/history.ts";
 import type { ApiContext } from "../context.ts";
 import { ApiError } from "../problems.ts";
+import type { AttemptProgressEvent } from "../progress-relay.ts";
 import { problemResponses } from "../schemas.ts";
 import { findOr404, idParams } from "./executions.ts";
 
@@ -42,6 +43,13 @@ export function executionEventRoutes(context: ApiContext): FastifyPluginCallback
     closing.addEventListener("abort", abort, { once: true });
     // Clients have nothing to say on this socket; what they send is ignored.
     socket.on("message", () => undefined);
+    // Progress is not history: relayed as it comes (no `seq`), starting with the last one seen.
+    const relay = (event: AttemptProgressEvent) => {
+      if (socket.readyState === socket.OPEN) socket.send(JSON.stringify(event));
+    };
+    const unfollow = context.progress.follow(id, relay);
+    const last = context.progress.lastOf(id);
+    if (last) relay(last);
     const hasEnded = async (entry: HistoryEntry): Promise<boolean> => {
       if (!finalTypes.has(entry.type)) return false;
       const record = await executions.get(id);
@@ -65,6 +73,7 @@ export function executionEventRoutes(context: ApiContext): FastifyPluginCallback
       throw error;
     } finally {
       closing.removeEventListener("abort", abort);
+      unfollow();
       stop.abort();
     }
   };

@@ -49,7 +49,9 @@ export function executionRoutes(context: ApiContext): FastifyPluginCallback {
       executions.history(record.id),
       executions.workflows.get(record.workflow, record.revision),
     ]);
-    return viewExecution(record, history, workflow?.definition);
+    const viewed = viewExecution(record, history, workflow?.definition);
+    const progress = isEnded(record.status) ? undefined : context.progress.lastOf(record.id);
+    return progress === undefined ? viewed : { ...viewed, progress };
   };
   const viewFound = (found: Found) => (found.record ? view(found.record) : viewPendingStart(found.pending));
   const awaitEnd = (id: string, wait: string | undefined) =>

@@ -103,7 +103,8 @@ export function httpRouteRoutes(context: ApiContext): FastifyPluginCallback {
         },
       },
       handler: async (request, reply) => {
-        const route = routeOf(request);
+        // A workflow submitted a moment ago may not be in the registry yet: catch up, then look again.
+        const route = routeOf(request) ?? (await triggers.registry.upToDate(), routeOf(request));
         if (!route) throw notFound(request, reply);
         if (route.auth === "token" && !isAuthorized(request.headers.authorization))
           throw unauthorizedError(reply);
