@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The one command that sets up and runs Baton's whole test suite on a fresh Debian/Ubuntu machine
-# with Node 20: installs the npm dependencies (npm ci), installs nats-server if it is missing,
-# then runs `npm run verify` (format check, lint, typecheck, tests).
+# with Node 20: installs the npm dependencies (npm ci), installs nats-server and Chromium (for
+# the browser tests) if they are missing, then runs `npm run verify` (format check, lint, typecheck, tests).
 # The last line it prints is always the test summary, `N passed, N failed[, N skipped]`; when a
 # step before the tests fails, that line is `0 passed, 1 failed`. Works with no stdin (CI=true).
 set -euo pipefail
@@ -55,6 +55,9 @@ fi
 
 section "making sure nats-server is installed (scripts/ensure-nats-server.sh)"
 bash scripts/ensure-nats-server.sh </dev/null
+
+section "making sure Chromium is installed for the browser tests (scripts/ensure-chromium.sh)"
+bash scripts/ensure-chromium.sh </dev/null
 
 section "npm run verify: format check, lint, typecheck, tests"
 # --silent keeps npm's own notices (and, on npm 10, its "Lifecycle script failed" lines) after
