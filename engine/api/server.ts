@@ -29,6 +29,7 @@ import { deliveryRoutes } from "./routes/deliveries.ts";
 import { eventRoutes } from "./routes/events.ts";
 import { executionActionRoutes } from "./routes/execution-actions.ts";
 import { executionEventRoutes } from "./routes/execution-events.ts";
+import { executionLinkRoutes } from "./routes/execution-links.ts";
 import { executionRoutes } from "./routes/executions.ts";
 import { githubRoutes } from "./routes/github.ts";
 import { httpRouteRoutes } from "./routes/http-routes.ts";
@@ -36,6 +37,7 @@ import { operationRoutes } from "./routes/operations.ts";
 import { workerRoutes } from "./routes/workers.ts";
 import { workflowRoutes } from "./routes/workflows.ts";
 import { sharedSchemas } from "./schemas.ts";
+import { uiRoutes } from "./ui/ui-routes.ts";
 
 export interface ApiOptions {
   executions: Executions;
@@ -233,6 +235,8 @@ export async function buildServer(options: ApiOptions): Promise<FastifyInstance>
   await app.register(githubRoutes(context));
   await app.register(deliveryRoutes(context));
   await app.register(workerRoutes(context));
+  await app.register(executionLinkRoutes(context));
+  await app.register(uiRoutes(context));
   // Last: the catch-all that serves the workflows' own routes.
   await app.register(httpRouteRoutes(context));
   return app;

@@ -5,7 +5,7 @@
  */
 import type { FastifyPluginCallback } from "fastify";
 import type { Processed } from "../../triggers/matcher.ts";
-import { triggerSources, type TriggerSource } from "../../triggers/trigger-event.ts";
+import { triggerSources, type DeliveryRecord, type TriggerSource } from "../../triggers/trigger-event.ts";
 import type { ApiContext } from "../context.ts";
 import { ApiError } from "../problems.ts";
 import { problemResponses } from "../schemas.ts";
@@ -61,12 +61,69 @@ export function acceptedAnswer({ record, replayed }: Processed) {
   };
 }
 
+const deliverySchema = {
+  type: "object",
+  required: ["source", "id", "type", "receivedAt", "executions"],
+  properties: {
+    source: { type: "string" },
+    id: { type: "string" },
+    type: { type: "string" },
+    receivedAt: { type: "string" },
+    executions: started,
+    rejected,
+  },
+} as const;
+
 interface DeliveryParams {
   Params: { source: TriggerSource; id: string };
 }
 
+const defaultListSize = 50;
+const maxListSize = 200;
+
 export function deliveryRoutes({ triggers }: ApiContext): FastifyPluginCallback {
   return (app, _options, done) => {
+    app.get<{ Querystring: { source?: TriggerSource; limit?: number } }>(
+      "/v1/deliveries",
+      {
+        schema: {
+          tags,
+          summary: "The latest trigger deliveries, newest first, with the executions they started",
+          description:
+            "Reads every key of `baton_deliveries` (kept 30 days) and returns the newest `limit`: meant for the console, not for large volumes.",
+          querystring: {
+            type: "object",
+            properties: {
+              source: { type: "string", enum: [...triggerSources] },
+              limit: { type: "integer", minimum: 1, maximum: maxListSize, default: defaultListSize },
+            },
+          },
+          response: {
+            200: {
+              type: "object",
+              required: ["items"],
+              properties: { items: { type: "array", items: deliverySchema } },
+            },
+            ...problemResponses(400),
+          },
+        },
+      },
+      async (request) => {
+        const { source, limit = defaultListSize } = request.query;
+        // Keys first, then values: reading values while the key listing runs cuts the listing short.
+        const keys: string[] = [];
+        for await (const key of await triggers.deliveries.keys(source === undefined ? ">" : `${source}.>`))
+          keys.push(key);
+        const records: DeliveryRecord[] = [];
+        for (const key of keys) {
+          const entry = await triggers.deliveries.get(key);
+          if (entry && entry.operation === "PUT") records.push(entry.json<DeliveryRecord>());
+        }
+        records.sort((a, b) => b.receivedAt.localeCompare(a.receivedAt));
+        return { items: records.slice(0, limit) };
+      },
+    );
+
     app.get<DeliveryParams>(
       "/v1/deliveries/:source/:id",
       {
@@ -82,18 +139,7 @@ export function deliveryRoutes({ triggers }: ApiContext): FastifyPluginCallback 
             },
           },
           response: {
-            200: {
-              type: "object",
-              required: ["source", "id", "type", "receivedAt", "executions"],
-              properties: {
-                source: { type: "string" },
-                id: { type: "string" },
-                type: { type: "string" },
-                receivedAt: { type: "string" },
-                executions: started,
-                rejected,
-              },
-            },
+            200: deliverySchema,
             ...problemResponses(400, 404),
           },
         },
