@@ -232,6 +232,7 @@ function banner(parts: {
     "",
     "Baton dev is up.",
     `  API        ${parts.apiUrl}  (OpenAPI: ${parts.apiUrl}/docs)`,
+    `  console    ${parts.apiUrl}/ui`,
     `  NATS       ${parts.natsLine}`,
     `  engine     in this process (pid ${process.pid})`,
     `  workers    ${parts.workersLine}`,

@@ -479,3 +479,52 @@ describe("browsers: CORS, websocket Origin, Host", () => {
     }
   });
 });
+
+describe("what the console uses", () => {
+  it("serves /ui and its script without a token, and no data with them", async () => {
+    const page = await call("GET", "/ui");
+    expect(page.statusCode).toBe(200);
+    expect(page.headers["content-type"]).toContain("text/html");
+    expect(page.body).toContain('<script type="module" src="/ui/app.js">');
+    const script = await call("GET", "/ui/app.js");
+    expect(script.statusCode).toBe(200);
+    expect(script.headers["content-type"]).toContain("javascript");
+    expect(script.body.length).toBeGreaterThan(10_000);
+    expect(page.body).not.toContain("/v1/executions/x");
+  });
+
+  it("GET /v1/executions/{id}/links: fresh links for an API token, 401 without, 403 with an access token, 404 unknown", async () => {
+    const accepted = (await call("POST", "/train", { body: { epochs: 1 } })).json<Accepted>();
+    const links = await call("GET", `/v1/executions/${accepted.id}/links`, { headers: auth });
+    expect(links.statusCode).toBe(200);
+    const fresh = links.json<Accepted["links"]>();
+    expect(fresh.execution).toBe(`/v1/executions/${accepted.id}`);
+    expect((await call("GET", `${fresh.result}&wait=10s`)).statusCode).toBe(200);
+    expectProblem(await call("GET", `/v1/executions/${accepted.id}/links`), "Unauthorized");
+    expectProblem(
+      await call("GET", `/v1/executions/${accepted.id}/links?${accepted.links.result.split("?")[1]}`),
+      "Forbidden",
+    );
+    expectProblem(await call("GET", "/v1/executions/xnothing/links", { headers: auth }), "ExecutionNotFound");
+  });
+
+  it("GET /v1/deliveries: the latest deliveries, newest first, by source", async () => {
+    const accepted = (await call("POST", "/train", { body: { epochs: 1 } })).json<Accepted>();
+    const list = await call("GET", "/v1/deliveries?source=http&limit=200", { headers: auth });
+    expect(list.statusCode).toBe(200);
+    const items = list.json<{
+      items: { source: string; receivedAt: string; executions: { execution: string }[] }[];
+    }>().items;
+    expect(items.every((item) => item.source === "http")).toBe(true);
+    expect(items.some((item) => item.executions.some((started) => started.execution === accepted.id))).toBe(
+      true,
+    );
+    const times = items.map((item) => item.receivedAt);
+    expect(times).toEqual([...times].sort().reverse());
+    expect((await call("GET", "/v1/deliveries?source=github", { headers: auth })).json()).toEqual({
+      items: [],
+    });
+    expectProblem(await call("GET", "/v1/deliveries?source=nope", { headers: auth }), "RequestInvalid");
+    expectProblem(await call("GET", "/v1/deliveries"), "Unauthorized");
+  });
+});

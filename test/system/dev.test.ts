@@ -128,6 +128,19 @@ describe("baton dev", () => {
         `BATON_URL=${dev.apiUrl} npm run baton -- run hello --input '{"name":"ana"}' --wait`,
       );
 
+      // The console and the example route of workflows/train-model.yaml are served.
+      expect(banner).toContain(`console    ${dev.apiUrl}/ui`);
+      const consolePage = await fetch(`${dev.apiUrl}/ui`);
+      expect(consolePage.status).toBe(200);
+      expect(await consolePage.text()).toContain('<script type="module" src="/ui/app.js">');
+      expect((await fetch(`${dev.apiUrl}/ui/app.js`)).status).toBe(200);
+      const train = await fetch(`${dev.apiUrl}/train`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ epochs: 2, msPerEpoch: 10 }),
+      });
+      expect(train.status).toBe(202);
+
       const run = await cli(dev.apiUrl, ["run", "hello", "--input", '{"name":"ana"}', "--wait"]);
       expect(run.stderr).toContain("ExecutionSucceeded");
       expect(run.code).toBe(0);

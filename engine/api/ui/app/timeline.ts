@@ -1,7 +1,17 @@
 // An execution's timeline, read off its history: one row per step (in the order steps were first
 // scheduled), each with the step's span, its attempts (with their outcome), the waits between
 // attempts (retry back-off) and its timers. Times are milliseconds from the execution's start.
-import type { HistoryEvent } from "./api.ts";
+// No import from the DOM side: the unit tests load this module in Node.
+
+/** A history event, as much of it as the timeline reads. */
+export interface TimelineEvent {
+  at: string;
+  type: string;
+  step?: string;
+  attempt?: number;
+  worker?: string;
+  data?: unknown;
+}
 
 export type SegmentKind = "step" | "attempt" | "retry-wait" | "timer";
 
@@ -24,7 +34,7 @@ export interface TimelineRow {
 }
 
 export function buildTimeline(
-  history: readonly HistoryEvent[],
+  history: readonly TimelineEvent[],
   now: number,
 ): { start: number; rows: TimelineRow[] } {
   const start = history.length > 0 ? Date.parse(history[0]!.at) : now;
