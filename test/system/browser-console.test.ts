@@ -126,7 +126,8 @@ async function openConsole(hash: string): Promise<Page> {
   const page = await context.newPage();
   await page.goto(`${api}/ui#${hash}`);
   const prompt = page.getByLabel("API token");
-  if (await prompt.isVisible({ timeout: 10_000 }).catch(() => false)) {
+  await page.locator("header").waitFor({ timeout: 60_000 });
+  if (await prompt.isVisible()) {
     await prompt.fill(token);
     await page.getByRole("button", { name: "Use this token" }).click();
   }
@@ -151,8 +152,9 @@ describe("the console at /ui", () => {
       },
     );
     const page = await context.newPage();
+    // The first request of /ui builds the console's modules (esbuild): allow for it.
     await page.goto(`${api}/ui#/executions`);
-    await page.getByLabel("API token").fill(token);
+    await page.getByLabel("API token").fill(token, { timeout: 60_000 });
     await page.getByRole("button", { name: "Use this token" }).click();
     const link = page.locator(`[data-testid=executions] a[href="#/executions/${id}"]`);
     await link.waitFor({ timeout: 15_000 });
@@ -251,6 +253,10 @@ describe("the console at /ui", () => {
 
     await page.goto(`${api}/ui#/workflows/train-model`);
     await page.locator("text=POST /train (async, public, 20/s)").waitFor({ timeout: 10_000 });
+    // The diagram of the steps, drawn by Mermaid (loaded on demand).
+    await page.locator("[data-testid=diagram] svg").waitFor({ timeout: 30_000 });
+    const diagram = (await page.textContent("[data-testid=diagram]")) ?? "";
+    for (const step of ["prepare", "train", "report"]) expect(diagram).toContain(step);
     if (screenshots)
       await page.screenshot({ path: join(root, "docs/images/console-workflow.png"), fullPage: true });
 
@@ -265,7 +271,6 @@ describe("the console at /ui", () => {
     await page.locator(`[data-testid=executions] a[href="#/executions/${id}"]`).waitFor({ timeout: 10_000 });
     if (screenshots)
       await page.screenshot({ path: join(root, "docs/images/console-executions.png"), fullPage: true });
-    await call("POST", `/v1/executions/${id}/cancel`);
     await page.close();
   });
 });

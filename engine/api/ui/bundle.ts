@@ -1,20 +1,25 @@
 /**
- * The console's front end (engine/api/ui/app, TypeScript + Preact + Chart.js) as one JavaScript
- * bundle, built by esbuild from the repository's own files the first time `/ui` is asked for, then
- * kept in memory: no build step to forget, no CDN, nothing fetched from the network.
+ * The console's front end (engine/api/ui/app: TypeScript, Preact, Chart.js, Mermaid) as
+ * JavaScript modules, built by esbuild from the repository's own files the first time `/ui` is
+ * asked for, then kept in memory: no build step to forget, no CDN, nothing fetched from the
+ * network. `app.js` is the entry; Mermaid (large, for the workflow diagram) is split into chunks
+ * the page loads only when it draws a diagram.
  */
-import { build } from "esbuild";
+import { basename } from "node:path";
 import { fileURLToPath } from "node:url";
+import { build } from "esbuild";
 
 const entry = fileURLToPath(new URL("./app/main.tsx", import.meta.url));
 
-let bundle: Promise<string> | undefined;
+let bundle: Promise<Map<string, string>> | undefined;
 
-/** The bundle's JavaScript; built once per process (a failed build is tried again next time). */
-export function consoleBundle(): Promise<string> {
+/** The built files by name (`app.js`, `chunk-….js`); built once per process (a failed build is tried again). */
+export function consoleBundle(): Promise<Map<string, string>> {
   bundle ??= build({
-    entryPoints: [entry],
+    entryPoints: { app: entry },
     bundle: true,
+    splitting: true,
+    outdir: "/ui",
     write: false,
     format: "esm",
     target: "es2022",
@@ -24,7 +29,7 @@ export function consoleBundle(): Promise<string> {
     legalComments: "none",
     logLevel: "silent",
   })
-    .then((result) => result.outputFiles[0]!.text)
+    .then((result) => new Map(result.outputFiles.map((file) => [basename(file.path), file.text])))
     .catch((error: unknown) => {
       bundle = undefined;
       throw error;

@@ -5,6 +5,7 @@
  */
 import type { FastifyPluginCallback } from "fastify";
 import type { ApiContext } from "../context.ts";
+import { ApiError } from "../problems.ts";
 import { consoleBundle } from "./bundle.ts";
 
 const escapeAttribute = (text: string) =>
@@ -35,12 +36,14 @@ export function uiRoutes({ uiTraceUrl }: ApiContext): FastifyPluginCallback {
       reply.type("text/html; charset=utf-8").header("cache-control", "no-cache").send(html),
     );
     app.get("/ui/", publicRoute, (_request, reply) => reply.redirect("/ui"));
-    app.get("/ui/app.js", publicRoute, async (_request, reply) =>
-      reply
-        .type("text/javascript; charset=utf-8")
-        .header("cache-control", "no-cache")
-        .send(await consoleBundle()),
-    );
+    app.get<{ Params: { file: string } }>("/ui/:file", publicRoute, async (request, reply) => {
+      const script = (await consoleBundle()).get(request.params.file);
+      if (script === undefined)
+        throw new ApiError("RouteNotFound", `no file ${request.params.file} in the console`);
+      // Chunk names carry a hash of their content; the entry's does not.
+      const cache = request.params.file === "app.js" ? "no-cache" : "public, max-age=31536000, immutable";
+      return reply.type("text/javascript; charset=utf-8").header("cache-control", cache).send(script);
+    });
     done();
   };
 }
