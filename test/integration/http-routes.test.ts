@@ -225,6 +225,20 @@ describe("http routes", () => {
     expect(response.json()).toEqual({ q: "42", who: "me", body: { a: 1 }, method: "PUT" });
   });
 
+  it("takes forms and text as well as JSON", async () => {
+    const form = await call("PUT", "/echo", {
+      body: "a=1&b=two",
+      headers: { ...auth, "content-type": "application/x-www-form-urlencoded" },
+    });
+    expect(form.statusCode, form.body).toBe(200);
+    expect(form.json<{ body: unknown }>().body).toEqual({ a: "1", b: "two" });
+    const text = await call("PUT", "/echo", {
+      body: "hello",
+      headers: { ...auth, "content-type": "text/plain" },
+    });
+    expect(text.json<{ body: unknown }>().body).toBe("hello");
+  });
+
   it("auth: token routes want the API's bearer token (401), and never see it in $event", async () => {
     const refused = await call("PUT", "/echo", { body: {} });
     expectProblem(refused, "Unauthorized");

@@ -22,6 +22,7 @@ import { routeTable, type HttpRoute } from "../../triggers/http-routes.ts";
 import { matchTriggerEvent } from "../../triggers/matcher.ts";
 import type { TriggerEvent } from "../../triggers/trigger-event.ts";
 import { httpMethods, type Json } from "../../workflow/definition.ts";
+import { reservedPrefixOf } from "../../workflow/validate/check-route.ts";
 import { compileInputCheck, type InputCheck } from "../../workflow/input-schema.ts";
 import type { ApiContext } from "../context.ts";
 import { executionLinks } from "../execution-links.ts";
@@ -40,6 +41,8 @@ const hiddenHeaders = new Set([
 ]);
 
 const inputCheckCacheSize = 256;
+/** The router's `maxParamLength` (server.ts): longer segments are refused on every route. */
+const maxSegmentLength = 1_024;
 
 export function httpRouteRoutes(context: ApiContext): FastifyPluginCallback {
   const { triggers, executions, limits, closing, accessTokens, isAuthorized } = context;
@@ -103,6 +106,15 @@ export function httpRouteRoutes(context: ApiContext): FastifyPluginCallback {
         },
       },
       handler: async (request, reply) => {
+        const path = `/${(request.params as { "*"?: string })["*"] ?? ""}`;
+        // What can never be a route is answered at once, as before there were routes: a segment
+        // longer than any id (what the router refuses on the API's own routes), a reserved prefix.
+        if (path.split("/").some((segment) => segment.length > maxSegmentLength))
+          throw new ApiError(
+            "RequestInvalid",
+            `a path segment is longer than ${maxSegmentLength} characters`,
+          );
+        if (reservedPrefixOf(path) !== undefined) throw notFound(request, reply);
         // A workflow submitted a moment ago may not be in the registry yet: catch up, then look again.
         const route = routeOf(request) ?? (await triggers.registry.upToDate(), routeOf(request));
         if (!route) throw notFound(request, reply);
