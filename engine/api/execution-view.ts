@@ -21,6 +21,12 @@ export interface StepView {
   endedAt?: string;
   effect: boolean;
   runs: number;
+  /** The latest run's input, as its function received it (`call` steps). */
+  input?: Json;
+  /** The latest run's output, once it succeeded. */
+  output?: Json;
+  /** Why the latest run failed. */
+  error?: Json;
 }
 
 export interface ExecutionView {
@@ -75,8 +81,24 @@ export function viewExecution(
     ...(record.error ? { error: record.error } : {}),
     ...(record.parent ? { parent: record.parent } : {}),
     traceId: record.trace?.traceId ?? null,
-    steps: stepsOf(history, definition ? effectStepsOf(definition) : new Set(), record),
+    steps: withData(stepsOf(history, definition ? effectStepsOf(definition) : new Set(), record), record),
   };
+}
+
+/** Each top-level step's input, output and error, as the record's machine holds them now. */
+function withData(steps: StepView[], record: ExecutionRecord): StepView[] {
+  const context = record.snapshot.context as {
+    pending?: Record<string, { input?: Json }>;
+    steps?: Record<string, { output?: Json; error?: Json }>;
+  } | null;
+  for (const step of steps) {
+    const input = context?.pending?.[step.name]?.input;
+    const done = context?.steps?.[step.name];
+    if (input !== undefined) step.input = input;
+    if (step.status === "succeeded" && done?.output !== undefined) step.output = done.output;
+    if (done?.error !== undefined && done.error !== null) step.error = done.error;
+  }
+  return steps;
 }
 
 /** A start no engine has taken yet: running, with no step so far. */

@@ -119,6 +119,9 @@ const stepSchema = {
       type: "integer",
       description: "How many times the step was entered (loops and retries enter it again).",
     },
+    input: { ...anyJson, description: "The latest run's input, as its function received it (`call` steps)." },
+    output: { ...anyJson, description: "The latest run's output, once it succeeded." },
+    error: { ...anyJson, description: "Why the latest run failed." },
   },
 } as const;
 

@@ -688,7 +688,7 @@ describe("reading executions", () => {
     await result(full);
   });
 
-  it("shows an execution with its steps from the history: status, attempts, times, effect", async () => {
+  it("shows an execution with its steps: status, attempts, times, effect, input and output", async () => {
     const response = await call("GET", `/v1/executions/${full}`);
     expect(response.statusCode).toBe(200);
     const execution = response.json<Record<string, unknown> & { steps: Record<string, unknown>[] }>();
@@ -714,6 +714,9 @@ describe("reading executions", () => {
         endedAt: expect.any(String) as string,
         effect: false,
         runs: 1,
+        // Each step's input and output, as the record's machine holds them.
+        input: {},
+        output: { attempt: 3 },
       },
       {
         name: "pay",
@@ -723,6 +726,8 @@ describe("reading executions", () => {
         endedAt: expect.any(String) as string,
         effect: true,
         runs: 1,
+        input: { attempt: 3 },
+        output: { key: `${full}/pay/2` },
       },
       {
         name: "sum",
@@ -732,6 +737,8 @@ describe("reading executions", () => {
         endedAt: expect.any(String) as string,
         effect: false,
         runs: 1,
+        input: { a: 1, b: 2 },
+        output: 3,
       },
     ]);
   });

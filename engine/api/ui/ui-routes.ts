@@ -68,6 +68,7 @@ a { color: var(--accent); }
 .card { background:#fff; border:1px solid var(--line); border-radius:8px; padding: .75rem 1rem; margin: .75rem 0; }
 .muted { color: var(--muted); }
 pre { background:#f2f4f7; padding:.5rem; overflow:auto; max-height: 18rem; margin:.25rem 0; font-size: 12px; }
+pre.cell { max-height: 6rem; max-width: 16rem; margin: 0; }
 button { font: inherit; padding:.3rem .7rem; border-radius:6px; border:1px solid #d0d5dd; background:#fff; cursor:pointer; }
 button.primary { background: var(--accent); color:#fff; border-color: var(--accent); }
 button.danger { color: var(--bad); border-color: #fda29b; }

@@ -88,6 +88,9 @@ export interface ExecutionView extends ExecutionSummary {
     startedAt: string;
     endedAt?: string;
     runs: number;
+    input?: unknown;
+    output?: unknown;
+    error?: unknown;
     effect: boolean;
   }[];
   progress?: Progress;

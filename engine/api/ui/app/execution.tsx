@@ -129,6 +129,8 @@ export function ExecutionPage({ id }: { id: string }) {
               <th>runs</th>
               <th>started</th>
               <th>took</th>
+              <th>input</th>
+              <th>output</th>
               <th>errors</th>
             </tr>
           </thead>
@@ -146,6 +148,10 @@ export function ExecutionPage({ id }: { id: string }) {
                 <td>{step.runs}</td>
                 <td>{time(step.startedAt)}</td>
                 <td>{duration(step.startedAt, step.endedAt)}</td>
+                <td>{step.input !== undefined && <pre class="cell">{json(step.input)}</pre>}</td>
+                <td data-testid="step-output">
+                  {step.output !== undefined && <pre class="cell">{json(step.output)}</pre>}
+                </td>
                 <td>
                   {history
                     .filter((event) => event.step === step.name && event.type === "AttemptFailed")
