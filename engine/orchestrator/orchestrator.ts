@@ -184,6 +184,8 @@ export class Orchestrator {
 
   /** Says "still working" for every event held longer than a third of the ack wait. */
   private keepEventsAlive(): void {
+    // A safety net: queued events with no drain (there should be none) get one.
+    for (const execution of this.mailboxes.keys()) this.ensureDraining(execution);
     const now = Date.now();
     for (const deliveries of [...this.mailboxes.values(), ...this.inFlight.values()])
       for (const delivery of deliveries) {
@@ -233,10 +235,20 @@ export class Orchestrator {
     const queue = this.mailboxes.get(execution);
     if (queue) queue.push(delivery);
     else this.mailboxes.set(execution, [delivery]);
-    if (!this.draining.has(execution)) {
-      const drained = this.drain(execution).finally(() => this.draining.delete(execution));
-      this.draining.set(execution, drained);
-    }
+    this.ensureDraining(execution);
+  }
+
+  /**
+   * One drain per execution with queued events. A drain gives up its place in the same tick as it
+   * finds its mailbox empty, so an event queued right after always finds either a running drain
+   * that will take it or none (and starts one): none is left behind, kept alive and never applied.
+   */
+  private ensureDraining(execution: string): void {
+    if (this.draining.has(execution)) return;
+    const drained: Promise<void> = this.drain(execution).finally(() => {
+      if (this.draining.get(execution) === drained) this.draining.delete(execution);
+    });
+    this.draining.set(execution, drained);
   }
 
   private async drain(execution: string): Promise<void> {
@@ -244,6 +256,7 @@ export class Orchestrator {
       const queued = this.mailboxes.get(execution);
       if (!queued || queued.length === 0) {
         this.mailboxes.delete(execution);
+        this.draining.delete(execution);
         return;
       }
       // A record remembers the ids of its last `appliedMemory` events: a batch never holds more,
