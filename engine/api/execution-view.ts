@@ -21,7 +21,7 @@ export interface StepView {
   endedAt?: string;
   effect: boolean;
   runs: number;
-  /** The latest run's input, as its function received it (`call` steps). */
+  /** The input of a `call` step while it runs, as its function received it. */
   input?: Json;
   /** The latest run's output, once it succeeded. */
   output?: Json;

@@ -119,7 +119,10 @@ const stepSchema = {
       type: "integer",
       description: "How many times the step was entered (loops and retries enter it again).",
     },
-    input: { ...anyJson, description: "The latest run's input, as its function received it (`call` steps)." },
+    input: {
+      ...anyJson,
+      description: "The input of a `call` step while it runs, as its function received it.",
+    },
     output: { ...anyJson, description: "The latest run's output, once it succeeded." },
     error: { ...anyJson, description: "Why the latest run failed." },
   },
