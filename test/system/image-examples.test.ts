@@ -24,7 +24,7 @@ import { buckets, effectLedgerKey, type EffectLedgerEntry } from "../../sdk/prot
 import { storeThumbnails, type StoredThumbnail, type Thumbnail } from "../../functions/thumbnail.ts";
 import type { ImageToPdfOutput } from "../../functions/image-to-pdf.ts";
 import { useNatsServer } from "../helpers/nats-server.ts";
-import { killAllProcesses, spawnProcess } from "../helpers/processes.ts";
+import { killAllProcesses, spawnProcess, waitUntil } from "../helpers/processes.ts";
 
 const root = join(import.meta.dirname, "../..");
 const server = useNatsServer();
@@ -126,6 +126,18 @@ function stepOf(record: ExecutionRecord, step: string): StepRecord {
   return found;
 }
 
+/**
+ * The whole history of an ended execution. The record says "ended" as soon as it is written; the
+ * history of that last write is published just after, so wait for the end to be in it.
+ */
+const historyToEnd = (id: string) =>
+  waitUntil(`the end of ${id} in its history`, async () => {
+    const history = await executions.history(id);
+    return history.some((entry) => entry.type.startsWith("Execution") && entry.type !== "ExecutionStarted")
+      ? history
+      : undefined;
+  });
+
 const entriesOf = (history: HistoryEntry[], type: string, step: string) =>
   history.filter((entry) => entry.type === type && entry.step === step);
 
@@ -171,7 +183,7 @@ describe("image-thumbnails", () => {
       expect(output.bucket).toBe(bucket);
 
       // The effect step ran once: one attempt in the history, one in its ledger entry.
-      const history = await executions.history(id);
+      const history = await historyToEnd(id);
       const started = entriesOf(history, "AttemptStarted", "store");
       expect(started).toHaveLength(1);
       expect(stepOf(record, "store").attempts).toBe(1);
@@ -289,7 +301,7 @@ describe("jpeg-to-pdf", () => {
     const convert = stepOf(pngRecord, "convert");
     expect(convert.attempts).toBe(1);
     expect(convert.error).toMatchObject({ code: "UnsupportedImageFormat", retryable: false });
-    const history = await executions.history(pngRecord.id);
+    const history = await historyToEnd(pngRecord.id);
     expect(entriesOf(history, "AttemptStarted", "convert")).toHaveLength(1);
     const failed = entriesOf(history, "AttemptFailed", "convert");
     expect(failed).toHaveLength(1);
