@@ -3,10 +3,7 @@
 // (`AttemptProgress`) and keeps the last one per execution for its view. A report lost on the way
 // is simply superseded by the next one; a worker sends at most `maxProgressPerSecond` per attempt.
 
-/** Where a worker publishes an attempt's progress (core NATS, not captured by any stream). */
-export const progressSubject = (execution: string): string => `baton.progress.${execution}`;
-/** Every execution's progress, for a subscriber that follows them all. */
-export const allProgressSubjects = "baton.progress.>";
+// Subjects: `subjects.progress(execution)` and `subjects.allProgress` in protocol.ts.
 
 /** A worker sends at most this many reports per second per attempt; extra ones are coalesced. */
 export const maxProgressPerSecond = 4;

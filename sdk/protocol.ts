@@ -69,6 +69,9 @@ export const subjects = {
   /** Core NATS, not stored: a worker took an attempt (`AttemptStartedEnvelope`), for live views. */
   attempts: (execution: string) => `baton.attempts.${execution}`,
   allAttempts: "baton.attempts.>",
+  /** Core NATS, not stored: an attempt's progress reports (`ProgressReport` in progress.ts). */
+  progress: (execution: string) => `baton.progress.${execution}`,
+  allProgress: "baton.progress.>",
   /** Core NATS: worker heartbeats. */
   heartbeat: (worker: string) => `baton.workers.heartbeat.${worker}`,
   allHeartbeats: "baton.workers.heartbeat.>",

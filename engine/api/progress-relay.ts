@@ -5,7 +5,8 @@
  * process started after a report has no last value until the next one.
  */
 import type { NatsConnection, Subscription } from "nats";
-import { allProgressSubjects, isProgressReport, type ProgressReport } from "../../sdk/progress.ts";
+import { isProgressReport, type ProgressReport } from "../../sdk/progress.ts";
+import { subjects } from "../../sdk/protocol.ts";
 
 /** Executions whose last report is kept; the oldest are forgotten first. */
 const maxRemembered = 10_000;
@@ -37,7 +38,7 @@ export class ProgressRelay {
   private readonly subscription: Subscription;
 
   constructor(nc: NatsConnection) {
-    this.subscription = nc.subscribe(allProgressSubjects, {
+    this.subscription = nc.subscribe(subjects.allProgress, {
       callback: (error, message) => {
         if (error) return;
         let report: unknown;

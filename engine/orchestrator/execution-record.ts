@@ -49,8 +49,6 @@ export interface ExecutionRecord {
   applied: string[];
   /** The commands of the last transition; sent again if the process that wrote them may not have. */
   outbox: OutboxEntry[];
-  /** When the outbox was written (epoch ms). */
-  outboxAt?: number;
   /**
    * The history of the last transition, written in the same compare-and-set as the record and
    * published with the outbox: a crash between the write and the publish cannot lose it, and a

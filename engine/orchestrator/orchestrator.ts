@@ -18,6 +18,7 @@
 import { NatsError, type ConsumerMessages, type JsMsg, type NatsConnection } from "nats";
 import { streams, subjects } from "../../sdk/protocol.ts";
 import type { EngineConfig } from "../config.ts";
+import { stepError } from "../errors.ts";
 import { ExecutionStore, RevisionConflict, type StoredRecord } from "../nats/execution-store.ts";
 import {
   engineConsumers,
@@ -343,15 +344,13 @@ export class Orchestrator {
           await this.sendOutbox(stored.record, stored.record.outbox, stored.record.outboxHistory ?? []);
         break;
       }
-      const failure = {
-        code: "EventPoisoned",
-        message: `a ${delivery.event.type} event could not be applied: ${reason}`,
-        retryable: false,
-        details: { event: delivery.event.type, eventId: delivery.id },
-      };
+      const failure = stepError(
+        "EventPoisoned",
+        `a ${delivery.event.type} event could not be applied: ${reason}`,
+        { event: delivery.event.type, eventId: delivery.id },
+      );
       const applied = failExecution(stored.record, failure, Date.now());
       applied.record.outboxHistory = applied.history;
-      applied.record.outboxAt = Date.now();
       try {
         const next = await this.store.update(applied.record, stored.revision);
         await this.send(next, applied);
@@ -414,7 +413,6 @@ export class Orchestrator {
     // The start's own history rides in the record like any other: a lost publish is sent again.
     applied.record.outbox = applied.commands;
     applied.record.outboxHistory = applied.history;
-    applied.record.outboxAt = Date.now();
     const stored = await this.store.create(applied.record);
     await this.send(stored, applied);
   }
@@ -457,7 +455,6 @@ export class Orchestrator {
     if (record !== initial.record) {
       record.outbox = commands;
       record.outboxHistory = history;
-      record.outboxAt = Date.now();
     }
     return { record, commands, history, spans };
   }

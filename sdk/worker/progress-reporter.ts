@@ -4,12 +4,8 @@
 // interval ends (or when the attempt ends, before its result). Nothing is stored, so a handler
 // may call it as often as it likes.
 import type { NatsConnection } from "nats";
-import {
-  maxProgressMessageLength,
-  maxProgressPerSecond,
-  progressSubject,
-  type ProgressReport,
-} from "../progress.ts";
+import { maxProgressMessageLength, maxProgressPerSecond, type ProgressReport } from "../progress.ts";
+import { subjects } from "../protocol.ts";
 
 const intervalMs = 1_000 / maxProgressPerSecond;
 
@@ -35,7 +31,7 @@ export function attemptProgress(nc: NatsConnection, identity: ProgressIdentity):
   const send = () => {
     timer = undefined;
     if (pending === undefined || nc.isClosed()) return;
-    nc.publish(progressSubject(identity.execution), JSON.stringify(pending));
+    nc.publish(subjects.progress(identity.execution), JSON.stringify(pending));
     pending = undefined;
     lastSent = Date.now();
   };

@@ -14,7 +14,8 @@ import { Executions } from "../../engine/orchestrator/executions.ts";
 import { Orchestrator } from "../../engine/orchestrator/orchestrator.ts";
 import { trainModel } from "../../functions/train.ts";
 import { serve, type WorkerHandle } from "../../sdk/index.ts";
-import { maxProgressPerSecond, progressSubject, type ProgressReport } from "../../sdk/progress.ts";
+import { maxProgressPerSecond, type ProgressReport } from "../../sdk/progress.ts";
+import { subjects } from "../../sdk/protocol.ts";
 import { useNatsServer } from "../helpers/nats-server.ts";
 import { waitUntil } from "../helpers/processes.ts";
 import { testLogger } from "../helpers/test-logger.ts";
@@ -112,7 +113,7 @@ describe("progress", () => {
   it("sends at most a few reports per second per attempt, the last one always, and stores none", async () => {
     const { id, links } = await start({ epochs: 100, msPerEpoch: 10 });
     const reports: ProgressReport[] = [];
-    const subscription = nc.subscribe(progressSubject(id), {
+    const subscription = nc.subscribe(subjects.progress(id), {
       callback: (_error, message) => reports.push(message.json<ProgressReport>()),
     });
     const result = await app.inject({ method: "GET", url: `${links.result}&wait=60s` });
@@ -129,6 +130,8 @@ describe("progress", () => {
       expect(Date.parse(reports[index]!.at) - Date.parse(reports[index - 1]!.at)).toBeGreaterThanOrEqual(0);
     // No stream captures the subject: reporting progress writes nothing durable.
     const jsm = await nc.jetstreamManager();
-    await expect(jsm.streams.find(progressSubject(id))).rejects.toThrow(/no stream matches subject/);
+    await expect(jsm.streams.find(subjects.progress(id))).rejects.toThrow(
+      /no stream matches subject/,
+    );
   });
 });
