@@ -130,8 +130,6 @@ describe("progress", () => {
       expect(Date.parse(reports[index]!.at) - Date.parse(reports[index - 1]!.at)).toBeGreaterThanOrEqual(0);
     // No stream captures the subject: reporting progress writes nothing durable.
     const jsm = await nc.jetstreamManager();
-    await expect(jsm.streams.find(subjects.progress(id))).rejects.toThrow(
-      /no stream matches subject/,
-    );
+    await expect(jsm.streams.find(subjects.progress(id))).rejects.toThrow(/no stream matches subject/);
   });
 });
