@@ -11,6 +11,7 @@ export default tseslint.config(
       ".baton/",
       "bench/results/",
       "coverage/",
+      "dist/",
       "**/*.mjs",
       "**/*.js",
     ],

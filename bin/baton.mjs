@@ -1,7 +1,62 @@
 #!/usr/bin/env node
-// The `baton` command: registers tsx so Node can load the TypeScript sources, then hands over to the CLI.
-import { register } from "tsx/esm/api";
+// The `baton` command. Runs the compiled CLI (dist/, built by `npm run build`, which `npm ci` runs
+// as `prepare`): no TypeScript is compiled at start.
+//
+// BATON_FROM_SOURCE=1 runs the TypeScript sources through tsx instead; the test suite sets it
+// (vitest.config.ts), so that a test always runs the code as it is on disk, and every process it
+// starts (and they start) inherits it.
+//
+// In a checkout (the sources beside dist/), a dist/ older than any source file is refused rather
+// than run: `npm run build` brings it up to date. An installed package has no sources to compare.
+import { existsSync, readdirSync, statSync } from "node:fs";
+import { fileURLToPath } from "node:url";
 
-register();
-const { main } = await import("../engine/cli/main.ts");
+const root = fileURLToPath(new URL("..", import.meta.url));
+
+/** The newest source file of the compiled directories, or undefined in an installed package. */
+function newestSource() {
+  let newest;
+  for (const dir of ["engine", "sdk"]) {
+    let names;
+    try {
+      names = readdirSync(`${root}${dir}`, { recursive: true });
+    } catch {
+      continue;
+    }
+    for (const name of names) {
+      if (!name.endsWith(".ts") || name.startsWith("api/ui/app/")) continue;
+      const mtimeMs = statSync(`${root}${dir}/${name}`).mtimeMs;
+      if (newest === undefined || mtimeMs > newest.mtimeMs) newest = { file: `${dir}/${name}`, mtimeMs };
+    }
+  }
+  return newest;
+}
+
+function fail(message) {
+  process.stderr.write(`baton: ${message}\n`);
+  process.exit(2);
+}
+
+let main;
+if (process.env.BATON_FROM_SOURCE === "1") {
+  const { register } = await import("tsx/esm/api");
+  register();
+  ({ main } = await import("../engine/cli/main.ts"));
+} else {
+  const stamp = `${root}dist/.built`;
+  if (!existsSync(stamp))
+    fail(
+      `the compiled code is missing (${root}dist/): run "npm run build" in ${root} ` +
+        `(or set BATON_FROM_SOURCE=1 to run the TypeScript sources through tsx)`,
+    );
+  if (existsSync(`${root}engine/cli/main.ts`)) {
+    const newest = newestSource();
+    if (newest !== undefined && newest.mtimeMs > statSync(stamp).mtimeMs)
+      fail(
+        `dist/ is older than ${newest.file}: run "npm run build" in ${root} ` +
+          `(or set BATON_FROM_SOURCE=1 to run the TypeScript sources through tsx)`,
+      );
+  }
+  ({ main } = await import("../dist/engine/cli/main.js"));
+}
 process.exitCode = await main(process.argv.slice(2));

@@ -1,38 +1,21 @@
 /**
  * The `baton` command: finds the subcommand named by the first argument and runs it. Each
- * subcommand lives in its own file under `commands/`; only commands that work are listed.
+ * subcommand lives in its own file under `commands/`, listed in commands/index.ts and imported
+ * only when it runs (or its usage is shown): `baton --help` loads no command at all.
  */
-import { closest } from "fastest-levenshtein";
 import { UsageError, exitCodes, type Command, type Io } from "./command.ts";
-import { createHelpCommand, formatOverview } from "./commands/help.ts";
-import { applyCommand } from "./commands/apply.ts";
-import { cancelCommand } from "./commands/cancel.ts";
-import { devCommand } from "./commands/dev.ts";
-import { engineCommand } from "./commands/engine.ts";
-import { getCommand } from "./commands/get.ts";
-import { logsCommand } from "./commands/logs.ts";
-import { lsCommand } from "./commands/ls.ts";
-import { retryCommand } from "./commands/retry.ts";
-import { runCommand } from "./commands/run.ts";
-import { signalCommand } from "./commands/signal.ts";
-import { validateCommand } from "./commands/validate.ts";
-import { workerCommand } from "./commands/worker.ts";
+import { createHelpCommand, formatOverview, helpSummary, type CommandSummary } from "./commands/help.ts";
+import { commandEntries } from "./commands/index.ts";
 
-const commands: readonly Command[] = [
-  devCommand,
-  validateCommand,
-  applyCommand,
-  runCommand,
-  getCommand,
-  logsCommand,
-  lsCommand,
-  cancelCommand,
-  signalCommand,
-  retryCommand,
-  engineCommand,
-  workerCommand,
-  createHelpCommand(() => commands),
-];
+const summaries: readonly CommandSummary[] = [...commandEntries, helpSummary];
+
+/** The command named `name`, loaded; undefined when there is none. */
+async function loadCommand(name: string): Promise<Command | undefined> {
+  if (name === helpSummary.name) return helpCommand;
+  return commandEntries.find((entry) => entry.name === name)?.load();
+}
+
+const helpCommand = createHelpCommand(() => summaries, loadCommand);
 
 const processIo: Io = {
   stdout: (text) => void process.stdout.write(text),
@@ -44,9 +27,12 @@ function isParseArgsError(error: unknown): error is Error {
   return error instanceof Error && "code" in error && String(error.code).startsWith("ERR_PARSE_ARGS_");
 }
 
-function suggestion(name: string): string {
-  const names = commands.map((command) => command.name);
-  const near = closest(name, names);
+async function suggestion(name: string): Promise<string> {
+  const { closest } = await import("fastest-levenshtein");
+  const near = closest(
+    name,
+    summaries.map((command) => command.name),
+  );
   return near.length > 0 && Math.abs(near.length - name.length) <= 2 ? ` (did you mean "${near}"?)` : "";
 }
 
@@ -57,17 +43,17 @@ function suggestion(name: string): string {
 export async function main(argv: readonly string[], io: Io = processIo): Promise<number> {
   const [name, ...args] = argv;
   if (name === undefined) {
-    io.stderr(formatOverview(commands));
+    io.stderr(formatOverview(summaries));
     return exitCodes.usage;
   }
   if (name === "--help" || name === "-h") {
-    io.stdout(formatOverview(commands));
+    io.stdout(formatOverview(summaries));
     return exitCodes.ok;
   }
-  const command = commands.find((candidate) => candidate.name === name);
+  const command = await loadCommand(name);
   if (!command) {
     io.stderr(
-      `baton: unknown command "${name}"${suggestion(name)}. Run "baton help" for the list of commands.\n`,
+      `baton: unknown command "${name}"${await suggestion(name)}. Run "baton help" for the list of commands.\n`,
     );
     return exitCodes.usage;
   }

@@ -8,7 +8,7 @@ import { spawn } from "node:child_process";
 import { accessSync, constants, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
 import { createServer } from "node:net";
 import { delimiter, join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { packagePath } from "../package-root.ts";
 import { connect } from "nats";
 import { describeExit, startChild, type DevChild } from "./child-process.ts";
 
@@ -26,7 +26,7 @@ export class NatsServerError extends Error {
 
 /** The port `baton dev` tries first, NATS's usual one, so that other tools find it. */
 export const preferredNatsPort = 4222;
-const ensureScript = fileURLToPath(new URL("../../scripts/ensure-nats-server.sh", import.meta.url));
+const ensureScript = packagePath("scripts/ensure-nats-server.sh");
 const installDocs = "https://docs.nats.io/running-a-nats-service/introduction/installation";
 const fallbackDirs = ["/usr/sbin", "/usr/local/sbin", "/usr/local/bin"];
 

@@ -5,10 +5,10 @@
  */
 import { readdirSync } from "node:fs";
 import { extname, join, relative } from "node:path";
-import { fileURLToPath } from "node:url";
+import { packagePath } from "../package-root.ts";
 import { describeExit, startChild, type DevChild } from "./child-process.ts";
 
-const batonBin = fileURLToPath(new URL("../../bin/baton.mjs", import.meta.url));
+const batonBin = packagePath("bin/baton.mjs");
 const moduleExtensions = new Set([".ts", ".mts", ".js", ".mjs"]);
 
 /** The ES modules directly in `dir`, sorted; none when the directory does not exist. */

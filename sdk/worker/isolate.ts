@@ -39,10 +39,14 @@ export interface IsolateReady {
   readonly failures: readonly { module: string; message: string }[];
 }
 
-// The isolate is a plain worker thread; it registers tsx's loader hooks itself (Node 20 does not
-// pass a parent's module hooks on to its workers) before it imports the TypeScript runtime and
-// the function modules.
-const runtimeUrl = new URL("./isolate-runtime.ts", import.meta.url).href;
+// The isolate is a plain worker thread. Its runtime is this directory's isolate-runtime: the
+// TypeScript source when this code runs from the sources, the compiled .js from dist/. When the
+// runtime or a function module is TypeScript, the thread registers tsx's loader hooks itself
+// (Node 20 does not pass a parent's module hooks on to its workers) before importing them.
+const runtimeUrl = new URL(
+  import.meta.url.endsWith(".ts") ? "./isolate-runtime.ts" : "./isolate-runtime.js",
+  import.meta.url,
+).href;
 const tsxApiUrl = import.meta.resolve("tsx/esm/api");
 const isTypeScript = (url: string): boolean => /\.[cm]?tsx?$/.test(url);
 

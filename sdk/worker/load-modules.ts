@@ -4,6 +4,21 @@ import { resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { isFunctionDefinition, type FunctionDefinition } from "./define-function.ts";
 
+const isTypeScript = (url: string): boolean => /\.[cm]?tsx?$/.test(new URL(url).pathname);
+
+let typeScriptLoader: Promise<void> | undefined;
+
+/**
+ * Makes `import()` of a user's TypeScript module work. Running from the sources (tsx, vitest), a
+ * loader already is in place; compiled (dist/, as `baton worker` runs), tsx's hooks are registered
+ * once, when the first TypeScript module is loaded, so that JavaScript modules start without them.
+ */
+function registerTypeScriptLoader(): Promise<void> {
+  if (import.meta.url.endsWith(".ts")) return Promise.resolve();
+  typeScriptLoader ??= import("tsx/esm/api").then(({ register }) => void register());
+  return typeScriptLoader;
+}
+
 /** Imports `modules` (paths relative to `cwd`, or URLs) and returns the definitions they export, each once. */
 export async function loadFunctionModules(
   modules: readonly string[],
@@ -12,6 +27,7 @@ export async function loadFunctionModules(
   const found = new Map<string, FunctionDefinition>();
   for (const module of modules) {
     const url = /^[a-z][a-z0-9+.-]*:/i.test(module) ? module : pathToFileURL(resolve(cwd, module)).href;
+    if (isTypeScript(url)) await registerTypeScriptLoader();
     const exports = (await import(url)) as Record<string, unknown>;
     const definitions = Object.entries(exports).flatMap(([name, value]) =>
       name === "default" && Array.isArray(value)

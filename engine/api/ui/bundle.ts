@@ -6,10 +6,11 @@
  * the page loads only when it draws a diagram.
  */
 import { basename } from "node:path";
-import { fileURLToPath } from "node:url";
 import { build } from "esbuild";
+import { packagePath } from "../../package-root.ts";
 
-const entry = fileURLToPath(new URL("./app/main.tsx", import.meta.url));
+// The app's sources, not dist/: esbuild compiles them (they ship in the package for that).
+const entry = packagePath("engine/api/ui/app/main.tsx");
 
 let bundle: Promise<Map<string, string>> | undefined;
 

@@ -4,15 +4,15 @@
  * what went wrong, with the exit codes every such command documents.
  */
 import { readFile } from "node:fs/promises";
+// From the client's own modules, not the SDK's index: `baton run` and the like start without the worker kit.
+import { BatonClient, defaultApiUrl } from "../../../sdk/client/client.ts";
 import {
   BatonApiError,
-  BatonClient,
   BatonConnectionError,
   ExecutionFailedError,
   ResultTimeoutError,
-  defaultApiUrl,
   type ProblemDetail,
-} from "../../../sdk/index.ts";
+} from "../../../sdk/client/errors.ts";
 import type { JsonValue } from "../../../sdk/protocol.ts";
 import { UsageError, exitCodes, type Io } from "../command.ts";
 

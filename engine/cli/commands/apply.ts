@@ -4,7 +4,7 @@
  */
 import { readFile } from "node:fs/promises";
 import { parseArgs } from "node:util";
-import { WorkflowInvalidError } from "../../../sdk/index.ts";
+import { WorkflowInvalidError } from "../../../sdk/client/errors.ts";
 import { UsageError, exitCodes, type Command, type Io } from "../command.ts";
 import { apiUsageFooter, createApiClient, formatProblemDetail, reportApiErrors } from "./api-client.ts";
 import { UnreadableError, unreadable, workflowFilesOf } from "./workflow-files.ts";

@@ -3,7 +3,7 @@
  * (`baton logs`, `baton run --wait`), a summary of one execution (`baton get`), a table of
  * executions (`baton ls`).
  */
-import type { Execution, ExecutionSummary, HistoryEvent, StepError } from "../../../sdk/index.ts";
+import type { Execution, ExecutionSummary, HistoryEvent, StepError } from "../../../sdk/client/types.ts";
 
 const longestValue = 120;
 

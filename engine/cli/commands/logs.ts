@@ -1,6 +1,6 @@
 /** `baton logs ID [--follow] [--json]`: an execution's history, one line per event. */
 import { parseArgs } from "node:util";
-import type { HistoryEvent } from "../../../sdk/index.ts";
+import type { HistoryEvent } from "../../../sdk/client/types.ts";
 import { exitCodes, type Command, type Io } from "../command.ts";
 import { apiUsageFooter, createApiClient, reportApiErrors, singleId } from "./api-client.ts";
 import { formatEvent } from "./execution-text.ts";

@@ -1,6 +1,6 @@
 /** `baton ls [--workflow W] [--status S] [--limit N] [--cursor C] [--json]`: executions, newest first. */
 import { parseArgs } from "node:util";
-import { executionStatuses, type ExecutionStatus } from "../../../sdk/index.ts";
+import { executionStatuses, type ExecutionStatus } from "../../../sdk/client/types.ts";
 import { UsageError, exitCodes, type Command, type Io } from "../command.ts";
 import { apiUsageFooter, createApiClient, reportApiErrors } from "./api-client.ts";
 import { formatExecutionTable } from "./execution-text.ts";

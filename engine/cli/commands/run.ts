@@ -3,7 +3,8 @@
  * `--wait`, follow its events to the end and print its output (exit 0) or its error (exit 1).
  */
 import { parseArgs } from "node:util";
-import { BatonConnectionError, type ExecutionHandle } from "../../../sdk/index.ts";
+import { BatonConnectionError } from "../../../sdk/client/errors.ts";
+import type { ExecutionHandle } from "../../../sdk/client/execution-handle.ts";
 import { UsageError, exitCodes, type Command, type Io } from "../command.ts";
 import { apiUsageFooter, createApiClient, readJsonArgument, reportApiErrors } from "./api-client.ts";
 import { formatEvent, formatStepError } from "./execution-text.ts";

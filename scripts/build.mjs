@@ -1,0 +1,45 @@
+#!/usr/bin/env node
+// `npm run build`: compiles Baton's TypeScript (engine/ and sdk/) to JavaScript in dist/, with
+// declaration files, by tsc (tsconfig.build.json; incremental: an unchanged tree takes seconds),
+// then writes dist/.built, the stamp bin/baton.mjs compares the sources against.
+//
+// `--if-possible` (how `prepare` runs it, on `npm ci`/`npm install`): skips the build, saying so,
+// when the sources or TypeScript are not there (`npm ci --omit=dev` in the Docker image's first
+// layer, before the sources are copied). `npm run build` itself never skips.
+import { spawnSync } from "node:child_process";
+import { existsSync, writeFileSync } from "node:fs";
+import { createRequire } from "node:module";
+import { join, resolve } from "node:path";
+
+const root = resolve(import.meta.dirname, "..");
+const ifPossible = process.argv.includes("--if-possible");
+
+let tsc;
+try {
+  tsc = createRequire(join(root, "package.json")).resolve("typescript/bin/tsc");
+} catch {
+  tsc = undefined;
+}
+const missing = !existsSync(join(root, "engine/cli/main.ts"))
+  ? "the sources (engine/, sdk/) are not there"
+  : tsc === undefined
+    ? "TypeScript is not installed (a dev dependency)"
+    : undefined;
+if (missing !== undefined) {
+  if (ifPossible) {
+    process.stderr.write(`baton build: skipped: ${missing}; run "npm run build" once they are\n`);
+    process.exit(0);
+  }
+  process.stderr.write(`baton build: cannot build: ${missing}\n`);
+  process.exit(1);
+}
+
+const result = spawnSync(process.execPath, [tsc, "-p", join(root, "tsconfig.build.json")], {
+  cwd: root,
+  stdio: "inherit",
+});
+if (result.status !== 0) {
+  process.stderr.write("baton build: tsc failed (see above); dist/ is not up to date\n");
+  process.exit(result.status ?? 1);
+}
+writeFileSync(join(root, "dist/.built"), `${new Date().toISOString()}\n`);
