@@ -3,7 +3,7 @@
 import { join } from "node:path";
 import { collectEnvironment, durabilityNote } from "./lib/environment.ts";
 import { parseOptions, usage, UsageError, type BenchOptions } from "./lib/options.ts";
-import { repoRoot } from "./lib/processes.ts";
+import { assertBuilt, repoRoot } from "./lib/processes.ts";
 import { formatTable, writeResults } from "./lib/report.ts";
 import type { BenchContext, Row, Scenario } from "./lib/scenario.ts";
 import { scenarios } from "./scenarios/index.ts";
@@ -28,6 +28,7 @@ function select(names: readonly string[]): Scenario[] {
 
 async function runAll(options: BenchOptions): Promise<number> {
   const selected = select(options.scenarios);
+  assertBuilt();
   const environment = collectEnvironment();
   const log = (message: string): void => void process.stderr.write(`[bench] ${message}\n`);
   const rows = new Map<string, Row>();

@@ -43,19 +43,17 @@ if (process.env.BATON_FROM_SOURCE === "1") {
   register();
   ({ main } = await import("../engine/cli/main.ts"));
 } else {
-  const stamp = `${root}dist/.built`;
-  if (!existsSync(stamp))
-    fail(
-      `the compiled code is missing (${root}dist/): run "npm run build" in ${root} ` +
-        `(or set BATON_FROM_SOURCE=1 to run the TypeScript sources through tsx)`,
-    );
+  const hint = `(or set BATON_FROM_SOURCE=1 to run the TypeScript sources through tsx)`;
   if (existsSync(`${root}engine/cli/main.ts`)) {
+    // A checkout: dist/ must have been built, and after the last change to a source.
+    const stamp = `${root}dist/.built`;
+    if (!existsSync(stamp))
+      fail(`the compiled code is missing (${root}dist/): run "npm run build" in ${root} ${hint}`);
     const newest = newestSource();
     if (newest !== undefined && newest.mtimeMs > statSync(stamp).mtimeMs)
-      fail(
-        `dist/ is older than ${newest.file}: run "npm run build" in ${root} ` +
-          `(or set BATON_FROM_SOURCE=1 to run the TypeScript sources through tsx)`,
-      );
+      fail(`dist/ is older than ${newest.file}: run "npm run build" in ${root} ${hint}`);
+  } else if (!existsSync(`${root}dist/engine/cli/main.js`)) {
+    fail(`the compiled code is missing from ${root}dist/: this copy of Baton is incomplete; reinstall it`);
   }
   ({ main } = await import("../dist/engine/cli/main.js"));
 }

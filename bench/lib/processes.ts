@@ -4,13 +4,31 @@
  * and clean-up come from the test helpers, so a benchmark and a system test start processes the
  * same way (and none outlives the run).
  */
+import { spawnSync } from "node:child_process";
 import { mkdirSync, readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { spawnProcess, spawnTsx, type TestProcess } from "../../test/helpers/processes.ts";
 
 export type { TestProcess };
+export { spawnProcess };
 
 export const repoRoot = resolve(import.meta.dirname, "../..");
+
+/**
+ * Baton's processes run the compiled code (dist/), as in production: `npm run bench` builds it
+ * first. Throws, saying what to do, when dist/ is missing or older than the sources (bin/baton.mjs
+ * checks that; BATON_FROM_SOURCE would hide it, so it is not passed on).
+ */
+export function assertBuilt(): void {
+  const env = { ...process.env };
+  delete env.BATON_FROM_SOURCE;
+  const result = spawnSync(process.execPath, [join(repoRoot, "bin/baton.mjs"), "help"], {
+    env,
+    encoding: "utf8",
+  });
+  if (result.status !== 0)
+    throw new Error(`the compiled code cannot run (npm run build?): ${result.stderr.trim()}`);
+}
 
 /** How long a process may take to say it is ready. */
 const readyTimeoutMs = 30_000;
@@ -43,19 +61,13 @@ export interface ApiProcess {
 }
 
 /**
- * The HTTP API alone (`engine/api/run-api.ts --no-engine`, no tokens, a free port on loopback):
+ * The HTTP API alone (`dist/engine/api/run-api.js --no-engine`, no tokens, a free port on loopback):
  * the stack's engine process does the engine's work, as in a deployment with separate API processes.
  */
 export async function startApi(natsUrl: string, options: EngineOptions): Promise<ApiProcess> {
   const api = spawnProcess(
     process.execPath,
-    [
-      ...profileFlags(options.profileDir),
-      "--import",
-      "tsx",
-      join(repoRoot, "engine/api/run-api.ts"),
-      "--no-engine",
-    ],
+    [...profileFlags(options.profileDir), join(repoRoot, "dist/engine/api/run-api.js"), "--no-engine"],
     { name: options.name, env: { NATS_URL: natsUrl, BATON_LISTEN: "127.0.0.1:0", ...options.env } },
   );
   const match = await api.waitForLine(/"message":"api listening".*"url":"(http:\/\/[^"]+)"/, {
@@ -82,12 +94,12 @@ export interface WorkerOptions {
   readonly cli?: boolean;
 }
 
-/** Spawns a worker process (`sdk/worker/run-worker.ts`); it is serving once `waitForServing` resolves. */
+/** Spawns a worker process (`dist/sdk/worker/run-worker.js`); it is serving once `waitForServing` resolves. */
 export function spawnWorker(natsUrl: string, options: WorkerOptions): TestProcess {
   const modules = (options.modules ?? ["functions/noop.ts"]).map((module) => join(repoRoot, module));
   const entry = options.cli
     ? [join(repoRoot, "bin/baton.mjs"), "worker"]
-    : ["--import", "tsx", join(repoRoot, "sdk/worker/run-worker.ts")];
+    : [join(repoRoot, "dist/sdk/worker/run-worker.js")];
   return spawnProcess(process.execPath, [...profileFlags(options.profileDir), ...entry, ...modules], {
     name: options.name,
     env: { NATS_URL: natsUrl, BATON_WORKER_NAME: options.name, BATON_LOG_LEVEL: "info", ...options.env },

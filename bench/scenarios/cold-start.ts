@@ -1,70 +1,129 @@
 /**
- * cold-start: a task is waiting for a function no worker serves; a worker process is spawned;
- * timed from the spawn to the execution's end in history (process start, module load, NATS
- * connect, first isolate, the call, the result applied by the engine). The worker is stopped
- * after each sample, so every sample starts cold (the OS file cache stays warm; the first sample
- * is discarded for that reason).
+ * cold-start: how fast Baton's processes start, from the compiled code (dist/).
+ *
+ * - `cold-start`: a task waits for `noop`, no worker runs; `baton worker bench/functions/noop.mjs`
+ *   is spawned; timed from the spawn to the execution's end in history (lib/cold-start.ts).
+ *   `cold-start.ts-module`: the same with the TypeScript module `functions/noop.ts`, which the
+ *   worker loads through tsx (Baton's own code stays compiled).
+ * - `cli-start.*`: `baton --help`, `baton validate workflows/hello.yaml` and `baton run
+ *   bench-cold-start` (against the stack's HTTP API, without --wait: it prints the id and exits),
+ *   each timed from the spawn to the process's exit; `cli-start.node` is `node -e 0`, the floor.
+ *
+ * The pool's variant plugs into `measureColdStart` with its own `start` (see lib/cold-start.ts).
  */
-import { newExecutionId } from "../../engine/orchestrator/ids.ts";
-import { streams } from "../../sdk/protocol.ts";
-import { spawnWorker, stopProcess, waitForServing } from "../lib/processes.ts";
+import { join } from "node:path";
+import { coldStartedProcess, measureColdStart, type ColdStartVariant } from "../lib/cold-start.ts";
+import {
+  repoRoot,
+  spawnProcess,
+  spawnWorker,
+  startApi,
+  stopProcess,
+  type ApiProcess,
+} from "../lib/processes.ts";
 import { sized, verdict, type Row, type Scenario } from "../lib/scenario.ts";
 import { withStack } from "../lib/stack.ts";
 import { now, summarize } from "../lib/stats.ts";
-import { until, withTimeout } from "../lib/timing.ts";
-import { chainWorkflow, payload } from "../lib/workflows.ts";
+import { chainWorkflow } from "../lib/workflows.ts";
 
-const workflow = "bench-cold-start";
+const baton = join(repoRoot, "bin/baton.mjs");
+
+/** `baton worker MODULE` (bin/baton.mjs, compiled), spawned once the task waits. */
+export function workerVariant(scenario: string, module: string): ColdStartVariant {
+  return {
+    scenario,
+    description: `spawn of \`baton worker ${module}\``,
+    start: (stack, sample) =>
+      coldStartedProcess(
+        spawnWorker(stack.server.url, { name: `${scenario}-${sample + 1}`, cli: true, modules: [module] }),
+        stopProcess,
+      ),
+  };
+}
+
+export const workerVariants: readonly ColdStartVariant[] = [
+  workerVariant("cold-start", "bench/functions/noop.mjs"),
+  workerVariant("cold-start.ts-module", "functions/noop.ts"),
+];
+
+interface CliCase {
+  readonly scenario: string;
+  readonly args: (api: ApiProcess) => string[];
+  readonly exitCode: number;
+  readonly targetMs?: number;
+  readonly program?: string[];
+}
+
+const cliCases: readonly CliCase[] = [
+  { scenario: "cli-start.node", args: () => [], program: ["-e", "0"], exitCode: 0 },
+  { scenario: "cli-start.help", args: () => ["--help"], exitCode: 0, targetMs: 150 },
+  {
+    scenario: "cli-start.validate",
+    args: () => ["validate", join(repoRoot, "workflows/hello.yaml")],
+    exitCode: 0,
+    targetMs: 150,
+  },
+  { scenario: "cli-start.run", args: () => ["run", "bench-cold-start"], exitCode: 0, targetMs: 150 },
+];
+
+/** Spawns the command `warmup + samples` times, one at a time; spawn → exit of each. */
+async function measureCli(cliCase: CliCase, api: ApiProcess, samples: number, warmup: number): Promise<Row> {
+  const times: number[] = [];
+  for (let i = 0; i < warmup + samples; i++) {
+    const started = now();
+    const child = spawnProcess(process.execPath, cliCase.program ?? [baton, ...cliCase.args(api)], {
+      name: cliCase.scenario,
+      env: { BATON_URL: api.url, BATON_TOKEN: undefined, BATON_FROM_SOURCE: undefined },
+    });
+    const exit = await child.waitForExit(30_000);
+    const elapsed = now() - started;
+    if (exit.code !== cliCase.exitCode)
+      throw new Error(`${cliCase.scenario} exited ${String(exit.code)}: ${child.stderr()}`);
+    if (i >= warmup) times.push(elapsed);
+  }
+  const latency = summarize(times);
+  const command = cliCase.program
+    ? `node ${cliCase.program.join(" ")}`
+    : `baton ${cliCase.args(api).join(" ")}`;
+  return {
+    scenario: cliCase.scenario,
+    latency,
+    target: cliCase.targetMs === undefined ? "" : `p50 ≤ ${cliCase.targetMs} ms`,
+    met: cliCase.targetMs === undefined ? "n/a" : verdict(latency.p50 <= cliCase.targetMs),
+    notes: [
+      `\`${command.replace(repoRoot + "/", "")}\`: spawn → exit` +
+        (cliCase.program ? " (Node's own start, the floor under every row)" : ""),
+    ],
+  };
+}
 
 export const coldStart: Scenario = {
   name: "cold-start",
-  summary: "spawn a worker process → first result, with the task already waiting",
+  summary: "spawn a worker process → first result (task already waiting); the CLI's start time",
   async run({ options, log }) {
-    return withStack({ scenario: "cold-start", workers: [] }, options, async (stack) => {
-      const { executions, history, nc } = stack;
-      const jsm = await nc.jetstreamManager();
-      await executions.apply(chainWorkflow(workflow, 1));
-      const warmup = 1;
-      const samples = sized(options, 8, 2);
-      log(`cold-start: ${warmup + samples} worker spawns`);
-      const results: number[] = [];
-      const serving: number[] = [];
-      for (let i = 0; i < warmup + samples; i++) {
-        const id = newExecutionId();
-        const end = history.expectEnd(id);
-        await executions.start(workflow, payload(), { id });
-        await until(
-          "the task to wait in BATON_TASKS",
-          async () => (await jsm.streams.info(streams.tasks)).state.messages > 0,
-          10_000,
-        );
-        const spawned = now();
-        const worker = spawnWorker(stack.server.url, { name: `cold-${i + 1}` });
+    const rows: Row[] = [];
+    for (const variant of workerVariants) {
+      rows.push(
+        await withStack({ scenario: variant.scenario, workers: [] }, options, (stack) =>
+          measureColdStart(stack, variant, { samples: sized(options, 12, 2), warmup: 1, log }),
+        ),
+      );
+    }
+    rows.push(
+      ...(await withStack({ scenario: "cli-start", workers: [] }, options, async (stack) => {
+        await stack.executions.apply(chainWorkflow("bench-cold-start", 1));
+        const api = await startApi(stack.server.url, { name: "api" });
         try {
-          const servingAt = waitForServing(worker).then(() => now());
-          const ended = await withTimeout(end, 30_000, `the first result of worker cold-${i + 1}`);
-          if (ended.status !== "succeeded") throw new Error(`execution ${id} ended ${ended.status}`);
-          if (i < warmup) continue;
-          results.push(ended.at - spawned);
-          serving.push((await servingAt) - spawned);
+          const cliRows: Row[] = [];
+          const samples = sized(options, 20, 3);
+          log(`cli-start: ${samples} runs of each command, after 2 thrown away`);
+          for (const cliCase of cliCases) cliRows.push(await measureCli(cliCase, api, samples, 2));
+          return cliRows;
         } finally {
-          await stopProcess(worker);
+          await stopProcess(api.process);
         }
-      }
-      const latency = summarize(results);
-      const ready = summarize(serving);
-      const row: Row = {
-        scenario: "cold-start",
-        latency,
-        target: "p50 ≤ 200 ms",
-        met: verdict(latency.p50 <= 200),
-        notes: [
-          `spawn of \`node --import tsx sdk/worker/run-worker.ts functions/noop.ts\` → its first result in history; ` +
-            `the worker logged "serving" at p50 ${ready.p50.toFixed(0)} ms after spawn`,
-        ],
-        data: { servingP50Ms: ready.p50, servingP99Ms: ready.p99 },
-      };
-      return [row];
-    });
+      })),
+    );
+    return rows;
   },
 };

@@ -17,6 +17,7 @@ import { ensureNatsServer, startNatsServer } from "./nats-server.ts";
 import { submitWorkflows } from "./submit-workflows.ts";
 import { findFunctionModules, startWorkers } from "./workers.ts";
 import { startTracing, stopTracing } from "../telemetry/tracing.ts";
+import { packageRoot } from "../package-root.ts";
 
 export interface DevOptions {
   readonly env?: NodeJS.ProcessEnv;
@@ -115,7 +116,7 @@ export async function runDev(options: DevOptions = {}): Promise<number> {
 
     // 5. The example workers.
     const modules = findFunctionModules(functionsDir);
-    let workersLine = `none (no modules in ${functionsDir}/)`;
+    let workersLine = `none (no modules in ${functionsDir}/: see below)`;
     if (modules.length > 0) {
       const workers = await startWorkers({
         modules,
@@ -136,6 +137,8 @@ export async function runDev(options: DevOptions = {}): Promise<number> {
         submitted: submitted.workflows,
         refused: submitted.refused.length,
         workflowsDir,
+        functionsDir,
+        noFunctions: modules.length === 0,
         dataDir: dataDir?.path,
         hasTokens: settings.api.tokens.length > 0,
       }),
@@ -216,6 +219,8 @@ function banner(parts: {
   submitted: string[];
   refused: number;
   workflowsDir: string;
+  functionsDir: string;
+  noFunctions: boolean;
   dataDir: string | undefined;
   hasTokens: boolean;
 }): string {
@@ -225,9 +230,11 @@ function banner(parts: {
     parts.apiUrl === defaultApiUrl ? "" : `BATON_URL=${parts.apiUrl} `,
     parts.hasTokens ? "BATON_TOKEN=<one of BATON_API_TOKENS> " : "",
   ].join("");
+  // In Baton's own checkout, its npm script; in a project that installed Baton, npx.
+  const baton = relative(packageRoot, process.cwd()) === "" ? "npm run baton --" : "npx baton";
   const tryLine = parts.submitted.includes("hello")
-    ? `${prefix}npm run baton -- run hello --input '{"name":"ana"}' --wait`
-    : `${prefix}npm run baton -- ls`;
+    ? `${prefix}${baton} run hello --input '{"name":"ana"}' --wait`
+    : `${prefix}${baton} ls`;
   return [
     "",
     "Baton dev is up.",
@@ -238,12 +245,39 @@ function banner(parts: {
     `  workers    ${parts.workersLine}`,
     `  workflows  ${parts.submitted.length} submitted from ${parts.workflowsDir}/${refused}`,
     "",
+    ...gettingStarted(parts, baton),
     "Try:",
     `  ${tryLine}`,
     "",
     `Ctrl-C stops everything${parts.dataDir === undefined ? "" : `; the data stays in ${displayPath(parts.dataDir)} for the next start`}.`,
     "",
   ].join("\n");
+}
+
+/** What to add when the project has no workflows or no functions yet (a fresh `npm install baton`). */
+function gettingStarted(
+  parts: {
+    submitted: string[];
+    refused: number;
+    workflowsDir: string;
+    functionsDir: string;
+    noFunctions: boolean;
+  },
+  baton: string,
+): string[] {
+  const lines: string[] = [];
+  if (parts.noFunctions)
+    lines.push(
+      `No functions yet: add an ES module to ${parts.functionsDir}/ (.mjs, .js or .ts) that exports`,
+      `  defineFunction({ name: "hello", handler: (input) => ({ greeting: \`hello \${input.name}\` }) })`,
+      `  (import { defineFunction } from "baton"), then restart ${baton} dev: it serves every module there.`,
+    );
+  if (parts.submitted.length === 0 && parts.refused === 0)
+    lines.push(
+      `No workflows yet: add a workflow file, ${parts.workflowsDir}/hello.yaml (docs/workflow-language.md), check it`,
+      `  with "${baton} validate ${parts.workflowsDir}", then restart ${baton} dev or submit it: ${baton} apply -f ${parts.workflowsDir}`,
+    );
+  return lines.length === 0 ? [] : [...lines, ""];
 }
 
 /** The engine's and the API's log lines, one readable line each, at BATON_LOG_LEVEL and above. */
