@@ -1,21 +1,36 @@
 # The Baton image: the engine, the HTTP API, the CLI and the example functions, run from the
-# TypeScript sources by tsx (no build step), exactly as `npm run baton` runs them on a laptop.
-# docker-compose.yml runs every Baton service from this one image, each with its own command.
+# compiled JavaScript (dist/, built by `npm run build` in the first stage), as an installed Baton
+# runs. docker-compose.yml runs every Baton service from this one image, each with its own command.
 
 # Node 20, as package.json's "engines" asks (>=20.19); slim Debian keeps the image small.
+FROM node:20-bookworm-slim AS build
+
+WORKDIR /app
+
+# Every dependency (TypeScript is a dev dependency), from the lockfile alone, so that editing a
+# source file does not reinstall them; `prepare` skips the build here, the sources are not in yet.
+COPY package.json package-lock.json ./
+RUN npm ci
+
+# The sources (.dockerignore keeps out node_modules, dist/, local data, tests and benchmarks),
+# compiled to dist/.
+COPY . .
+RUN npm run build
+
 FROM node:20-bookworm-slim
 
 WORKDIR /app
 ENV NODE_ENV=production
 
-# The dependencies first, from the lockfile alone, so that editing a source file does not
-# reinstall them. --omit=dev: tsx, which runs the sources, is a runtime dependency; the test,
-# lint and format tools are not needed in the image.
+# The runtime dependencies only. tsx stays one of them: it loads a user's function modules
+# written in TypeScript (`baton worker functions/examples.ts`); Baton's own code is compiled.
 COPY package.json package-lock.json ./
 RUN npm ci --omit=dev && npm cache clean --force
 
-# The sources (.dockerignore keeps out node_modules, local data, tests and benchmarks).
+# The sources (the example functions and workflows, the console's front end, which esbuild
+# bundles when /ui is first asked for) and the compiled code from the first stage.
 COPY . .
+COPY --from=build /app/dist ./dist
 
 # `baton` on the PATH: Node follows the link to /app/bin/baton.mjs, so its imports resolve from
 # /app/node_modules. The directories are where the example functions write (BATON_EFFECT_DIR,

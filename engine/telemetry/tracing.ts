@@ -29,6 +29,7 @@ import {
 import { NodeSDK } from "@opentelemetry/sdk-node";
 import { RandomIdGenerator, type IdGenerator } from "@opentelemetry/sdk-trace";
 import { formatTraceparent, parseTraceparent, type PlannedSpan } from "./trace-context.ts";
+import { tracingConfigured } from "./tracing-config.ts";
 
 const instrumentationName = "baton";
 
@@ -81,16 +82,9 @@ let tracer: Tracer | undefined;
 /** Whether this process exports traces (startTracing found it configured). */
 export const tracingEnabled = (): boolean => sdk !== undefined;
 
-/** Whether the environment asks for tracing (see the module comment). */
-export function tracingConfigured(env: NodeJS.ProcessEnv = process.env): boolean {
-  if (env.OTEL_SDK_DISABLED?.trim().toLowerCase() === "true") return false;
-  const exporters = (env.OTEL_TRACES_EXPORTER ?? "")
-    .split(",")
-    .map((name) => name.trim())
-    .filter((name) => name !== "");
-  if (exporters.length > 0) return !exporters.every((name) => name === "none");
-  return Boolean(env.OTEL_EXPORTER_OTLP_ENDPOINT || env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT);
-}
+// Whether the environment asks for tracing: in its own light module, so that a process can ask
+// without loading the OpenTelemetry SDK (`baton worker` does, to start fast).
+export { tracingConfigured } from "./tracing-config.ts";
 
 export interface TracingOptions {
   /**

@@ -76,6 +76,19 @@ describe("baton loads what the command needs, and no more", () => {
     expect(loaded(urls, heavy)).toEqual([]);
   });
 
+  it("baton worker loads the OpenTelemetry SDK only when tracing is asked for", async () => {
+    const { code, urls } = await importsOf(["worker", "--help"]);
+    expect(code).toBe(0);
+    expect(urls.some((url) => url.endsWith("/engine/cli/commands/worker.ts"))).toBe(true);
+    expect(
+      loaded(urls, [
+        /\/node_modules\/@opentelemetry\/sdk-node\//,
+        /\/node_modules\/fastify\//,
+        /\/engine\/telemetry\/tracing\.ts$/,
+      ]),
+    ).toEqual([]);
+  });
+
   it("every command of the list loads, under its own name and summary", async () => {
     for (const entry of commandEntries) {
       const command = await entry.load();

@@ -237,6 +237,9 @@ interface Context {
 const looksLikeRepositoryPath = (argument: string): boolean =>
   !argument.startsWith("-") && !argument.startsWith("/") && /\/|\.(?:[cm]?[jt]s|ya?ml|json)$/.test(argument);
 
+/** The source file tsc compiles to `dist/….js` (tsconfig.build.json: rootDir ".", outDir "dist"). */
+const sourceOfCompiled = (path: string): string => path.replace(/^dist\//, "").replace(/\.js$/, ".ts");
+
 function commandProblems({ compose, dockerSection, cli, files }: Context): string[] {
   const problems: string[] = [];
   for (const [name, service] of batonServicesOf(compose)) {
@@ -245,16 +248,26 @@ function commandProblems({ compose, dockerSection, cli, files }: Context): strin
       problems.push(`${name}: no command (every Baton service names what it runs)`);
       continue;
     }
-    const [program, first, second, script] = command;
+    const [program, first, second] = command;
     if (program === "baton") {
       if (!cli.has(first ?? "")) problems.push(`${name}: "baton ${first}" is not a command of the CLI`);
-    } else if (program === "node" && first === "--import" && second === "tsx") {
-      if (script === undefined || !existsSync(join(root, script)))
-        problems.push(`${name}: the script "${script}" does not exist`);
+    } else if (program === "node" && first !== undefined && /^dist\/.*\.js$/.test(first)) {
+      // Compiled in the image (the Dockerfile's build stage): its source must exist and be copied in.
+      const source = sourceOfCompiled(first);
+      if (!existsSync(join(root, source)))
+        problems.push(`${name}: "${first}" is compiled from ${source}, which does not exist`);
+      else if (isIgnored(files.dockerignore, source))
+        problems.push(`${name}: ${source} is left out of the image by .dockerignore`);
+      if (second !== undefined)
+        problems.push(`${name}: "${command.join(" ")}" passes Node options after the script`);
     } else {
-      problems.push(`${name}: "${command.join(" ")}" is neither a baton command nor a script run by tsx`);
+      problems.push(
+        `${name}: "${command.join(" ")}" is neither a baton command nor a compiled script (node dist/….js)`,
+      );
     }
-    for (const path of command.filter(looksLikeRepositoryPath)) {
+    for (const path of command.filter(
+      (argument) => looksLikeRepositoryPath(argument) && !argument.startsWith("dist/"),
+    )) {
       if (!existsSync(join(root, path))) problems.push(`${name}: ${path} does not exist`);
       else if (isIgnored(files.dockerignore, path.replace(/\/+$/, "")))
         problems.push(`${name}: ${path} is left out of the image by .dockerignore`);
@@ -367,7 +380,7 @@ function configurationProblems({ compose, dockerSection }: Context): string[] {
     const env = resolved(service);
     try {
       loadEngineConfig(env);
-      if (commandOf(service)?.includes("engine/api/run-api.ts")) {
+      if (commandOf(service)?.includes("dist/engine/api/run-api.js")) {
         const api = loadApiConfig(env);
         checkListenAddress(api);
         apis.set(name, { port: api.listen.port, tokens: api.tokens });
@@ -387,7 +400,7 @@ function configurationProblems({ compose, dockerSection }: Context): string[] {
     if (natsHost !== undefined && !services.has(natsHost))
       problems.push(`${name}: NATS_URL names ${natsHost}, which is not a service`);
   }
-  if (apis.size === 0) problems.push("no service runs the HTTP API (engine/api/run-api.ts)");
+  if (apis.size === 0) problems.push("no service runs the HTTP API (dist/engine/api/run-api.js)");
   for (const [name, service] of batonServicesOf(compose)) {
     const env = resolved(service);
     if (env.BATON_URL === undefined) continue;
@@ -417,6 +430,9 @@ function dockerfileProblems({ files, cli }: Context): string[] {
     );
   if (!instructions.some(({ keyword, rest }) => keyword === "RUN" && /\bnpm ci\b/.test(rest)))
     problems.push("Dockerfile: does not install the dependencies with npm ci (from the lockfile)");
+  // bin/baton.mjs and `node dist/….js` run the compiled code: the image must build it.
+  if (!instructions.some(({ keyword, rest }) => keyword === "RUN" && /\bnpm run build\b/.test(rest)))
+    problems.push("Dockerfile: does not compile the TypeScript (npm run build)");
   const workdir = instructions.filter(({ keyword }) => keyword === "WORKDIR").at(-1)?.rest ?? "/";
   for (const { keyword, rest } of instructions) {
     if (keyword === "COPY" || keyword === "ADD") {
@@ -509,7 +525,7 @@ describe("docker-compose.yml, Dockerfile, .dockerignore", () => {
     const compose = parseCompose(readText("docker-compose.yml"));
     const commands = servicesOf(compose).map(([, service]) => commandOf(service)?.join(" ") ?? "");
     expect(commands.some((command) => /(^|\s)-js(\s|$)/.test(command))).toBe(true);
-    expect(commands).toContain("node --import tsx engine/api/run-api.ts");
+    expect(commands).toContain("node dist/engine/api/run-api.js");
     expect(commands.some((command) => command.startsWith("baton worker "))).toBe(true);
     expect(commands.some((command) => command.startsWith("baton apply "))).toBe(true);
     const images = servicesOf(compose).map(([, service]) => textOf(service.image));
@@ -627,7 +643,7 @@ describe("docker-compose.yml, Dockerfile, .dockerignore", () => {
         "another Node",
         (files) => ({
           ...files,
-          dockerfile: files.dockerfile.replace(/^FROM node:20\S*/m, "FROM node:18-slim"),
+          dockerfile: files.dockerfile.replace(/^FROM node:20\S*$/m, "FROM node:18-slim"),
         }),
         /FROM node:18-slim, not Node 20/,
       ],

@@ -1,6 +1,6 @@
 /** `baton worker MODULE...`: serve the functions that ES modules export. */
 import { runWorker } from "../../../sdk/worker/run-worker.ts";
-import { startTracing, stopTracing } from "../../telemetry/tracing.ts";
+import { tracingConfigured } from "../../telemetry/tracing-config.ts";
 import { UsageError, type Command } from "../command.ts";
 
 export const workerCommand: Command = {
@@ -21,9 +21,12 @@ standard OTEL_* variables (each run is a span under the engine's attempt span).
   async run(args) {
     if (args.length === 0)
       throw new UsageError("name at least one module, e.g. baton worker functions/examples.ts");
-    startTracing("baton-worker");
+    // The OpenTelemetry SDK is loaded only when tracing is asked for: it alone costs more than
+    // the rest of the worker's start.
+    const tracing = tracingConfigured() ? await import("../../telemetry/tracing.ts") : undefined;
+    tracing?.startTracing("baton-worker");
     const code = await runWorker(args);
-    await stopTracing();
+    await tracing?.stopTracing();
     // The worker has stopped; nothing it left behind should keep the process up.
     process.exit(code);
   },
