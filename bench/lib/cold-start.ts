@@ -18,6 +18,7 @@ import type { Stack } from "./stack.ts";
 import { now, summarize } from "./stats.ts";
 import { until, withTimeout } from "./timing.ts";
 import { chainWorkflow, payload } from "./workflows.ts";
+import { endedChildrenCpuMs } from "./child-cpu.ts";
 
 export interface ColdStarted {
   /** Resolves when what was started says it serves (a worker's "serving" line), if it can tell. */
@@ -69,6 +70,7 @@ export async function measureColdStart(
   );
   const results: number[] = [];
   const serving: number[] = [];
+  const cpu: number[] = [];
   for (let i = 0; i < options.warmup + options.samples; i++) {
     const id = newExecutionId();
     const end = history.expectEnd(id);
@@ -79,7 +81,9 @@ export async function measureColdStart(
       10_000,
     );
     const startedAt = now();
+    const cpuBefore = endedChildrenCpuMs();
     const started = await variant.start(stack, i);
+    let measured = false;
     try {
       const servingAt = started.serving?.then(() => now());
       servingAt?.catch(() => undefined);
@@ -88,24 +92,33 @@ export async function measureColdStart(
       if (i < options.warmup) continue;
       results.push(ended.at - startedAt);
       if (servingAt !== undefined) serving.push((await servingAt) - startedAt);
+      measured = true;
     } finally {
       await started.stop();
     }
+    if (measured) cpu.push(endedChildrenCpuMs() - cpuBefore);
   }
   const latency = summarize(results);
   const targetMs = options.targetMs ?? 200;
   const ready = serving.length > 0 ? summarize(serving) : undefined;
+  const cpuUsed = summarize(cpu);
   return {
     scenario: variant.scenario,
     latency,
+    result: `CPU p50 ${cpuUsed.p50.toFixed(0)} ms`,
     target: `p50 ≤ ${targetMs} ms`,
     met: verdict(latency.p50 <= targetMs),
     notes: [
       `${variant.description}, started with the task already waiting → its first result in history` +
         (ready === undefined
           ? ""
-          : `; it logged "serving" at p50 ${ready.p50.toFixed(0)} ms after the start`),
+          : `; it logged "serving" at p50 ${ready.p50.toFixed(0)} ms after the start`) +
+        "; CPU: what the started processes used in their whole life (start, the call, the drain), from /proc/self/stat's cutime + cstime",
     ],
-    data: ready === undefined ? {} : { servingP50Ms: ready.p50, servingP99Ms: ready.p99 },
+    data: {
+      ...(ready === undefined ? {} : { servingP50Ms: ready.p50, servingP99Ms: ready.p99 }),
+      cpuP50Ms: cpuUsed.p50,
+      cpuP90Ms: cpuUsed.p90,
+    },
   };
 }

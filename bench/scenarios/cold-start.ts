@@ -25,6 +25,7 @@ import { sized, verdict, type Row, type Scenario } from "../lib/scenario.ts";
 import { withStack } from "../lib/stack.ts";
 import { now, summarize } from "../lib/stats.ts";
 import { chainWorkflow } from "../lib/workflows.ts";
+import { endedChildrenCpuMs } from "../lib/child-cpu.ts";
 
 const baton = join(repoRoot, "bin/baton.mjs");
 
@@ -69,7 +70,9 @@ const cliCases: readonly CliCase[] = [
 /** Spawns the command `warmup + samples` times, one at a time; spawn → exit of each. */
 async function measureCli(cliCase: CliCase, api: ApiProcess, samples: number, warmup: number): Promise<Row> {
   const times: number[] = [];
+  const cpu: number[] = [];
   for (let i = 0; i < warmup + samples; i++) {
+    const cpuBefore = endedChildrenCpuMs();
     const started = now();
     const child = spawnProcess(process.execPath, cliCase.program ?? [baton, ...cliCase.args(api)], {
       name: cliCase.scenario,
@@ -79,15 +82,21 @@ async function measureCli(cliCase: CliCase, api: ApiProcess, samples: number, wa
     const elapsed = now() - started;
     if (exit.code !== cliCase.exitCode)
       throw new Error(`${cliCase.scenario} exited ${String(exit.code)}: ${child.stderr()}`);
-    if (i >= warmup) times.push(elapsed);
+    if (i >= warmup) {
+      times.push(elapsed);
+      cpu.push(endedChildrenCpuMs() - cpuBefore);
+    }
   }
   const latency = summarize(times);
+  const cpuUsed = summarize(cpu);
   const command = cliCase.program
     ? `node ${cliCase.program.join(" ")}`
     : `baton ${cliCase.args(api).join(" ")}`;
   return {
     scenario: cliCase.scenario,
     latency,
+    result: `CPU p50 ${cpuUsed.p50.toFixed(0)} ms`,
+    data: { cpuP50Ms: cpuUsed.p50, cpuP90Ms: cpuUsed.p90 },
     target: cliCase.targetMs === undefined ? "" : `p50 ≤ ${cliCase.targetMs} ms`,
     met: cliCase.targetMs === undefined ? "n/a" : verdict(latency.p50 <= cliCase.targetMs),
     notes: [
