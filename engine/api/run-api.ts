@@ -1,6 +1,7 @@
 /**
  * A process serving the HTTP API, with an engine (orchestrator) in it unless `--no-engine`:
- * `node --import tsx engine/api/run-api.ts [--no-engine]`. Configuration from the environment
+ * `node dist/engine/api/run-api.js [--no-engine]` (compiled by `npm run build`; the tests run the
+ * source with `node --import tsx engine/api/run-api.ts`). Configuration from the environment
  * (NATS_URL, BATON_LISTEN, BATON_API_TOKENS, ...: docs/api.md). Prints
  * `{"level":"info","message":"api listening","url":"http://127.0.0.1:8080",...}` once it
  * listens; SIGTERM or SIGINT stops it after the work under way.

@@ -1,4 +1,5 @@
-// The worker process: `node --import tsx sdk/worker/run-worker.ts MODULE...` serves the functions
+// The worker process: `node dist/sdk/worker/run-worker.js MODULE...` (or, from the sources,
+// `node --import tsx sdk/worker/run-worker.ts MODULE...`) serves the functions
 // the modules export (see load-modules.ts) on NATS_URL, and drains on SIGTERM or SIGINT. The
 // `baton worker` command runs this.
 //
@@ -10,8 +11,7 @@ import { pathToFileURL } from "node:url";
 import { loadFunctionModules } from "./load-modules.ts";
 import { serve } from "./serve.ts";
 
-const usage =
-  "usage: node --import tsx sdk/worker/run-worker.ts MODULE... (each an ES module exporting function definitions)";
+const usage = "usage: run-worker MODULE... (each an ES module exporting function definitions)";
 
 /** Runs a worker until it is drained; resolves with the process exit code. */
 export async function runWorker(
