@@ -31,8 +31,7 @@ function newestSource() {
       }
     }
   };
-  visit("engine");
-  visit("sdk");
+  for (const dir of ["engine", "sdk"]) if (existsSync(`${root}${dir}`)) visit(dir);
   return newest;
 }
 
