@@ -11,6 +11,7 @@ import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startNatsServer } from "../helpers/nats-server.ts";
 import { killAllProcesses, spawnProcess } from "../helpers/processes.ts";
 
 const root = join(import.meta.dirname, "../..");
@@ -121,6 +122,34 @@ describe("the npm package", () => {
     expect(exit.code === 0 || exit.signal === "SIGTERM", `${JSON.stringify(exit)}\n${dev.stderr()}`).toBe(
       true,
     );
+  });
+
+  it("npx baton worker serves a function module of the project written in TypeScript", async () => {
+    const nats = await startNatsServer();
+    try {
+      mkdirSync(join(project, "functions"), { recursive: true });
+      writeFileSync(
+        join(project, "functions/greet.ts"),
+        `import { defineFunction } from "baton";
+export default defineFunction({
+  name: "greet",
+  handler: (input: { name: string }): { greeting: string } => ({ greeting: \`hello \${input.name}\` }),
+});
+`,
+      );
+      const worker = spawnProcess("npx", ["baton", "worker", "functions/greet.ts"], {
+        name: "npx baton worker",
+        cwd: project,
+        env: { ...compiled, NATS_URL: nats.url, BATON_LOG_LEVEL: "info" },
+      });
+      // "serving" comes once the worker and its first isolate have both loaded the module.
+      await worker.waitForLine(/"msg":"serving"/, { timeoutMs: 60_000 });
+      expect(worker.stderr()).toContain("greet");
+      await worker.kill("SIGTERM", 30_000);
+    } finally {
+      await nats.stop();
+      rmSync(join(project, "functions"), { recursive: true, force: true });
+    }
   });
 
   it('import { defineFunction, BatonClient } from "baton" works from JavaScript', async () => {
