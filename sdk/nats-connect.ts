@@ -1,0 +1,98 @@
+/**
+ * Connecting to NATS the way every Baton process does: the credential and TLS settings of
+ * nats-access.ts as nats.js's own options (`credsAuthenticator`, `nkeyAuthenticator`, `user`/`pass`,
+ * `token`, `tls`), and a refusal at connect (credentials, TLS, nobody listening) turned into one
+ * line that names the variables in play instead of a stack trace.
+ */
+import {
+  connect,
+  credsAuthenticator,
+  nkeyAuthenticator,
+  type ConnectionOptions,
+  type NatsConnection,
+} from "nats";
+import { NatsAccessError, type NatsAccess } from "./nats-access.ts";
+
+/** nats.js connection options for `access`: only the credential and TLS ones. */
+export function natsAccessOptions(access: NatsAccess): Partial<ConnectionOptions> {
+  const { credential } = access;
+  const options: Partial<ConnectionOptions> = {};
+  switch (credential.kind) {
+    case "creds":
+      options.authenticator = credsAuthenticator(credential.creds);
+      break;
+    case "nkey":
+      options.authenticator = nkeyAuthenticator(credential.seed);
+      break;
+    case "password":
+      options.user = credential.user;
+      options.pass = credential.password;
+      break;
+    case "token":
+      options.token = credential.token;
+      break;
+    case "none":
+      break;
+  }
+  if (access.tls !== undefined) options.tls = { ...access.tls };
+  return options;
+}
+
+/**
+ * `connect` with `access`'s credentials and TLS. A connection refused for its credentials or its
+ * TLS, or a server nobody answers at, rejects with a {@link NatsAccessError} whose message is one
+ * line naming the variables; any other error is passed on as is.
+ */
+export async function connectNats(options: ConnectionOptions, access: NatsAccess): Promise<NatsConnection> {
+  try {
+    return await connect({ ...options, ...natsAccessOptions(access) });
+  } catch (error) {
+    throw explainConnectError(error, access, options.servers) ?? error;
+  }
+}
+
+const authCodes = new Set([
+  "AUTHORIZATION_VIOLATION",
+  "AUTHENTICATION_EXPIRED",
+  "AUTHENTICATION_TIMEOUT",
+  "ACCOUNT_EXPIRED",
+]);
+
+/** The one-line explanation of a failed connect, or undefined when it is none of ours to explain. */
+export function explainConnectError(
+  error: unknown,
+  access: NatsAccess,
+  servers: ConnectionOptions["servers"],
+): NatsAccessError | undefined {
+  const where = Array.isArray(servers) ? servers.join(",") : (servers ?? "nats://127.0.0.1:4222");
+  const rawCode = (error as { code?: unknown } | undefined)?.code;
+  const code = typeof rawCode === "string" ? rawCode : "";
+  const message = (error instanceof Error ? error.message : String(error)).split("\n")[0] ?? "";
+  const { credentialVariables, tlsVariables } = access;
+  if (authCodes.has(code) || /authorization violation|authentication/i.test(message)) {
+    if (credentialVariables.length === 0)
+      return new NatsAccessError(
+        `NATS at ${where} refused a connection without credentials (${message}): set NATS_CREDS, NATS_USER and NATS_PASSWORD, NATS_TOKEN or NATS_NKEY`,
+      );
+    return new NatsAccessError(
+      `NATS at ${where} refused the credentials of ${credentialVariables.join(", ")} (${message}): check them against the server's users`,
+    );
+  }
+  if (isTlsError(code, message)) {
+    const named =
+      tlsVariables.length === 0
+        ? "no NATS_CA, NATS_CERT or NATS_KEY is set"
+        : `check ${tlsVariables.join(", ")}`;
+    return new NatsAccessError(`TLS with NATS at ${where} failed (${message}): ${named}`);
+  }
+  if (code === "CONNECTION_REFUSED" || /ECONNREFUSED/.test(message))
+    return new NatsAccessError(`cannot reach NATS at ${where} (NATS_URL): connection refused`);
+  return undefined;
+}
+
+function isTlsError(code: string, message: string): boolean {
+  return (
+    /^(ERR_TLS|ERR_SSL|ERR_OSSL|DEPTH_ZERO|SELF_SIGNED|UNABLE_TO|CERT_|ERR_TLS_CERT)/.test(code) ||
+    /\btls\b|ssl|certificate/i.test(message)
+  );
+}
