@@ -179,6 +179,16 @@ describe("the shipped nats-server configuration", () => {
     expect(done.status, JSON.stringify(done.error)).toBe("succeeded");
     expect(done.output).toBe(6); // 5 + the effect's first (and only) run
     expect(readdirSync(effectDir)).toHaveLength(1);
+    // The API's user reads the history (an ordered consumer), the list and the workers bucket.
+    const history = await api<{ entries?: unknown[] } | unknown[]>("GET", `/v1/executions/${id}/history`);
+    expect(history.status, JSON.stringify(history.body)).toBe(200);
+    expect(JSON.stringify(history.body)).toContain("charge");
+    const listed = await api("GET", "/v1/executions");
+    expect(listed.status, JSON.stringify(listed.body)).toBe(200);
+    expect(JSON.stringify(listed.body)).toContain(id);
+    const workers = await api("GET", "/v1/workers");
+    expect(workers.status, JSON.stringify(workers.body)).toBe(200);
+    expect(JSON.stringify(workers.body)).toContain("creds-worker");
   });
 
   it("refuses the worker's user a purge of BATON_EVENTS and a forged execution.start; nothing changes", async () => {
@@ -236,6 +246,24 @@ describe("a bad credential", () => {
     expect(stderr).toMatch(
       /^baton engine: NATS at nats:\/\/127\.0\.0\.1:\d+ refused the credentials of NATS_USER\/NATS_PASSWORD/m,
     );
+  });
+
+  it("a wrong password stops the API process with a message naming the variables", async () => {
+    const child = spawnProcess(
+      process.execPath,
+      ["--import", "tsx", join(root, "engine/api/run-api.ts"), "--no-engine"],
+      {
+        name: "api",
+        cwd: root,
+        env: roleEnv({ ...users.api, NATS_PASSWORD: "pw-wrong" }, { BATON_LISTEN: "127.0.0.1:0" }),
+      },
+    );
+    const exit = await child.waitForExit(30_000);
+    expect(exit.code, child.output()).toBe(2);
+    expect(child.stderr()).toMatch(
+      /^run-api: NATS at .* refused the credentials of NATS_USER\/NATS_PASSWORD/m,
+    );
+    expect(child.stderr(), child.output()).not.toMatch(/^\s+at /m);
   });
 
   it("no credentials at all: the engine says which variables to set", async () => {
