@@ -90,6 +90,32 @@ export function explainConnectError(
   return undefined;
 }
 
+/**
+ * A request NATS refused for the permissions of `role`'s user (say, a worker's user creating a
+ * stream the engine has not created yet), as one line; undefined for any other error.
+ */
+export function explainPermissionError(
+  error: unknown,
+  access: NatsAccess,
+  role: string,
+): NatsAccessError | undefined {
+  const rawCode = (error as { code?: unknown } | undefined)?.code;
+  if (rawCode !== "PERMISSIONS_VIOLATION") return undefined;
+  // The server's -ERR text, which nats.js keeps in its quotes.
+  const message = ((error instanceof Error ? error.message : String(error)).split("\n")[0] ?? "").replace(
+    /^'(.*)'$/,
+    "$1",
+  );
+  const who =
+    access.credentialVariables.length === 0
+      ? "without credentials"
+      : `as ${access.credentialVariables.join(", ")}`;
+  const hint = /\$JS\.API\.(STREAM|CONSUMER)\.CREATE|\$JS\.API\.CONSUMER\.DURABLE\.CREATE/.test(message)
+    ? `; a ${role} may not be allowed to create streams (deploy/nats/baton.conf): start the engine first, which creates them`
+    : `; check the permissions of the ${role}'s user (deploy/nats/baton.conf)`;
+  return new NatsAccessError(`NATS refused the ${role} connected ${who}: ${message}${hint}`);
+}
+
 function isTlsError(code: string, message: string): boolean {
   return (
     /^(ERR_TLS|ERR_SSL|ERR_OSSL|DEPTH_ZERO|SELF_SIGNED|UNABLE_TO|CERT_|ERR_TLS_CERT)/.test(code) ||

@@ -5,7 +5,7 @@ import { attemptProgress } from "./progress-reporter.ts";
 import { hostname } from "node:os";
 import { StorageType, type NatsConnection, type Subscription } from "nats";
 import type { NatsAccess } from "../nats-access.ts";
-import { connectNats } from "../nats-connect.ts";
+import { connectNats, explainPermissionError } from "../nats-connect.ts";
 import {
   buckets,
   protocolVersion,
@@ -86,7 +86,7 @@ export async function startWorker(setup: {
     });
   } catch (error) {
     if (ownsConnection) await nc?.close();
-    throw error;
+    throw explainPermissionError(error, setup.natsAccess, "worker") ?? error;
   }
 }
 

@@ -36,6 +36,16 @@ const server = useNatsServer({
     BATON_WORKER_PASSWORD: users.worker.NATS_PASSWORD,
   },
 });
+/** The same configuration, where no engine has created anything yet. */
+const freshServer = useNatsServer({
+  configFile: join(root, "deploy/nats/baton.conf"),
+  storeDirVariable: "BATON_NATS_STORE_DIR",
+  env: {
+    BATON_ENGINE_PASSWORD: users.engine.NATS_PASSWORD,
+    BATON_API_PASSWORD: users.api.NATS_PASSWORD,
+    BATON_WORKER_PASSWORD: users.worker.NATS_PASSWORD,
+  },
+});
 const effectDir = mkdtempSync(join(tmpdir(), "baton-creds-effects-"));
 const workflow = `baton: v1
 name: guarded
@@ -132,14 +142,14 @@ async function expectRefused(attempt: Promise<unknown>, subject: string) {
 
 beforeAll(async () => {
   engine = startEngine();
-  await engine.waitForLine(/engine ready/, { timeoutMs: 30_000 });
+  await engine.waitForLine(/engine ready/, { timeoutMs: 60_000 });
   const apiProcess = spawnProcess(
     process.execPath,
     ["--import", "tsx", join(root, "engine/api/run-api.ts"), "--no-engine"],
     { name: "api", cwd: root, env: roleEnv(users.api, { BATON_LISTEN: "127.0.0.1:0" }) },
   );
   base = (
-    await apiProcess.waitForLine(/"message":"api listening".*"url":"(http:\/\/[^"]+)"/, { timeoutMs: 30_000 })
+    await apiProcess.waitForLine(/"message":"api listening".*"url":"(http:\/\/[^"]+)"/, { timeoutMs: 60_000 })
   )[1]!;
   const worker = spawnProcess(process.execPath, [batonBin, "worker", join(root, "functions/examples.ts")], {
     name: "worker",
@@ -150,7 +160,7 @@ beforeAll(async () => {
       BATON_LOG_LEVEL: "info",
     }),
   });
-  await worker.waitForLine(/"msg":"serving"/, { timeoutMs: 30_000 });
+  await worker.waitForLine(/"msg":"serving"/, { timeoutMs: 60_000 });
   admin = await connect({
     servers: server().url,
     user: users.engine.NATS_USER,
@@ -163,7 +173,8 @@ beforeAll(async () => {
   });
   const applied = await api("PUT", "/v1/workflows/guarded", { yaml: workflow });
   expect(applied.status, JSON.stringify(applied.body)).toBe(201);
-});
+  // Three processes start one after the other: room for a loaded 2-core machine.
+}, 180_000);
 
 afterAll(async () => {
   await asWorker?.close();
@@ -222,7 +233,7 @@ describe("the shipped nats-server configuration", () => {
     expect(await eventsState()).toEqual(before);
     // The engine comes back: the waiting start runs, and the forged one never existed.
     engine = startEngine();
-    await engine.waitForLine(/engine ready/, { timeoutMs: 30_000 });
+    await engine.waitForLine(/engine ready/, { timeoutMs: 60_000 });
     const done = await result(waiting);
     expect(done.status, JSON.stringify(done.error)).toBe("succeeded");
     expect(done.output).toBe(8);
@@ -280,6 +291,16 @@ describe("a bad credential", () => {
       roleEnv({}, { NATS_CREDS: missing }),
     );
     expect(stderr).toContain(`NATS_CREDS="${missing}" does not exist`);
+  });
+
+  it("a worker started before any engine says its user may not create the streams", async () => {
+    const stderr = await failsAtStart(["worker", join(root, "functions/examples.ts")], {
+      ...roleEnv(users.worker),
+      NATS_URL: freshServer().url,
+    });
+    expect(stderr).toMatch(
+      /^baton worker: NATS refused the worker connected as NATS_USER\/NATS_PASSWORD: Permissions Violation for Publish to "\$JS\.API\.STREAM\.CREATE\.BATON_(TASKS|EVENTS)".*start the engine first/m,
+    );
   });
 
   it("a user without a password stops the worker before it connects", async () => {
