@@ -87,6 +87,17 @@ export function explainConnectError(
   }
   if (code === "CONNECTION_REFUSED" || /ECONNREFUSED/.test(message))
     return new NatsAccessError(`cannot reach NATS at ${where} (NATS_URL): connection refused`);
+  if (code === "TIMEOUT") {
+    // A server that verifies client certificates closes a TLS connection without one, which the
+    // client only sees as no connection in time.
+    const noClientCertificate =
+      access.tls !== undefined && access.tls.certFile === undefined
+        ? "; a server that verifies clients also wants NATS_CERT/NATS_KEY"
+        : "";
+    return new NatsAccessError(
+      `no connection to NATS at ${where} in time: check NATS_URL${tlsVariables.length > 0 ? `, ${tlsVariables.join(", ")}` : ""}${noClientCertificate}`,
+    );
+  }
   return undefined;
 }
 
