@@ -2,11 +2,17 @@
  * Every environment variable the engine reads, validated once at start: a bad value stops the
  * engine with a message that names the variable and what it accepts.
  */
+import { NatsAccessError, natsAccessFromEnv, type NatsAccess } from "../sdk/nats-access.ts";
 import { parseDuration } from "./workflow/duration.ts";
 
 export interface EngineConfig {
   /** NATS servers, comma-separated (`NATS_URL`). */
   natsUrl: string;
+  /**
+   * Credentials and TLS for NATS (`NATS_CREDS`, `NATS_USER`/`NATS_PASSWORD`, `NATS_TOKEN`,
+   * `NATS_NKEY`, `NATS_CA`, `NATS_CERT`/`NATS_KEY`), checked at load.
+   */
+  natsAccess: NatsAccess;
   /** This engine replica's name in logs and history (`BATON_ENGINE_ID`, default: host and pid). */
   engineId: string;
   /** How long finished executions and their history are kept (`BATON_RETENTION`, default 7d). */
@@ -26,12 +32,23 @@ export class ConfigError extends Error {
 export function loadEngineConfig(env: NodeJS.ProcessEnv = process.env): EngineConfig {
   return {
     natsUrl: env.NATS_URL ?? "nats://127.0.0.1:4222",
+    natsAccess: natsAccessVar(env),
     engineId: env.BATON_ENGINE_ID ?? `engine-${process.pid}`,
     retentionMs: durationVar(env, "BATON_RETENTION", "7d"),
     maxBackwardJumps: integerVar(env, "BATON_MAX_BACKWARD_JUMPS", 10_000),
     cacheSize: integerVar(env, "BATON_CACHE_SIZE", 10_000),
     nodeSilenceMs: durationVar(env, "BATON_NODE_SILENCE", "10s"),
   };
+}
+
+/** The NATS credential and TLS variables, a mistake in them reported as any other bad variable. */
+export function natsAccessVar(env: NodeJS.ProcessEnv): NatsAccess {
+  try {
+    return natsAccessFromEnv(env);
+  } catch (error) {
+    if (error instanceof NatsAccessError) throw new ConfigError(error.message);
+    throw error;
+  }
 }
 
 /** The HTTP API's settings (`startApi`); see docs/api.md. */

@@ -2,7 +2,8 @@
  * Running the engine in a process: connect to NATS, make sure the streams and buckets exist,
  * and run the orchestrator until stopped. `baton engine` calls this; so can an embedding program.
  */
-import { connect, type NatsConnection } from "nats";
+import type { NatsConnection } from "nats";
+import { connectNats } from "../sdk/nats-connect.ts";
 import type { EngineConfig } from "./config.ts";
 import { ensureTopology } from "./nats/topology.ts";
 import { Executions } from "./orchestrator/executions.ts";
@@ -22,14 +23,17 @@ export interface RunningEngine {
 }
 
 export async function startEngine(config: EngineConfig, log: Logger = consoleLogger): Promise<RunningEngine> {
-  const nc = await connect({
-    servers: config.natsUrl.split(","),
-    name: config.engineId,
-    maxReconnectAttempts: -1,
-    reconnectTimeWait: 250,
-    // Async stack traces cost two Error objects per request: over a tenth of the engine's CPU.
-    noAsyncTraces: true,
-  });
+  const nc = await connectNats(
+    {
+      servers: config.natsUrl.split(","),
+      name: config.engineId,
+      maxReconnectAttempts: -1,
+      reconnectTimeWait: 250,
+      // Async stack traces cost two Error objects per request: over a tenth of the engine's CPU.
+      noAsyncTraces: true,
+    },
+    config.natsAccess,
+  );
   const orchestrator = await Orchestrator.create(nc, config, log);
   await orchestrator.start();
   const matcher = await TriggerMatcher.start(await Executions.connect(nc), log);

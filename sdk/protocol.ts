@@ -9,7 +9,7 @@
  *   engine ──JetStream publish──► baton.tasks.<lane>.<function>        (stream BATON_TASKS, work queue)
  *   worker ◄──pull (durable consumer "fn_<lane>_<function>", shared by every worker of the function)
  *   worker ──msg.working() every `taskProgressIntervalMs` while the function runs (progress heartbeat)
- *   worker ──publish──► baton.events.<execution>  { type: "task.succeeded" | "task.failed", startedAt }
+ *   worker ──publish──► baton.events.<execution>.result  { type: "task.succeeded" | "task.failed", startedAt }
  *   worker ──ack the task message (only after the result is stored by JetStream)
  *
  * A worker that dies mid-task stops sending progress; JetStream redelivers the task to another
@@ -59,6 +59,13 @@ export const subjects = {
   allTasks: "baton.tasks.>",
   events: (execution: string) => `baton.events.${execution}`,
   allEvents: "baton.events.>",
+  /**
+   * Where a worker reports an attempt's result (in BATON_EVENTS, beside the engine's own events).
+   * A subject of its own so that NATS permissions can let workers publish results and nothing
+   * else: the engine takes only `task.*` reports here (docs/operations.md).
+   */
+  result: (execution: string) => `baton.events.${execution}.result`,
+  allResults: "baton.events.*.result",
   timers: (execution: string) => `baton.timers.${execution}`,
   allTimers: "baton.timers.>",
   history: (execution: string) => `baton.history.${execution}`,
@@ -237,7 +244,7 @@ export interface AttemptStartedEnvelope {
   startedAt: number;
 }
 
-/** What a worker reports on `subjects.events(execution)`. */
+/** What a worker reports on `subjects.result(execution)`. */
 export type ResultEnvelope =
   | {
       v: typeof protocolVersion;

@@ -7,6 +7,7 @@
  * listens; SIGTERM or SIGINT stops it after the work under way.
  */
 import { once } from "node:events";
+import { NatsAccessError } from "../../sdk/nats-access.ts";
 import { ConfigError, loadApiConfig, loadEngineConfig } from "../config.ts";
 import { startEngine, type RunningEngine } from "../main.ts";
 import { startTracing, stopTracing } from "../telemetry/tracing.ts";
@@ -41,14 +42,18 @@ startTracing("baton-engine", process.env, { asyncContext: true });
 let engine: RunningEngine | undefined;
 try {
   engine = args.includes("--no-engine") ? undefined : await startEngine(engineConfig);
-  const api = await startApi({ config: apiConfig, natsUrl: engineConfig.natsUrl });
+  const api = await startApi({
+    config: apiConfig,
+    natsUrl: engineConfig.natsUrl,
+    natsAccess: engineConfig.natsAccess,
+  });
   const [signal] = (await stopSignal) as [NodeJS.Signals | undefined];
   process.stderr.write(`run-api: ${signal ?? "signal"} received, finishing the work under way\n`);
   await api.close();
   await engine?.stop();
   await stopTracing();
 } catch (error) {
-  if (!(error instanceof ConfigError)) throw error;
+  if (!(error instanceof ConfigError || error instanceof NatsAccessError)) throw error;
   process.stderr.write(`run-api: ${error.message}\n`);
   await engine?.stop();
   process.exit(2);

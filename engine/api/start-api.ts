@@ -4,7 +4,8 @@
  * start, and refuses any other address.
  */
 import type { AddressInfo } from "node:net";
-import { connect } from "nats";
+import { natsAccessFromEnv, type NatsAccess } from "../../sdk/nats-access.ts";
+import { connectNats } from "../../sdk/nats-connect.ts";
 import type { FastifyInstance } from "fastify";
 import { ConfigError, type ApiConfig } from "../config.ts";
 import { Executions } from "../orchestrator/executions.ts";
@@ -16,6 +17,8 @@ export interface StartApiOptions {
   config: ApiConfig;
   /** NATS servers, comma-separated. */
   natsUrl: string;
+  /** Credentials and TLS for NATS; default: from the environment (`NATS_CREDS`, `NATS_USER`...). */
+  natsAccess?: NatsAccess;
   log?: Logger;
 }
 
@@ -39,15 +42,19 @@ export function checkListenAddress(config: Pick<ApiConfig, "listen" | "tokens">)
 export async function startApi({
   config,
   natsUrl,
+  natsAccess = natsAccessFromEnv(),
   log = consoleLogger,
 }: StartApiOptions): Promise<RunningApi> {
   checkListenAddress(config);
-  const nc = await connect({
-    servers: natsUrl.split(","),
-    name: "baton-api",
-    maxReconnectAttempts: -1,
-    reconnectTimeWait: 250,
-  });
+  const nc = await connectNats(
+    {
+      servers: natsUrl.split(","),
+      name: "baton-api",
+      maxReconnectAttempts: -1,
+      reconnectTimeWait: 250,
+    },
+    natsAccess,
+  );
   let app: FastifyInstance;
   try {
     const executions = await Executions.connect(nc, { idempotencyTtlMs: config.idempotencyTtlMs });

@@ -3,6 +3,7 @@
  * subcommand lives in its own file under `commands/`, listed in commands/index.ts and imported
  * only when it runs (or its usage is shown): `baton --help` loads no command at all.
  */
+import { NatsAccessError } from "../../sdk/nats-access.ts";
 import { UsageError, exitCodes, type Command, type Io } from "./command.ts";
 import { createHelpCommand, formatOverview, helpSummary, type CommandSummary } from "./commands/help.ts";
 import { commandEntries } from "./commands/index.ts";
@@ -67,6 +68,12 @@ export async function main(argv: readonly string[], io: Io = processIo): Promise
   } catch (error) {
     if (error instanceof UsageError || isParseArgsError(error)) {
       io.stderr(`baton ${command.name}: ${error.message}\nRun "baton help ${command.name}" for usage.\n`);
+      return exitCodes.usage;
+    }
+    // NATS credentials or TLS that cannot work (a file missing, a password refused): one line
+    // naming the variable, no stack trace.
+    if (error instanceof NatsAccessError) {
+      io.stderr(`baton ${command.name}: ${error.message}\n`);
       return exitCodes.usage;
     }
     // A bug of ours, not the user's: say so plainly, with the stack, and do not pose as exit 1 ("problems found").

@@ -7,6 +7,7 @@
  */
 import { relative } from "node:path";
 import { BatonClient, defaultApiUrl } from "../../sdk/index.ts";
+import { natsAccessVariables, withoutNatsAccess } from "../../sdk/nats-access.ts";
 import { startApi } from "../api/start-api.ts";
 import { ConfigError, loadApiConfig, loadEngineConfig } from "../config.ts";
 import { startEngine } from "../main.ts";
@@ -70,7 +71,16 @@ export async function runDev(options: DevOptions = {}): Promise<number> {
     // 1. NATS: the one given, or our own child.
     let natsUrl = env.NATS_URL;
     let natsLine: string;
+    // Our own server takes no credentials: the NATS_* credential and TLS variables are for a
+    // NATS of the user's own (NATS_URL).
+    let natsEnv = env;
     if (natsUrl === undefined || natsUrl === "") {
+      natsEnv = withoutNatsAccess(env);
+      const ignored = natsAccessVariables.filter((name) => (env[name] ?? "") !== "");
+      if (ignored.length > 0)
+        say(
+          `${ignored.join(", ")} ignored: they are for a NATS of your own (NATS_URL); baton dev's own nats-server takes no credentials`,
+        );
       dataDir = await takeDataDir(settings.dataDir, say);
       const binary = await ensureNatsServer(say);
       const nats = await startNatsServer({
@@ -95,7 +105,7 @@ export async function runDev(options: DevOptions = {}): Promise<number> {
     if (startTracing("baton-engine", env, { asyncContext: true }))
       stops.push({ name: "tracing", stop: stopTracing });
     const engineConfig = loadEngineConfig({
-      ...env,
+      ...natsEnv,
       NATS_URL: natsUrl,
       BATON_ENGINE_ID: env.BATON_ENGINE_ID ?? "dev",
     });
@@ -104,7 +114,12 @@ export async function runDev(options: DevOptions = {}): Promise<number> {
     if (stopReason !== undefined) return finish();
 
     // 3. The HTTP API, in this process.
-    const api = await startApi({ config: settings.api, natsUrl, log: prefixedLogger(log, "[api]", env) });
+    const api = await startApi({
+      config: settings.api,
+      natsUrl,
+      natsAccess: engineConfig.natsAccess,
+      log: prefixedLogger(log, "[api]", env),
+    });
     stops.push({ name: "API", stop: () => api.close() });
     if (stopReason !== undefined) return finish();
 
@@ -121,6 +136,7 @@ export async function runDev(options: DevOptions = {}): Promise<number> {
       const workers = await startWorkers({
         modules,
         natsUrl,
+        ownServer: natsEnv !== env,
         onLine: (line) => log(`[worker] ${line}`),
       });
       dataDir?.recordChild("worker", workers.pid);
@@ -305,7 +321,9 @@ function isAddressInUse(error: unknown): boolean {
 
 /** Errors whose message is meant for the user as is (they name the fix). */
 function isUserFacing(error: unknown): error is Error {
-  return error instanceof Error && ["NatsServerError", "DataDirInUseError"].includes(error.name);
+  return (
+    error instanceof Error && ["NatsServerError", "DataDirInUseError", "NatsAccessError"].includes(error.name)
+  );
 }
 
 async function withTimeout<T>(promise: Promise<T>, ms: number, message: string): Promise<T> {

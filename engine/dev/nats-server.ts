@@ -136,6 +136,7 @@ async function waitForPort(child: DevChild, dir: string, timeoutMs: number): Pro
 
 /** JetStream may take a moment after the listener (recovering a kept store): wait until it answers. */
 async function waitForJetStream(child: DevChild, url: string, timeoutMs: number): Promise<void> {
+  // Our own server on loopback, started without any authorization: no credentials to give.
   const nc = await connect({ servers: url, name: "baton-dev-probe" });
   try {
     const deadline = Date.now() + timeoutMs;

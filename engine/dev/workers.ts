@@ -5,6 +5,7 @@
  */
 import { readdirSync } from "node:fs";
 import { extname, join, relative } from "node:path";
+import { withoutNatsAccess } from "../../sdk/nats-access.ts";
 import { packagePath } from "../package-root.ts";
 import { describeExit, startChild, type DevChild } from "./child-process.ts";
 
@@ -32,6 +33,8 @@ export function findFunctionModules(dir: string): string[] {
 export async function startWorkers(options: {
   modules: readonly string[];
   natsUrl: string;
+  /** `baton dev` runs the nats-server: the worker connects without credentials. */
+  ownServer?: boolean;
   onLine: (line: string) => void;
   readyTimeoutMs?: number;
 }): Promise<DevChild> {
@@ -42,7 +45,7 @@ export async function startWorkers(options: {
   const userLevel = process.env.BATON_LOG_LEVEL ?? "info";
   const threshold = logLevels.indexOf(userLevel);
   const env: NodeJS.ProcessEnv = {
-    ...process.env,
+    ...(options.ownServer === true ? withoutNatsAccess(process.env) : process.env),
     BATON_LOG_LEVEL: userLevel === "debug" ? "debug" : "info",
     NATS_URL: options.natsUrl,
     BATON_WORKER_NAME: process.env.BATON_WORKER_NAME ?? "dev-worker",

@@ -55,6 +55,11 @@ import type { HistoryEntry } from "./history.ts";
 import { isExecutionId } from "./ids.ts";
 import { ReceiveSubscriptions } from "./receive-subscriptions.ts";
 
+/** A worker's report subject is its execution's events subject with this suffix (`subjects.result`). */
+const resultSuffix = subjects.result("").slice(subjects.events("").length);
+/** What the engine takes on a worker's report subject. */
+const workerEventTypes = new Set(["task.started", "task.succeeded", "task.failed"]);
+
 export interface Logger {
   info(message: string, fields?: object): void;
   warn(message: string, fields?: object): void;
@@ -208,14 +213,20 @@ export class Orchestrator {
   }
 
   private receiveEvent(message: JsMsg): void {
-    const execution = message.subject.slice(subjects.events("").length);
+    // `baton.events.<id>`: the engine's and the API's events; `baton.events.<id>.result`: a
+    // worker's report, where only reports are taken (a worker may publish there and nowhere else).
+    const rest = message.subject.slice(subjects.events("").length);
+    const fromWorker = rest.endsWith(resultSuffix);
+    const execution = fromWorker ? rest.slice(0, -resultSuffix.length) : rest;
     let parsed: unknown;
     try {
       parsed = message.json();
     } catch {
       parsed = undefined;
     }
-    const checked = checkEngineEvent(parsed);
+    let checked = checkEngineEvent(parsed);
+    if (checked.ok && fromWorker && !workerEventTypes.has(checked.event.type))
+      checked = { ok: false, reason: `${checked.event.type}: not a worker's report, on a worker's subject` };
     if (!isExecutionId(execution) || !checked.ok) {
       // A malformed event would fail the same way forever: log it and drop it for good.
       this.log.warn("dropping a malformed event", {

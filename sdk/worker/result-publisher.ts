@@ -66,7 +66,7 @@ export class ResultPublisher {
     };
     for (let attempt = 0; ; attempt++) {
       try {
-        await this.#js.publish(subjects.events(report.execution), body, options);
+        await this.#js.publish(subjects.result(report.execution), body, options);
         return;
       } catch (error) {
         const delay = retryDelaysMs[attempt];

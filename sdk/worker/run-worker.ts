@@ -3,7 +3,9 @@
 // the modules export (see load-modules.ts) on NATS_URL, and drains on SIGTERM or SIGINT. The
 // `baton worker` command runs this.
 //
-// Environment: NATS_URL (default nats://127.0.0.1:4222), BATON_WORKER_NAME,
+// Environment: NATS_URL (default nats://127.0.0.1:4222), the NATS credential and TLS variables
+// (NATS_CREDS, NATS_USER/NATS_PASSWORD, NATS_TOKEN, NATS_NKEY, NATS_CA, NATS_CERT/NATS_KEY:
+// sdk/nats-access.ts), BATON_WORKER_NAME,
 // BATON_WORKER_CONCURRENCY (default 16), BATON_WORKER_EFFECT_CONCURRENCY (default: the former),
 // BATON_WORKER_HEAP_MB (default 512), BATON_WORKER_DRAIN_TIMEOUT_MS (default 30000),
 // BATON_LOG_LEVEL (debug, info, warn, error, silent; default info).

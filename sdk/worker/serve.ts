@@ -4,13 +4,18 @@
 import { randomBytes } from "node:crypto";
 import { hostname } from "node:os";
 import type { NatsConnection } from "nats";
+import { natsAccessFromEnv, noNatsAccess } from "../nats-access.ts";
 import type { FunctionDefinition } from "./define-function.ts";
 import { IsolatePool } from "./isolate-pool.ts";
 import { createJsonLogger, type Logger } from "./logger.ts";
 
 /** The options of `serve`. */
 export interface ServeOptions {
-  /** NATS server URL(s). Default: `NATS_URL`, else `nats://127.0.0.1:4222`. Ignored when `connection` is given. */
+  /**
+   * NATS server URL(s). Default: `NATS_URL`, else `nats://127.0.0.1:4222`. Ignored when
+   * `connection` is given. Credentials and TLS come from `NATS_CREDS`, `NATS_USER`/`NATS_PASSWORD`,
+   * `NATS_TOKEN`, `NATS_NKEY`, `NATS_CA`, `NATS_CERT`/`NATS_KEY` (docs/operations.md).
+   */
   readonly servers?: string | readonly string[];
   /** An open NATS connection to use instead of connecting (the worker leaves it open when it stops). */
   readonly connection?: NatsConnection;
@@ -91,6 +96,8 @@ export async function serve(options: ServeOptions): Promise<WorkerHandle> {
   if (isInsideIsolate()) return inertHandle();
   const settings = checkOptions(options);
   const definitions = checkFunctions(options.functions);
+  // Credentials and TLS from the environment, checked before any isolate starts.
+  const natsAccess = options.connection === undefined ? natsAccessFromEnv() : noNatsAccess;
   const id = workerId(options.name);
   const logger = options.logger ?? createJsonLogger({ base: { worker: id } });
   const pool = new IsolatePool({
@@ -106,7 +113,7 @@ export async function serve(options: ServeOptions): Promise<WorkerHandle> {
   poolReady.catch(() => {}); // Awaited by startWorker.
   try {
     const { startWorker } = await import("./start-worker.ts");
-    return await startWorker({ options, settings, definitions, id, logger, pool, poolReady });
+    return await startWorker({ options, settings, definitions, id, logger, pool, poolReady, natsAccess });
   } catch (error) {
     await pool.close();
     throw error;

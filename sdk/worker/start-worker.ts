@@ -3,7 +3,9 @@
 // the cancel subscription, progress and heartbeats; and stop them in the reverse order.
 import { attemptProgress } from "./progress-reporter.ts";
 import { hostname } from "node:os";
-import { StorageType, connect, type NatsConnection, type Subscription } from "nats";
+import { StorageType, type NatsConnection, type Subscription } from "nats";
+import type { NatsAccess } from "../nats-access.ts";
+import { connectNats, explainPermissionError } from "../nats-connect.ts";
 import {
   buckets,
   protocolVersion,
@@ -42,6 +44,8 @@ export async function startWorker(setup: {
   logger: Logger;
   pool: IsolatePool;
   poolReady: Promise<IsolateReady>;
+  /** Credentials and TLS (NATS_CREDS, NATS_USER...), used when the worker connects itself. */
+  natsAccess: NatsAccess;
 }): Promise<WorkerHandle> {
   const { options, settings, id, logger, pool } = setup;
   const served = await prepareFunctions(setup.definitions);
@@ -50,13 +54,16 @@ export async function startWorker(setup: {
   try {
     nc =
       options.connection ??
-      (await connect({
-        servers: normaliseServers(options.servers),
-        name: id,
-        maxReconnectAttempts: -1,
-        // Async stack traces cost two Error objects per request: a tenth of the worker's CPU.
-        noAsyncTraces: true,
-      }));
+      (await connectNats(
+        {
+          servers: normaliseServers(options.servers),
+          name: id,
+          maxReconnectAttempts: -1,
+          // Async stack traces cost two Error objects per request: a tenth of the worker's CPU.
+          noAsyncTraces: true,
+        },
+        setup.natsAccess,
+      ));
     const connection = nc;
     const jsm = await connection.jetstreamManager();
     await ensureWorkerStreams(jsm);
@@ -79,7 +86,7 @@ export async function startWorker(setup: {
     });
   } catch (error) {
     if (ownsConnection) await nc?.close();
-    throw error;
+    throw explainPermissionError(error, setup.natsAccess, "worker") ?? error;
   }
 }
 

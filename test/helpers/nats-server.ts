@@ -4,6 +4,7 @@
 import {
   accessSync,
   constants,
+  copyFileSync,
   mkdtempSync,
   readdirSync,
   readFileSync,
@@ -13,7 +14,7 @@ import {
 } from "node:fs";
 import { connect as connectTcp } from "node:net";
 import { tmpdir } from "node:os";
-import { delimiter, join } from "node:path";
+import { basename, delimiter, join } from "node:path";
 import { afterAll, beforeAll } from "vitest";
 import { formatExit, onProcessExit, spawnProcess, waitUntil, type TestProcess } from "./processes.ts";
 
@@ -22,6 +23,18 @@ export interface NatsServerOptions {
   readonly jetstream?: boolean;
   /** The server's max_payload in bytes (set through a generated config file). Default: the server's (1 MiB). */
   readonly maxPayload?: number;
+  /**
+   * A nats-server configuration file to run with, copied into the server's temp dir (the
+   * command line's address, port and JetStream dir still win over the file's).
+   */
+  readonly configFile?: string;
+  /**
+   * The environment variable `configFile` takes its JetStream `store_dir` from: the helper sets it
+   * to its temp store dir (nats-server refuses `-sd` beside a `store_dir` in the file).
+   */
+  readonly storeDirVariable?: string;
+  /** Environment variables for the server process (a config file's `$VARIABLE`s). */
+  readonly env?: Readonly<Record<string, string>>;
   /** Extra command-line arguments for nats-server. */
   readonly args?: readonly string[];
   /** How long to wait for the server to accept connections. Default 20 s. */
@@ -98,11 +111,22 @@ export async function startNatsServer(options: NatsServerOptions = {}): Promise<
   const storeDir = join(dir, "jetstream");
 
   const baseArgs = ["-a", "127.0.0.1", "--ports_file_dir", dir];
-  if (jetstream) baseArgs.push("-js", "-sd", storeDir);
-  if (options.maxPayload !== undefined) {
-    // nats-server 2.9 has no command-line flag for max_payload.
+  const serverEnv: Record<string, string> = { ...options.env };
+  if (jetstream && options.storeDirVariable !== undefined) {
+    baseArgs.push("-js");
+    serverEnv[options.storeDirVariable] = storeDir;
+  } else if (jetstream) baseArgs.push("-js", "-sd", storeDir);
+  const configLines: string[] = [];
+  if (options.configFile !== undefined) {
+    const copy = `included-${basename(options.configFile)}`;
+    copyFileSync(options.configFile, join(dir, copy));
+    configLines.push(`include "${copy}"`);
+  }
+  // nats-server 2.9 has no command-line flag for max_payload.
+  if (options.maxPayload !== undefined) configLines.push(`max_payload: ${options.maxPayload}`);
+  if (configLines.length > 0) {
     const config = join(dir, "nats-server.conf");
-    writeFileSync(config, `max_payload: ${options.maxPayload}\n`);
+    writeFileSync(config, `${configLines.join("\n")}\n`);
     baseArgs.push("-c", config);
   }
   baseArgs.push(...(options.args ?? []));
@@ -111,6 +135,7 @@ export async function startNatsServer(options: NatsServerOptions = {}): Promise<
     const server = spawnProcess(binary, [...baseArgs, "-p", String(port)], {
       name: "nats-server",
       echo: options.echo,
+      env: serverEnv,
     });
     try {
       const actualPort = await waitUntilReady(server, dir, jetstream, readyTimeoutMs);

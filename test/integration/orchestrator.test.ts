@@ -303,6 +303,39 @@ steps:
     expect([consumer.num_pending, consumer.num_ack_pending]).toEqual([0, 0]);
   });
 
+  it("takes only task reports on a worker's result subject", async () => {
+    await executions.apply(`baton: v1
+name: forgeable
+steps:
+  - { name: a, call: inc }
+`);
+    const start = () =>
+      JSON.stringify({
+        type: "execution.start",
+        workflow: "forgeable",
+        revision: 1,
+        input: { n: 1 },
+        at: Date.now(),
+      });
+    // A start on the worker's subject (what a worker allowed only `baton.events.*.result` could
+    // send) is dropped; the same start on the events subject is taken, so the test can fail.
+    await nc.jetstream().publish(subjects.result("forged-on-result"), start());
+    await nc.jetstream().publish(subjects.events("started-on-events"), start());
+    await waitUntil("the start on the events subject to run", async () => {
+      const record = await executions.get("started-on-events");
+      return record?.status === "succeeded" ? record : undefined;
+    });
+    const jsm = await nc.jetstreamManager();
+    await waitUntil("the forged start to leave BATON_EVENTS", async () =>
+      (await jsm.streams
+        .getMessage("BATON_EVENTS", { last_by_subj: subjects.result("forged-on-result") })
+        .catch(() => undefined))
+        ? undefined
+        : true,
+    );
+    expect(await executions.get("forged-on-result")).toBeUndefined();
+  });
+
   it("never lets two replicas advance one execution at once", async () => {
     // Every signal adds its own index to a list through set + switch. A lost update (two
     // replicas writing over each other) would lose an index and the execution would never reach

@@ -100,7 +100,7 @@ describe("serving functions", () => {
       attempt: 2,
     });
     expect(outcome.envelope.worker).toBe(worker.id);
-    expect(outcome.subject).toBe(subjects.events(envelope.execution));
+    expect(outcome.subject).toBe(subjects.result(envelope.execution));
     expect(outcome.headers?.get(headers.protocol)).toBe("1");
     expect(outcome.headers?.get(headers.execution)).toBe(envelope.execution);
     expect(outcome.headers?.get(headers.run)).toBe("4");
@@ -474,7 +474,7 @@ describe("concurrency and ordering", () => {
     await waitUntil("the task's ack", () => (order.some(isAckOfTask) ? true : undefined));
     acks.unsubscribe();
     results.unsubscribe();
-    const resultAt = order.indexOf(`event ${subjects.events(envelope.execution)}`);
+    const resultAt = order.indexOf(`event ${subjects.result(envelope.execution)}`);
     const ackAt = order.findIndex(isAckOfTask);
     expect(resultAt).toBeGreaterThanOrEqual(0);
     expect(ackAt).toBeGreaterThan(resultAt);

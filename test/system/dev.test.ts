@@ -33,10 +33,14 @@ async function startDev(): Promise<RunningDev> {
       BATON_LISTEN: "127.0.0.1:0",
       BATON_NATS_PORT: "0",
       NATS_URL: undefined,
+      // Credentials for a NATS of one's own, which baton dev's own server does not want: a
+      // missing creds file would stop any process that used it.
+      NATS_CREDS: join(dataDir, "no-such.creds"),
       BATON_LOG_LEVEL: "warn",
     },
   });
   await dev.waitForLine(/^Baton dev is up\.$/, { timeoutMs: 90_000 });
+  expect(dev.stderr()).toMatch(/NATS_CREDS ignored: they are for a NATS of your own/);
   const output = dev.stdout();
   const apiUrl = /^ {2}API\s+(http:\/\/127\.0\.0\.1:\d+)/m.exec(output)?.[1];
   const nats = Number(/nats-server pid (\d+)/.exec(output)?.[1]);

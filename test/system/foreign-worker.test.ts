@@ -62,7 +62,7 @@ describe("a worker written from docs/protocol.md alone", () => {
       worker: workerId,
       output: { text: "HELLO", worker: workerId },
     });
-    expect(outcome.subject).toBe(subjects.events(envelope.execution));
+    expect(outcome.subject).toBe(subjects.result(envelope.execution));
     expect(outcome.headers?.get(headers.protocol)).toBe("1");
     expect(outcome.headers?.get(headers.traceparent)).toBe(traceparent);
     expect(outcome.headers?.get(headers.messageId)).toBe(

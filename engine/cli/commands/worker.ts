@@ -13,7 +13,8 @@ array of them) and its named exports that are function definitions (defineFuncti
 function run is isolated in a worker thread. SIGTERM or SIGINT drains: no new tasks are taken,
 running ones finish; a second signal stops at once and hands the running tasks back.
 
-Environment: NATS_URL, BATON_WORKER_NAME, BATON_WORKER_CONCURRENCY (default 16),
+Environment: NATS_URL (credentials and TLS: NATS_CREDS, NATS_USER/NATS_PASSWORD, NATS_TOKEN,
+NATS_NKEY, NATS_CA, NATS_CERT/NATS_KEY), BATON_WORKER_NAME, BATON_WORKER_CONCURRENCY (default 16),
 BATON_WORKER_EFFECT_CONCURRENCY, BATON_WORKER_HEAP_MB (default 512),
 BATON_WORKER_DRAIN_TIMEOUT_MS (default 30000), BATON_LOG_LEVEL; OpenTelemetry tracing with the
 standard OTEL_* variables (each run is a span under the engine's attempt span).

@@ -1,0 +1,313 @@
+/**
+ * Least privilege, proven on a real nats-server started with exactly the shipped configuration
+ * (deploy/nats/baton.conf, copied by the helper; passwords and the JetStream directory from its
+ * environment variables). A real engine (`baton engine`), API (`run-api.ts --no-engine`) and
+ * worker (`baton worker functions/examples.ts`) each connect with their role's user and run a
+ * workflow with an effect step end to end. With the worker's credentials, purging BATON_EVENTS,
+ * publishing a forged `execution.start` and writing another bucket are refused by NATS, and
+ * nothing changed. A bad credential stops a process at start with one line naming the variable.
+ */
+import { randomBytes } from "node:crypto";
+import { mkdtempSync, readdirSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { connect, ErrorCode, type NatsConnection, type NatsError } from "nats";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { streams, subjects } from "../../sdk/protocol.ts";
+import { useNatsServer } from "../helpers/nats-server.ts";
+import { killAllProcesses, spawnProcess, type TestProcess } from "../helpers/processes.ts";
+
+const root = join(import.meta.dirname, "../..");
+const batonBin = join(root, "bin/baton.mjs");
+// Letters first: nats-server reads a `$VARIABLE` from the environment as a config value, and a
+// value that looks like a number would not be a string.
+const password = () => `pw${randomBytes(12).toString("hex")}`;
+const users = {
+  engine: { NATS_USER: "baton-engine", NATS_PASSWORD: password() },
+  api: { NATS_USER: "baton-api", NATS_PASSWORD: password() },
+  worker: { NATS_USER: "baton-worker", NATS_PASSWORD: password() },
+};
+const server = useNatsServer({
+  configFile: join(root, "deploy/nats/baton.conf"),
+  storeDirVariable: "BATON_NATS_STORE_DIR",
+  env: {
+    BATON_ENGINE_PASSWORD: users.engine.NATS_PASSWORD,
+    BATON_API_PASSWORD: users.api.NATS_PASSWORD,
+    BATON_WORKER_PASSWORD: users.worker.NATS_PASSWORD,
+  },
+});
+/** The same configuration, where no engine has created anything yet. */
+const freshServer = useNatsServer({
+  configFile: join(root, "deploy/nats/baton.conf"),
+  storeDirVariable: "BATON_NATS_STORE_DIR",
+  env: {
+    BATON_ENGINE_PASSWORD: users.engine.NATS_PASSWORD,
+    BATON_API_PASSWORD: users.api.NATS_PASSWORD,
+    BATON_WORKER_PASSWORD: users.worker.NATS_PASSWORD,
+  },
+});
+const effectDir = mkdtempSync(join(tmpdir(), "baton-creds-effects-"));
+const workflow = `baton: v1
+name: guarded
+input: { type: object, required: [n], properties: { n: { type: integer } } }
+steps:
+  - name: charge
+    call: effect-counter
+    effect: true
+    with: { n: "\${ $input.n }" }
+  - name: total
+    call: add
+    with: { a: "\${ $input.n }", b: "\${ $steps.charge.output.count }" }
+`;
+
+let engine: TestProcess;
+let base: string;
+/** The engine's user: sees everything, to look at the streams. */
+let admin: NatsConnection;
+/** The worker's user, as a function's code could use it. */
+let asWorker: NatsConnection;
+
+/** The environment of a Baton process: the role's credentials and nothing inherited about NATS. */
+function roleEnv(role: Record<string, string>, extra: Record<string, string> = {}) {
+  return {
+    NATS_URL: server().url,
+    NATS_CREDS: undefined,
+    NATS_TOKEN: undefined,
+    NATS_NKEY: undefined,
+    NATS_CA: undefined,
+    NATS_CERT: undefined,
+    NATS_KEY: undefined,
+    ...role,
+    ...extra,
+  };
+}
+
+function startEngine(): TestProcess {
+  return spawnProcess(process.execPath, [batonBin, "engine"], {
+    name: "engine",
+    cwd: root,
+    env: roleEnv(users.engine, { BATON_ENGINE_ID: "creds-engine", BATON_LOG_LEVEL: "warn" }),
+  });
+}
+
+async function api<T>(method: string, path: string, body?: { json?: unknown; yaml?: string }) {
+  const headers: Record<string, string> = {};
+  let text: string | undefined;
+  if (body?.yaml !== undefined) {
+    headers["content-type"] = "application/yaml";
+    text = body.yaml;
+  } else if (body?.json !== undefined) {
+    headers["content-type"] = "application/json";
+    text = JSON.stringify(body.json);
+  }
+  const response = await fetch(`${base}${path}`, {
+    method,
+    headers,
+    ...(text === undefined ? {} : { body: text }),
+  });
+  const answer = await response.text();
+  return { status: response.status, body: (answer === "" ? undefined : JSON.parse(answer)) as T };
+}
+
+async function startExecution(n: number): Promise<string> {
+  const answer = await api<{ id: string }>("POST", "/v1/workflows/guarded/executions", { json: { n } });
+  expect(answer.status, JSON.stringify(answer.body)).toBe(202);
+  return answer.body.id;
+}
+
+async function result(id: string) {
+  const answer = await api<{ status: string; output?: unknown; error?: unknown }>(
+    "GET",
+    `/v1/executions/${id}/result?wait=30s`,
+  );
+  expect(answer.status, JSON.stringify(answer.body)).toBe(200);
+  return answer.body;
+}
+
+async function eventsState() {
+  const info = await (await admin.jetstreamManager()).streams.info(streams.events);
+  return { messages: info.state.messages, firstSeq: info.state.first_seq, lastSeq: info.state.last_seq };
+}
+
+/** Rejects with NATS's permission violation for publishing on `subject`. */
+async function expectRefused(attempt: Promise<unknown>, subject: string) {
+  const error = (await attempt.then(
+    () => undefined,
+    (reason: unknown) => reason,
+  )) as NatsError | undefined;
+  expect(error, `NATS let the worker's user publish on ${subject}`).toBeDefined();
+  expect(error?.code).toBe(ErrorCode.PermissionsViolation);
+  expect(error?.message).toContain(`Permissions Violation for Publish to "${subject}"`);
+}
+
+beforeAll(async () => {
+  engine = startEngine();
+  await engine.waitForLine(/engine ready/, { timeoutMs: 60_000 });
+  const apiProcess = spawnProcess(
+    process.execPath,
+    ["--import", "tsx", join(root, "engine/api/run-api.ts"), "--no-engine"],
+    { name: "api", cwd: root, env: roleEnv(users.api, { BATON_LISTEN: "127.0.0.1:0" }) },
+  );
+  base = (
+    await apiProcess.waitForLine(/"message":"api listening".*"url":"(http:\/\/[^"]+)"/, { timeoutMs: 60_000 })
+  )[1]!;
+  const worker = spawnProcess(process.execPath, [batonBin, "worker", join(root, "functions/examples.ts")], {
+    name: "worker",
+    cwd: root,
+    env: roleEnv(users.worker, {
+      BATON_EFFECT_DIR: effectDir,
+      BATON_WORKER_NAME: "creds-worker",
+      BATON_LOG_LEVEL: "info",
+    }),
+  });
+  await worker.waitForLine(/"msg":"serving"/, { timeoutMs: 60_000 });
+  admin = await connect({
+    servers: server().url,
+    user: users.engine.NATS_USER,
+    pass: users.engine.NATS_PASSWORD,
+  });
+  asWorker = await connect({
+    servers: server().url,
+    user: users.worker.NATS_USER,
+    pass: users.worker.NATS_PASSWORD,
+  });
+  const applied = await api("PUT", "/v1/workflows/guarded", { yaml: workflow });
+  expect(applied.status, JSON.stringify(applied.body)).toBe(201);
+  // Three processes start one after the other: room for a loaded 2-core machine.
+}, 180_000);
+
+afterAll(async () => {
+  await asWorker?.close();
+  await admin?.close();
+  await killAllProcesses();
+  rmSync(effectDir, { recursive: true, force: true });
+});
+
+describe("the shipped nats-server configuration", () => {
+  it("runs a workflow with an effect step end to end, every process with its role's user", async () => {
+    const id = await startExecution(5);
+    const done = await result(id);
+    expect(done.status, JSON.stringify(done.error)).toBe("succeeded");
+    expect(done.output).toBe(6); // 5 + the effect's first (and only) run
+    expect(readdirSync(effectDir)).toHaveLength(1);
+    // The API's user reads the history (an ordered consumer), the list and the workers bucket.
+    const history = await api<{ entries?: unknown[] } | unknown[]>("GET", `/v1/executions/${id}/history`);
+    expect(history.status, JSON.stringify(history.body)).toBe(200);
+    expect(JSON.stringify(history.body)).toContain("charge");
+    const listed = await api("GET", "/v1/executions");
+    expect(listed.status, JSON.stringify(listed.body)).toBe(200);
+    expect(JSON.stringify(listed.body)).toContain(id);
+    const workers = await api("GET", "/v1/workers");
+    expect(workers.status, JSON.stringify(workers.body)).toBe(200);
+    expect(JSON.stringify(workers.body)).toContain("creds-worker");
+  });
+
+  it("refuses the worker's user a purge of BATON_EVENTS and a forged execution.start; nothing changes", async () => {
+    // With the engine stopped, a start waits in BATON_EVENTS: something a purge would lose.
+    await engine.kill("SIGTERM", 20_000);
+    const waiting = await startExecution(7);
+    const before = await eventsState();
+    expect(before.messages).toBeGreaterThan(0);
+
+    const jsm = await asWorker.jetstreamManager();
+    await expectRefused(jsm.streams.purge(streams.events), `$JS.API.STREAM.PURGE.${streams.events}`);
+    const forged = "forged-by-a-worker";
+    const start = JSON.stringify({
+      type: "execution.start",
+      workflow: "guarded",
+      revision: 1,
+      input: { n: 1 },
+      at: 1,
+    });
+    await expectRefused(
+      asWorker.jetstream().publish(subjects.events(forged), start),
+      subjects.events(forged),
+    );
+    // Nor another bucket's keys (an execution record), nor deleting a stream.
+    await expectRefused(
+      asWorker.jetstream().publish(`$KV.baton_executions.${forged}`, "{}"),
+      `$KV.baton_executions.${forged}`,
+    );
+    await expectRefused(jsm.streams.delete(streams.tasks), `$JS.API.STREAM.DELETE.${streams.tasks}`);
+
+    expect(await eventsState()).toEqual(before);
+    // The engine comes back: the waiting start runs, and the forged one never existed.
+    engine = startEngine();
+    await engine.waitForLine(/engine ready/, { timeoutMs: 60_000 });
+    const done = await result(waiting);
+    expect(done.status, JSON.stringify(done.error)).toBe("succeeded");
+    expect(done.output).toBe(8);
+    expect((await api("GET", `/v1/executions/${forged}`)).status).toBe(404);
+  });
+});
+
+describe("a bad credential", () => {
+  async function failsAtStart(args: string[], env: Record<string, string | undefined>) {
+    const child = spawnProcess(process.execPath, [batonBin, ...args], { name: args[0], cwd: root, env });
+    const exit = await child.waitForExit(30_000);
+    expect(exit.code, child.output()).not.toBe(0);
+    expect(exit.code, child.output()).not.toBeNull();
+    // One line, no stack trace.
+    expect(child.stderr(), child.output()).not.toMatch(/^\s+at /m);
+    return child.stderr();
+  }
+
+  it("a wrong password stops the engine with a message naming the variables", async () => {
+    const stderr = await failsAtStart(["engine"], roleEnv({ ...users.engine, NATS_PASSWORD: "pw-wrong" }));
+    expect(stderr).toMatch(
+      /^baton engine: NATS at nats:\/\/127\.0\.0\.1:\d+ refused the credentials of NATS_USER\/NATS_PASSWORD/m,
+    );
+  });
+
+  it("a wrong password stops the API process with a message naming the variables", async () => {
+    const child = spawnProcess(
+      process.execPath,
+      ["--import", "tsx", join(root, "engine/api/run-api.ts"), "--no-engine"],
+      {
+        name: "api",
+        cwd: root,
+        env: roleEnv({ ...users.api, NATS_PASSWORD: "pw-wrong" }, { BATON_LISTEN: "127.0.0.1:0" }),
+      },
+    );
+    const exit = await child.waitForExit(30_000);
+    expect(exit.code, child.output()).toBe(2);
+    expect(child.stderr()).toMatch(
+      /^run-api: NATS at .* refused the credentials of NATS_USER\/NATS_PASSWORD/m,
+    );
+    expect(child.stderr(), child.output()).not.toMatch(/^\s+at /m);
+  });
+
+  it("no credentials at all: the engine says which variables to set", async () => {
+    const stderr = await failsAtStart(["engine"], roleEnv({}));
+    expect(stderr).toMatch(
+      /refused a connection without credentials.*NATS_CREDS, NATS_USER and NATS_PASSWORD/,
+    );
+  });
+
+  it("a missing creds file stops a worker with a message naming NATS_CREDS", async () => {
+    const missing = join(tmpdir(), `no-such-${randomBytes(4).toString("hex")}.creds`);
+    const stderr = await failsAtStart(
+      ["worker", join(root, "functions/examples.ts")],
+      roleEnv({}, { NATS_CREDS: missing }),
+    );
+    expect(stderr).toContain(`NATS_CREDS="${missing}" does not exist`);
+  });
+
+  it("a worker started before any engine says its user may not create the streams", async () => {
+    const stderr = await failsAtStart(["worker", join(root, "functions/examples.ts")], {
+      ...roleEnv(users.worker),
+      NATS_URL: freshServer().url,
+    });
+    expect(stderr).toMatch(
+      /^baton worker: NATS refused the worker connected as NATS_USER\/NATS_PASSWORD: Permissions Violation for Publish to "\$JS\.API\.STREAM\.CREATE\.BATON_(TASKS|EVENTS)".*start the engine first/m,
+    );
+  });
+
+  it("a user without a password stops the worker before it connects", async () => {
+    const stderr = await failsAtStart(
+      ["worker", join(root, "functions/examples.ts")],
+      roleEnv({ NATS_USER: "baton-worker" }),
+    );
+    expect(stderr).toContain("NATS_USER is set but NATS_PASSWORD is not");
+  });
+});
