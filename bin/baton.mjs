@@ -25,7 +25,7 @@ function newestSource() {
       const path = `${dir}/${entry.name}`;
       if (entry.isDirectory()) {
         if (path !== "engine/api/ui/app") visit(path);
-      } else if (entry.name.endsWith(".ts")) {
+      } else if (entry.name.endsWith(".ts") || entry.name.endsWith(".json")) {
         const mtimeMs = statSync(`${root}${path}`).mtimeMs;
         if (newest === undefined || mtimeMs > newest.mtimeMs) newest = { file: path, mtimeMs };
       }

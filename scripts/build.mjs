@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // `npm run build`: compiles Baton's TypeScript (engine/ and sdk/) to JavaScript in dist/, with
 // declaration files, by tsc (tsconfig.build.json; incremental: an unchanged tree takes seconds),
-// then writes dist/.built, the stamp bin/baton.mjs compares the sources against.
+// then writes the language schema's precompiled validators and dist/.built, the stamp bin/baton.mjs compares the sources against.
 //
 // `--if-possible` (how `prepare` runs it, on `npm ci`/`npm install`): skips the build, saying so,
 // when the sources or TypeScript are not there (`npm ci --omit=dev` in the Docker image's first
@@ -9,7 +9,8 @@
 import { spawnSync } from "node:child_process";
 import { existsSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
-import { join, resolve } from "node:path";
+import { dirname, join, resolve } from "node:path";
+import { pathToFileURL } from "node:url";
 
 const root = resolve(import.meta.dirname, "..");
 const ifPossible = process.argv.includes("--if-possible");
@@ -42,4 +43,11 @@ if (result.status !== 0) {
   process.stderr.write("baton build: tsc failed (see above); dist/ is not up to date\n");
   process.exit(result.status ?? 1);
 }
+// The language schema's validators as plain JavaScript (ajv's standalone code), so that the
+// compiled `baton validate` does not compile the schema at every start.
+const languageSchema = join(root, "dist/engine/workflow/validate/language-schema.js");
+const { precompiledValidatorsSource, precompiledValidatorsFile } = await import(
+  pathToFileURL(languageSchema).href
+);
+writeFileSync(join(dirname(languageSchema), precompiledValidatorsFile), precompiledValidatorsSource());
 writeFileSync(join(root, "dist/.built"), `${new Date().toISOString()}\n`);

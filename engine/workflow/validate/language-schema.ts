@@ -4,6 +4,7 @@
  */
 import { Ajv2020, type SchemaObject, type ValidateFunction } from "ajv/dist/2020.js";
 import { stepKinds } from "../definition.ts";
+import standalone from "ajv/dist/standalone/index.js";
 import languageSchema from "../schema/workflow.schema.json" with { type: "json" };
 
 /**
@@ -43,18 +44,56 @@ const shallowSchema = buildShallowSchema();
 /** The definitions of the shallow schema, by name. */
 export const shallowDefs = shallowSchema.$defs as Record<string, SchemaObject>;
 
-const languageAjv = new Ajv2020({ allErrors: true, verbose: true, allowUnionTypes: true });
-languageAjv.addSchema(shallowSchema);
+const languageAjvOptions = { allErrors: true, verbose: true, allowUnionTypes: true } as const;
 
+/** An ajv holding the shallow language schema; `forSource` keeps the generated code for standalone output. */
+function languageAjvOf(forSource = false): Ajv2020 {
+  const ajv = new Ajv2020(
+    forSource ? { ...languageAjvOptions, code: { source: true, esm: true } } : languageAjvOptions,
+  );
+  ajv.addSchema(shallowSchema);
+  return ajv;
+}
+
+const refOf = (def: string) => (def === "" ? shallowSchemaId : `${shallowSchemaId}#/$defs/${def}`);
+/** The export name of a definition's validator in the precompiled module; `""` is `document`. */
+const exportOf = (def: string) => (def === "" ? "document" : def);
+
+/**
+ * The validators of the document and of every definition as one ES module of plain JavaScript
+ * (ajv's standalone code): `npm run build` writes it beside the compiled validator, so that the
+ * compiled `baton` does not compile the language schema at every start (about 150 ms of CPU).
+ */
+export function precompiledValidatorsSource(): string {
+  const refs = Object.fromEntries(
+    ["", ...Object.keys(shallowDefs)].map((def) => [exportOf(def), refOf(def)]),
+  );
+  return standalone.default(languageAjvOf(true), refs);
+}
+
+/** The file name of that module, beside this one in dist/. */
+export const precompiledValidatorsFile = "language-validators.js";
+
+/**
+ * The precompiled validators when running the compiled code (dist/); when running the sources,
+ * or when the module is missing, the schema is compiled on first use instead.
+ */
+const precompiled: Record<string, ValidateFunction> | undefined = import.meta.url.endsWith(".js")
+  ? await import(new URL(precompiledValidatorsFile, import.meta.url).href).then(
+      (module: Record<string, ValidateFunction>) => module,
+      () => undefined,
+    )
+  : undefined;
+
+let languageAjv: Ajv2020 | undefined;
 const validators = new Map<string, ValidateFunction>();
 
 /** The validator of one definition of the (shallow) language schema; `""` is the document itself. */
 export function validatorFor(def: string): ValidateFunction {
   let validate = validators.get(def);
   if (!validate) {
-    const ref = def === "" ? shallowSchemaId : `${shallowSchemaId}#/$defs/${def}`;
-    validate = languageAjv.getSchema(ref);
-    if (!validate) throw new Error(`no schema ${ref}`);
+    validate = precompiled?.[exportOf(def)] ?? (languageAjv ??= languageAjvOf()).getSchema(refOf(def));
+    if (!validate) throw new Error(`no schema ${refOf(def)}`);
     validators.set(def, validate);
   }
   return validate;
