@@ -9,6 +9,7 @@ import { applyCommand } from "./commands/apply.ts";
 import { cancelCommand } from "./commands/cancel.ts";
 import { devCommand } from "./commands/dev.ts";
 import { engineCommand } from "./commands/engine.ts";
+import { functionCommand } from "./commands/function.ts";
 import { getCommand } from "./commands/get.ts";
 import { logsCommand } from "./commands/logs.ts";
 import { lsCommand } from "./commands/ls.ts";
@@ -31,6 +32,7 @@ const commands: readonly Command[] = [
   retryCommand,
   engineCommand,
   workerCommand,
+  functionCommand,
   createHelpCommand(() => commands),
 ];
 
