@@ -13,6 +13,7 @@ import { functionCommand } from "./commands/function.ts";
 import { getCommand } from "./commands/get.ts";
 import { logsCommand } from "./commands/logs.ts";
 import { lsCommand } from "./commands/ls.ts";
+import { poolCommand } from "./commands/pool.ts";
 import { retryCommand } from "./commands/retry.ts";
 import { runCommand } from "./commands/run.ts";
 import { signalCommand } from "./commands/signal.ts";
@@ -33,6 +34,7 @@ const commands: readonly Command[] = [
   engineCommand,
   workerCommand,
   functionCommand,
+  poolCommand,
   createHelpCommand(() => commands),
 ];
 

@@ -236,9 +236,10 @@ export class PackageStore {
 
   private async keys(filter: string): Promise<string[]> {
     // Keys first, then values: reading values while the key listing runs cuts the listing short.
-    const keys: string[] = [];
-    for await (const key of await this.kv.keys(filter)) keys.push(key);
-    return keys.sort();
+    // A set: a key written while the listing runs can be listed twice.
+    const keys = new Set<string>();
+    for await (const key of await this.kv.keys(filter)) keys.add(key);
+    return [...keys].sort();
   }
 
   private async createKey(key: string, bytes: string): Promise<boolean> {

@@ -340,10 +340,11 @@ export function viewScale(scale: ScaleSettings) {
 
 /** The live workers whose heartbeats name `fn`, with the package version each loaded. */
 async function servingWorkers(kv: KV, fn: string) {
-  const keys: string[] = [];
-  for await (const key of await kv.keys()) keys.push(key);
+  // A set: a key written while the listing runs can be listed twice.
+  const keys = new Set<string>();
+  for await (const key of await kv.keys()) keys.add(key);
   const workers = [];
-  for (const key of keys.sort()) {
+  for (const key of [...keys].sort()) {
     const entry = await kv.get(key);
     if (!entry || entry.operation !== "PUT") continue;
     const beat = entry.json<HeartbeatEnvelope>();
