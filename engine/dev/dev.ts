@@ -128,6 +128,20 @@ export async function runDev(options: DevOptions = {}): Promise<number> {
       workersLine = `${modules.map((module) => displayPath(module)).join(" ")}  (worker pid ${workers.pid})`;
     }
 
+    // 6. The pool: workers for the function packages deployed with `baton function deploy` or
+    // `baton apply` (docs/functions.md), started from zero when their tasks wait.
+    const { startPool } = await import("../functions/pool.ts");
+    const pool = await startPool({
+      natsUrl,
+      logger: { debug: () => {}, ...prefixedLogger(log, "[pool]", env) },
+      // Their warnings and errors (and anything that is not a log line, such as a crash's trace).
+      onWorkerLine: (worker, line) => {
+        if (!/^\{"time".*"level":"(debug|info)"/.test(line)) log(`[${worker}] ${line}`);
+      },
+    });
+    // Stopped first (the list is stopped from its end): its workers drain while the engine runs.
+    stops.push({ name: "pool", stop: () => pool.stop() });
+
     out(
       banner({
         apiUrl: api.url,

@@ -5,7 +5,7 @@
  * its version, bad uploads are refused with nothing stored, a worker serves a package version
  * and its heartbeats say which, a delete is a tombstone after which numbering goes on.
  */
-import { mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -229,5 +229,76 @@ describe("baton function deploy", () => {
 
     const again = await cli(["function", "deploy", join(dir, "greet.ts")]);
     expect(again.stdout).toMatch(/^greet version 3 \(created\)/m);
+  });
+});
+
+describe("baton apply with a project file", () => {
+  const project = join(dir, "project");
+  const applyIn = async (cwd: string) => {
+    const child = spawnProcess(process.execPath, [baton, "apply"], {
+      name: "baton apply",
+      cwd,
+      env: { BATON_URL: apiUrl, BATON_TOKEN: undefined },
+    });
+    const exit = await child.waitForExit(120_000);
+    return { code: exit.code, stdout: child.stdout(), stderr: child.stderr() };
+  };
+
+  it("checks everything before changing anything, deploys it all, and changes nothing the second time", async () => {
+    mkdirSync(join(project, "workflows"), { recursive: true });
+    symlinkSync(join(root, "node_modules"), join(project, "node_modules"));
+    writeFileSync(
+      join(project, "shout.ts"),
+      `import { defineFunction } from ${JSON.stringify(sdk)};
+export const shout = defineFunction({ name: "shout", handler: (input: { text: string }) => input.text.toUpperCase() });
+export const whisper = defineFunction({ name: "whisper", handler: (input: { text: string }) => input.text.toLowerCase() });
+`,
+    );
+    writeFileSync(
+      join(project, "baton.yaml"),
+      `baton: project/v1
+functions:
+  - module: shout.ts
+    scale: { maxScale: 2, idle: 1m }
+workflows:
+  - workflows/
+`,
+    );
+    writeFileSync(
+      join(project, "workflows/shout-it.yaml"),
+      "baton: v1\nname: shout-it\nsteps:\n  - name: a\n    call: shout\n    with: { text: hi }\n",
+    );
+    writeFileSync(
+      join(project, "workflows/broken.yaml"),
+      "baton: v1\nname: broken-one\nsteps:\n  - name: a\n    call: shout\n    next: nowhere\n",
+    );
+
+    // One broken workflow: every problem printed, nothing deployed.
+    const refused = await applyIn(project);
+    expect(refused.code).toBe(1);
+    expect(refused.stdout).toMatch(/broken\.yaml:6:11 UnknownStep steps\[0\]\.next/);
+    expect(refused.stderr).toMatch(/nothing was deployed/);
+    expect((await getFunction("shout")).status).toBe(404);
+    expect((await getFunction("whisper")).status).toBe(404);
+    expect((await fetch(`${apiUrl}/v1/workflows/shout-it`)).status).toBe(404);
+
+    rmSync(join(project, "workflows/broken.yaml"));
+    const first = await applyIn(project);
+    expect(first.stderr).toBe("");
+    expect(first.code).toBe(0);
+    expect(first.stdout).toMatch(/shout\.ts: function shout version 1 \(created\)/);
+    expect(first.stdout).toMatch(/shout\.ts: function whisper version 1 \(created\)/);
+    expect(first.stdout).toMatch(/shout-it\.yaml: shout-it revision 1 \(created\)/);
+    expect((await getFunction("shout")).body).toMatchObject({
+      version: 1,
+      scale: { minScale: 0, maxScale: 2, concurrency: 16, idle: "1m" },
+    });
+
+    const second = await applyIn(project);
+    expect(second.code).toBe(0);
+    expect(second.stdout).toMatch(/function shout version 1 \(unchanged, not uploaded\)/);
+    expect(second.stdout).toMatch(/function whisper version 1 \(unchanged, not uploaded\)/);
+    expect(second.stdout).toMatch(/shout-it revision 1 \(applied\)/);
+    expect((await getFunction("shout")).body.versions).toHaveLength(1);
   });
 });
