@@ -109,7 +109,24 @@ export async function runDev(options: DevOptions = {}): Promise<number> {
 
     // 4. The workflows, through the API, as a user would submit them.
     const client = new BatonClient({ url: api.url, token: settings.api.tokens[0] });
-    const submitted = await submitWorkflows(client, workflowsDir);
+    // With a project file (baton.yaml, docs/functions.md), the workflows it declares.
+    const { existsSync } = await import("node:fs");
+    const { projectFileName, projectWorkflowPaths } = await import("../functions/project.ts");
+    let workflowPaths = [workflowsDir];
+    if (options.workflowsDir === undefined && existsSync(projectFileName)) {
+      try {
+        workflowPaths = await projectWorkflowPaths(projectFileName);
+      } catch (error) {
+        const problems = (error as { problems?: string[] }).problems ?? [String(error)];
+        say(`${projectFileName} is not valid (${problems.join("; ")}); submitting ${workflowsDir}/ instead`);
+      }
+    }
+    const submitted: Awaited<ReturnType<typeof submitWorkflows>> = { workflows: [], refused: [] };
+    for (const path of workflowPaths) {
+      const some = await submitWorkflows(client, path);
+      submitted.workflows.push(...some.workflows);
+      submitted.refused.push(...some.refused);
+    }
     for (const { file, reason } of submitted.refused) say(`${file} refused: ${reason}`);
     if (stopReason !== undefined) return finish();
 

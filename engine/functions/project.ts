@@ -67,6 +67,28 @@ interface ProjectDocument {
 const ajv = new Ajv2020({ allErrors: true, strict: false });
 const validateDocument = ajv.compile<ProjectDocument>(projectSchema);
 
+/**
+ * The workflow files and directories a project file declares (absolute paths), checking only the
+ * file itself against its schema: what `baton dev` submits.
+ */
+export async function projectWorkflowPaths(file: string): Promise<string[]> {
+  let document: unknown;
+  try {
+    document = parse(await readFile(file, "utf8"));
+  } catch (error) {
+    throw new ProjectInvalidError(file, [error instanceof Error ? error.message : String(error)]);
+  }
+  if (!validateDocument(document))
+    throw new ProjectInvalidError(
+      file,
+      (validateDocument.errors ?? []).map(
+        (error) => `${error.instancePath || "/"} ${error.message ?? "is invalid"}`,
+      ),
+    );
+  const base = dirname(resolve(file));
+  return (document.workflows ?? []).map((entry) => resolve(base, entry));
+}
+
 /** Reads and checks the project file; throws `ProjectInvalidError` with every problem found. */
 export async function loadProject(file: string): Promise<Project> {
   const problems: string[] = [];
