@@ -66,6 +66,8 @@ export interface ApiConfig {
   workflowLimit: number;
   /** Largest execution input or signal payload, in bytes (`BATON_API_INPUT_LIMIT`, default 512KiB). */
   inputLimit: number;
+  /** Largest function package (bundle) `PUT /v1/functions/{name}` takes, in bytes (`BATON_API_PACKAGE_LIMIT`, default 16MiB). */
+  packageLimit: number;
   /** Longest `?wait=` a request may ask for; longer ones are cut to it (`BATON_API_MAX_WAIT`, default 5m). */
   maxWaitMs: number;
   /** How long an `Idempotency-Key` is remembered (`BATON_API_IDEMPOTENCY_TTL`, default 24h). */
@@ -111,6 +113,7 @@ export function loadApiConfig(env: NodeJS.ProcessEnv = process.env): ApiConfig {
     bodyLimit: sizeVar(env, "BATON_API_BODY_LIMIT", "1MiB"),
     workflowLimit: sizeVar(env, "BATON_API_WORKFLOW_LIMIT", "256KiB"),
     inputLimit: sizeVar(env, "BATON_API_INPUT_LIMIT", "512KiB"),
+    packageLimit: sizeVar(env, "BATON_API_PACKAGE_LIMIT", "16MiB"),
     maxWaitMs: durationVar(env, "BATON_API_MAX_WAIT", "5m"),
     idempotencyTtlMs: durationVar(env, "BATON_API_IDEMPOTENCY_TTL", "24h"),
     githubSecrets: (env.BATON_GITHUB_SECRET ?? "")

@@ -112,7 +112,7 @@ export const errorCatalogue = {
   FunctionUnavailable: {
     category: "step",
     retryable: true,
-    when: "An attempt timed out while no live worker served its function (no heartbeat names it): nobody was there to run it.",
+    when: "An attempt timed out while no live worker served its function (no heartbeat names it), or while its deployed package was marked unhealthy (its workers kept crashing): nobody was there to run it.",
   },
   EventPoisoned: {
     category: "step",
@@ -222,6 +222,22 @@ export const errorCatalogue = {
   WorkflowTooLarge: {
     category: "api",
     when: "The workflow document is larger than the API takes (`BATON_API_WORKFLOW_LIMIT`).",
+  },
+  PackageTooLarge: {
+    category: "api",
+    when: "The function package is larger than the API takes (`BATON_API_PACKAGE_LIMIT`).",
+  },
+  PackageInvalid: {
+    category: "api",
+    when: "The body sent to `PUT /v1/functions/{name}` is not a package: not one self-contained JavaScript module, a module that throws when loaded, one that defines no function, or settings out of range.",
+  },
+  FunctionNameMismatch: {
+    category: "api",
+    when: "The package sent to `PUT /v1/functions/{name}` does not define a function named `{name}`.",
+  },
+  FunctionNotFound: {
+    category: "api",
+    when: "No function package of this name has been deployed (or it was deleted).",
   },
   InputTooLarge: {
     category: "api",

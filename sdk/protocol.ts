@@ -295,6 +295,8 @@ export interface HeartbeatEnvelope {
   startedAt: number;
   /** The last heartbeat of a draining worker. */
   leaving?: boolean;
+  /** The function package the worker loaded, if it serves one (`baton worker --package`, pool workers). */
+  package?: { name: string; version: number; digest: string };
 }
 
 /** Deduplication id of a result: one per attempt and outcome kind. */

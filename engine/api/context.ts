@@ -8,7 +8,10 @@ import type { ApiMetrics } from "./metrics.ts";
 import type { Readiness } from "./readiness.ts";
 
 /** The limits and waits the routes enforce: `ApiConfig` without where to listen and who may call. */
-export type ApiLimits = Pick<ApiConfig, "bodyLimit" | "workflowLimit" | "inputLimit" | "maxWaitMs">;
+export type ApiLimits = Pick<
+  ApiConfig,
+  "bodyLimit" | "workflowLimit" | "inputLimit" | "packageLimit" | "maxWaitMs"
+>;
 
 export interface ApiContext {
   executions: Executions;

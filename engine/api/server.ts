@@ -31,6 +31,7 @@ import { executionActionRoutes } from "./routes/execution-actions.ts";
 import { executionEventRoutes } from "./routes/execution-events.ts";
 import { executionLinkRoutes } from "./routes/execution-links.ts";
 import { executionRoutes } from "./routes/executions.ts";
+import { functionRoutes } from "./routes/functions.ts";
 import { githubRoutes } from "./routes/github.ts";
 import { httpRouteRoutes } from "./routes/http-routes.ts";
 import { operationRoutes } from "./routes/operations.ts";
@@ -59,6 +60,7 @@ export const defaultLimits: ApiLimits = {
   bodyLimit: 1024 * 1024,
   workflowLimit: 256 * 1024,
   inputLimit: 512 * 1024,
+  packageLimit: 16 * 1024 * 1024,
   maxWaitMs: 5 * 60_000,
 };
 
@@ -74,6 +76,7 @@ export async function buildServer(options: ApiOptions): Promise<FastifyInstance>
     bodyLimit: config.bodyLimit ?? defaultLimits.bodyLimit,
     workflowLimit: config.workflowLimit ?? defaultLimits.workflowLimit,
     inputLimit: config.inputLimit ?? defaultLimits.inputLimit,
+    packageLimit: config.packageLimit ?? defaultLimits.packageLimit,
     maxWaitMs: config.maxWaitMs ?? defaultLimits.maxWaitMs,
   };
   const app = fastify({
@@ -216,6 +219,7 @@ export async function buildServer(options: ApiOptions): Promise<FastifyInstance>
       tags: [
         { name: "workflows", description: "Submit and read workflow definitions." },
         { name: "executions", description: "Start, read, await, signal, cancel and retry executions." },
+        { name: "functions", description: "Deploy, read and delete function packages (docs/functions.md)." },
         { name: "events", description: "Events from outside, webhooks, and the deliveries they made." },
         { name: "operations", description: "Health, readiness, metrics, this description." },
       ],
@@ -235,6 +239,7 @@ export async function buildServer(options: ApiOptions): Promise<FastifyInstance>
   await app.register(githubRoutes(context));
   await app.register(deliveryRoutes(context));
   await app.register(workerRoutes(context));
+  await app.register(functionRoutes(context));
   await app.register(executionLinkRoutes(context));
   await app.register(uiRoutes(context));
   // Last: the catch-all that serves the workflows' own routes.

@@ -125,7 +125,24 @@ export async function runDev(options: DevOptions = {}): Promise<number> {
 
     // 4. The workflows, through the API, as a user would submit them.
     const client = new BatonClient({ url: api.url, token: settings.api.tokens[0] });
-    const submitted = await submitWorkflows(client, workflowsDir);
+    // With a project file (baton.yaml, docs/functions.md), the workflows it declares.
+    const { existsSync } = await import("node:fs");
+    const { projectFileName, projectWorkflowPaths } = await import("../functions/project.ts");
+    let workflowPaths = [workflowsDir];
+    if (options.workflowsDir === undefined && existsSync(projectFileName)) {
+      try {
+        workflowPaths = await projectWorkflowPaths(projectFileName);
+      } catch (error) {
+        const problems = (error as { problems?: string[] }).problems ?? [String(error)];
+        say(`${projectFileName} is not valid (${problems.join("; ")}); submitting ${workflowsDir}/ instead`);
+      }
+    }
+    const submitted: Awaited<ReturnType<typeof submitWorkflows>> = { workflows: [], refused: [] };
+    for (const path of workflowPaths) {
+      const some = await submitWorkflows(client, path);
+      submitted.workflows.push(...some.workflows);
+      submitted.refused.push(...some.refused);
+    }
     for (const { file, reason } of submitted.refused) say(`${file} refused: ${reason}`);
     if (stopReason !== undefined) return finish();
 
@@ -144,6 +161,20 @@ export async function runDev(options: DevOptions = {}): Promise<number> {
       stops.push({ name: "workers", stop: async () => void (await workers.stop(stopGraceMs)) });
       workersLine = `${modules.map((module) => displayPath(module)).join(" ")}  (worker pid ${workers.pid})`;
     }
+
+    // 6. The pool: workers for the function packages deployed with `baton function deploy` or
+    // `baton apply` (docs/functions.md), started from zero when their tasks wait.
+    const { startPool } = await import("../functions/pool.ts");
+    const pool = await startPool({
+      natsUrl,
+      logger: { debug: () => {}, ...prefixedLogger(log, "[pool]", env) },
+      // Their warnings and errors (and anything that is not a log line, such as a crash's trace).
+      onWorkerLine: (worker, line) => {
+        if (!/^\{"time".*"level":"(debug|info)"/.test(line)) log(`[${worker}] ${line}`);
+      },
+    });
+    // Stopped first (the list is stopped from its end): its workers drain while the engine runs.
+    stops.push({ name: "pool", stop: () => pool.stop() });
 
     out(
       banner({

@@ -4,19 +4,28 @@
  * asks it when an attempt times out: with nobody serving the function, the attempt fails
  * `FunctionUnavailable` instead of `Timeout`. Until it has listened for a worker's whole time to
  * live it knows nothing, and says no function is unserved.
+ *
+ * A deployed function whose latest package version a pool marked unhealthy (its workers keep
+ * crashing; KV `baton_functions`, `health.<name>`, docs/functions.md) counts as unserved at once.
  */
-import type { NatsConnection, Subscription } from "nats";
+import { StorageType, type NatsConnection, type QueuedIterator, type KvEntry, type Subscription } from "nats";
 import { subjects, workerTtlMs, type HeartbeatEnvelope } from "../../sdk/protocol.ts";
+import { functionsBucket } from "../functions/package-store.ts";
 
 export class ServedFunctions {
   /** Function name → when a heartbeat last named it (epoch ms). */
   private readonly lastSeen = new Map<string, number>();
   private subscription: Subscription | undefined;
   private listeningSince = Infinity;
+  /** Functions whose latest package version is marked unhealthy. */
+  private readonly unhealthy = new Set<string>();
+  private healthWatch: QueuedIterator<KvEntry> | undefined;
+  private isStopped = false;
 
   constructor(private readonly nc: NatsConnection) {}
 
   start(): void {
+    void this.watchHealth();
     this.listeningSince = Date.now();
     this.subscription = this.nc.subscribe(subjects.allHeartbeats, {
       callback: (error, message) => {
@@ -36,11 +45,35 @@ export class ServedFunctions {
   }
 
   stop(): void {
+    this.isStopped = true;
     this.subscription?.unsubscribe();
+    this.healthWatch?.stop();
   }
 
-  /** True only when the engine has listened long enough to know that no live worker serves `fn`. */
+  /** Follows the health marks of function packages; best effort (without them, heartbeats decide). */
+  async watchHealth(): Promise<void> {
+    try {
+      const kv = await this.nc
+        .jetstream()
+        .views.kv(functionsBucket, { history: 1, storage: StorageType.File });
+      if (this.isStopped) return;
+      this.healthWatch = await kv.watch({ key: "health.>" });
+      for await (const entry of this.healthWatch) {
+        const fn = entry.key.slice("health.".length);
+        if (entry.operation === "PUT") this.unhealthy.add(fn);
+        else this.unhealthy.delete(fn);
+      }
+    } catch {
+      // NATS away or closing: the heartbeats still tell who serves what.
+    }
+  }
+
+  /**
+   * True when the engine has listened long enough to know that no live worker serves `fn`, or
+   * when `fn`'s deployed package is marked unhealthy.
+   */
   isUnserved(fn: string, now = Date.now()): boolean {
+    if (this.unhealthy.has(fn)) return true;
     if (now - this.listeningSince < workerTtlMs) return false;
     return now - (this.lastSeen.get(fn) ?? 0) > workerTtlMs;
   }

@@ -10,21 +10,26 @@
 // BATON_WORKER_HEAP_MB (default 512), BATON_WORKER_DRAIN_TIMEOUT_MS (default 30000),
 // BATON_LOG_LEVEL (debug, info, warn, error, silent; default info).
 import { pathToFileURL } from "node:url";
+import type { FunctionDefinition } from "./define-function.ts";
 import { loadFunctionModules } from "./load-modules.ts";
-import { serve } from "./serve.ts";
+import { serve, type ServeOptions } from "./serve.ts";
 
 const usage = "usage: run-worker MODULE... (each an ES module exporting function definitions)";
 
-/** Runs a worker until it is drained; resolves with the process exit code. */
+/**
+ * Runs a worker until it is drained; resolves with the process exit code. `loaded` serves
+ * functions already loaded (a function package: docs/functions.md) instead of modules.
+ */
 export async function runWorker(
   args: readonly string[],
   env: NodeJS.ProcessEnv = process.env,
+  loaded?: { functions: readonly FunctionDefinition[]; package: ServeOptions["package"] },
 ): Promise<number> {
-  if (args.length === 0 || args.includes("--help") || args.includes("-h")) {
+  if (loaded === undefined && (args.length === 0 || args.includes("--help") || args.includes("-h"))) {
     process.stderr.write(`${usage}\n`);
     return args.length === 0 ? 2 : 0;
   }
-  const functions = await loadFunctionModules(args);
+  const functions = loaded?.functions ?? (await loadFunctionModules(args));
   const draining = new AbortController();
   const worker = await serve({
     servers: env.NATS_URL,
@@ -35,6 +40,7 @@ export async function runWorker(
     isolateHeapMb: numberFrom(env, "BATON_WORKER_HEAP_MB"),
     drainTimeoutMs: numberFrom(env, "BATON_WORKER_DRAIN_TIMEOUT_MS"),
     signal: draining.signal,
+    ...(loaded?.package === undefined ? {} : { package: loaded.package }),
   });
   let signals = 0;
   const onSignal = (): void => {

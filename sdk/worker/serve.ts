@@ -39,6 +39,8 @@ export interface ServeOptions {
   readonly drainTimeoutMs?: number;
   /** Where the worker logs. Default: JSON lines on stderr at `BATON_LOG_LEVEL` (default `info`). */
   readonly logger?: Logger;
+  /** The function package the functions come from, named in the heartbeats (docs/functions.md). */
+  readonly package?: { readonly name: string; readonly version: number; readonly digest: string };
 }
 
 /** A serving worker. */

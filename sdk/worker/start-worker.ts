@@ -166,6 +166,7 @@ async function startServing(setup: {
     effectConcurrency: settings.effectConcurrency,
     running: runner.running,
     startedAt,
+    ...(setup.options.package === undefined ? {} : { package: { ...setup.options.package } }),
   });
   for (const puller of pullers) puller.start();
   // Announcing the worker never fails it (without KV, heartbeats go to the subject alone).

@@ -10,6 +10,13 @@ import { apiUsageFooter, createApiClient, formatProblemDetail, reportApiErrors }
 import { UnreadableError, unreadable, workflowFilesOf } from "./workflow-files.ts";
 
 const usage = `Usage: baton apply -f FILE_OR_DIR [-f FILE_OR_DIR...]
+       baton apply [--project FILE]
+
+With --project (default: ./baton.yaml when no -f is given), deploys the whole project the file
+declares (docs/functions.md): it checks everything first (the file, every workflow, every
+function module, bundled and loaded) and changes nothing if anything is wrong; then deploys
+each function package (one whose bundle and settings are unchanged is not uploaded again: same
+digest, same version) and submits each workflow. Prints one line per package and workflow.
 
 Submits workflows to the engine's API: a new name is created, a changed document gets the next
 revision, an identical one keeps its revision. A directory stands for every *.yaml and *.yml file
@@ -23,14 +30,22 @@ ${apiUsageFooter}`;
 async function run(args: string[], io: Io): Promise<number> {
   const { values, positionals } = parseArgs({
     args,
-    options: { file: { type: "string", short: "f", multiple: true } },
+    options: {
+      file: { type: "string", short: "f", multiple: true },
+      project: { type: "string", short: "p" },
+    },
     allowPositionals: true,
     strict: true,
   });
   if (positionals.length > 0)
     throw new UsageError(`name files with -f: baton apply -f ${positionals.join(" -f ")}`);
   const arguments_ = values.file ?? [];
-  if (arguments_.length === 0) throw new UsageError("name at least one file or directory with -f");
+  if (values.project !== undefined && arguments_.length > 0)
+    throw new UsageError("give either --project or -f, not both");
+  if (arguments_.length === 0) {
+    const { applyProject } = await import("./apply-project.ts");
+    return applyProject(values.project, io);
+  }
 
   const files: string[] = [];
   for (const argument of arguments_) {

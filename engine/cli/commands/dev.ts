@@ -12,7 +12,10 @@ One command for a laptop, run from the project's directory:
     (BATON_NATS_PORT sets it; 0 picks a free one); unless NATS_URL names a server to use instead
   - the engine and the HTTP API in this process, on BATON_LISTEN (default 127.0.0.1:8080)
   - the example workers: "baton worker" on every module of functions/, as a child process
-  - every workflow of workflows/*.yaml submitted (workflows/invalid/ is not)
+  - every workflow of workflows/*.yaml submitted (workflows/invalid/ is not), or, when the
+    directory has a project file (baton.yaml), the workflows it declares
+  - the pool ("baton pool"), in this process: workers for the function packages deployed with
+    "baton function deploy" or "baton apply", started when their tasks wait (docs/functions.md)
 then prints the URLs and a "baton run" line to try.
 
 Ctrl-C or SIGTERM stops it all in order (workers drain, then the API, the engine, NATS); a

@@ -78,4 +78,15 @@ export const commandEntries: readonly CommandEntry[] = [
     summary: "serve the functions of ES modules to the engine over NATS_URL",
     load: async () => (await import("./worker.ts")).workerCommand,
   },
+  {
+    name: "function",
+    summary: "Deploy, list, read and delete function packages (docs/functions.md)",
+    load: async () => (await import("./function.ts")).functionCommand,
+  },
+  {
+    name: "pool",
+    summary:
+      "Run workers for the deployed functions: from zero on demand, more under a backlog, back to zero when idle",
+    load: async () => (await import("./pool.ts")).poolCommand,
+  },
 ];

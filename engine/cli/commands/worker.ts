@@ -1,23 +1,29 @@
-/** `baton worker MODULE...`: serve the functions that ES modules export. */
+/** `baton worker MODULE...` or `baton worker --package NAME[@VERSION]`: serve functions. */
 import { runWorker } from "../../../sdk/worker/run-worker.ts";
 import { tracingConfigured } from "../../telemetry/tracing-config.ts";
 import { UsageError, type Command } from "../command.ts";
 
 export const workerCommand: Command = {
   name: "worker",
-  summary: "serve the functions of ES modules to the engine over NATS_URL",
+  summary: "serve the functions of ES modules, or a deployed function package, to the engine over NATS_URL",
   usage: `Usage: baton worker MODULE...
+       baton worker --package NAME[@VERSION]
 
 Serves the functions each module exports: its default export (a function definition or an
 array of them) and its named exports that are function definitions (defineFunction). Every
 function run is isolated in a worker thread. SIGTERM or SIGINT drains: no new tasks are taken,
 running ones finish; a second signal stops at once and hands the running tasks back.
 
+With --package, serves a function deployed with "baton function deploy": the version given, or
+the latest, read from JetStream (its digest checked) into BATON_PACKAGE_CACHE (default
+<tmp>/baton-packages); its heartbeats name the package and version (docs/functions.md).
+
 Environment: NATS_URL (credentials and TLS: NATS_CREDS, NATS_USER/NATS_PASSWORD, NATS_TOKEN,
 NATS_NKEY, NATS_CA, NATS_CERT/NATS_KEY), BATON_WORKER_NAME, BATON_WORKER_CONCURRENCY (default 16),
 BATON_WORKER_EFFECT_CONCURRENCY, BATON_WORKER_HEAP_MB (default 512),
-BATON_WORKER_DRAIN_TIMEOUT_MS (default 30000), BATON_LOG_LEVEL; OpenTelemetry tracing with the
-standard OTEL_* variables (each run is a span under the engine's attempt span).
+BATON_WORKER_DRAIN_TIMEOUT_MS (default 30000), BATON_LOG_LEVEL, BATON_PACKAGE_CACHE;
+OpenTelemetry tracing with the standard OTEL_* variables (each run is a span under the
+engine's attempt span).
 `,
   async run(args) {
     if (args.length === 0)
@@ -26,7 +32,25 @@ standard OTEL_* variables (each run is a span under the engine's attempt span).
     // the rest of the worker's start.
     const tracing = tracingConfigured() ? await import("../../telemetry/tracing.ts") : undefined;
     tracing?.startTracing("baton-worker");
-    const code = await runWorker(args);
+    let code: number;
+    if (args[0] === "--package" || args[0]?.startsWith("--package=")) {
+      const ref = args[0] === "--package" ? args[1] : args[0].slice("--package=".length);
+      const rest = args.slice(args[0] === "--package" ? 2 : 1);
+      const { parsePackageRef, runPackageWorker } = await import("../../functions/package-worker.ts");
+      const parsed = ref === undefined ? undefined : parsePackageRef(ref);
+      if (parsed === undefined)
+        throw new UsageError(
+          `--package takes NAME or NAME@VERSION (e.g. --package resize@3), not "${ref ?? ""}"`,
+        );
+      if (rest.length > 0)
+        throw new UsageError(`--package serves one package; unexpected "${rest.join(" ")}"`);
+      code = await runPackageWorker(parsed.name, parsed.version).catch((error: unknown) => {
+        process.stderr.write(`baton worker: ${error instanceof Error ? error.message : String(error)}\n`);
+        return 1;
+      });
+    } else {
+      code = await runWorker(args);
+    }
     await tracing?.stopTracing();
     // The worker has stopped; nothing it left behind should keep the process up.
     process.exit(code);

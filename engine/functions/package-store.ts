@@ -1,0 +1,276 @@
+/**
+ * Function packages (docs/functions.md): a function's code as one ES module bundle, stored in
+ * JetStream.
+ *
+ * | name                 | kind         | holds                                                          |
+ * |----------------------|--------------|----------------------------------------------------------------|
+ * | baton_functions      | KV           | `fn.<name>`: the latest version and the scale settings (or a   |
+ * |                      |              | tombstone); `ver.<name>.<version>`: every version; and         |
+ * |                      |              | `health.<name>`: set by a pool when a version keeps crashing   |
+ * | baton_packages       | object store | `<name>/v<version>`: the bundle of each version                |
+ *
+ * A version only grows: it is reserved with a compare-and-set on `ver.<name>.<version>` and the
+ * head moves with a compare-and-set from the entry it was read from (as workflow revisions do,
+ * engine/nats/workflow-store.ts). An upload whose digest equals the latest version's keeps that
+ * version (its scale settings may change).
+ */
+import { createHash } from "node:crypto";
+import { StorageType, type JetStreamClient, type KV, type ObjectStore } from "nats";
+import { eraseKeys } from "../nats/kv-erase.ts";
+
+export const functionsBucket = "baton_functions";
+export const packagesBucket = "baton_packages";
+
+/** The runtimes a package can run in. Only Node 20 (ES modules, the Baton SDK) for now. */
+export const environments = ["node20"] as const;
+export type Environment = (typeof environments)[number];
+
+/** How the pool runs a function's workers. */
+export interface ScaleSettings {
+  /** Workers kept running even with nothing to do (0: scale to zero). */
+  minScale: number;
+  /** Most workers the pools start for the function. */
+  maxScale: number;
+  /** Attempts one worker runs at once (each lane). */
+  concurrency: number;
+  /** How long without tasks before the pool stops the workers beyond `minScale`, in ms. */
+  idleMs: number;
+}
+
+export const defaultScale: ScaleSettings = { minScale: 0, maxScale: 4, concurrency: 16, idleMs: 5 * 60_000 };
+
+/** One stored version of a package. */
+export interface PackageVersion {
+  name: string;
+  version: number;
+  /** `sha256:<hex>` of the bundle's bytes. */
+  digest: string;
+  size: number;
+  environment: Environment;
+  createdAt: string;
+}
+
+/** The head of a function: its latest version and how it is scaled. */
+export interface FunctionPackage extends PackageVersion {
+  scale: ScaleSettings;
+  updatedAt: string;
+}
+
+interface Tombstone {
+  name: string;
+  deleted: true;
+  version: number;
+}
+
+/** Set by a pool when the workers of a version keep crashing. A new version clears it. */
+export interface FunctionHealth {
+  name: string;
+  version: number;
+  healthy: false;
+  reason: string;
+  since: string;
+}
+
+export type PackagePutOutcome = "created" | "updated" | "unchanged" | "rescaled";
+
+const headKey = (name: string) => `fn.${name}`;
+const versionKey = (name: string, version: number) => `ver.${name}.${version}`;
+const healthKey = (name: string) => `health.${name}`;
+export const objectName = (name: string, version: number) => `${name}/v${version}`;
+
+const isTombstone = (value: FunctionPackage | Tombstone): value is Tombstone => "deleted" in value;
+
+export function digestOf(bundle: Uint8Array): string {
+  return `sha256:${createHash("sha256").update(bundle).digest("hex")}`;
+}
+
+export class PackageStore {
+  private constructor(
+    readonly kv: KV,
+    private readonly objects: ObjectStore,
+  ) {}
+
+  static async open(js: JetStreamClient): Promise<PackageStore> {
+    const [kv, objects] = await Promise.all([
+      js.views.kv(functionsBucket, { history: 1, storage: StorageType.File }),
+      js.views.os(packagesBucket, { storage: StorageType.File }),
+    ]);
+    return new PackageStore(kv, objects);
+  }
+
+  /**
+   * Stores a checked bundle as the next version of `name`, or keeps the latest version when its
+   * digest is the same (then only the scale settings are updated, if they differ).
+   */
+  async put(
+    name: string,
+    bundle: Uint8Array,
+    environment: Environment,
+    scale: ScaleSettings,
+  ): Promise<{ fn: FunctionPackage; outcome: PackagePutOutcome }> {
+    const digest = digestOf(bundle);
+    for (;;) {
+      const entry = await this.kv.get(headKey(name));
+      const head = entry && entry.operation === "PUT" ? entry.json<FunctionPackage | Tombstone>() : undefined;
+      const latest = head && !isTombstone(head) ? head : undefined;
+      const now = new Date().toISOString();
+      if (latest?.digest === digest && latest.environment === environment) {
+        if (sameScale(latest.scale, scale)) return { fn: latest, outcome: "unchanged" };
+        const fn = { ...latest, scale, updatedAt: now };
+        if (await this.moveHead(name, JSON.stringify(fn), entry?.revision))
+          return { fn, outcome: "rescaled" };
+        continue;
+      }
+      let version = (head?.version ?? 0) + 1;
+      const base = { name, digest, size: bundle.byteLength, environment, createdAt: now };
+      while (!(await this.createKey(versionKey(name, version), JSON.stringify({ ...base, version }))))
+        version += 1;
+      // The bundle before the head: once a head names a version, its bundle can be read.
+      await this.objects.putBlob(
+        { name: objectName(name, version), description: digest, headers: undefined },
+        bundle,
+      );
+      const fn: FunctionPackage = { ...base, version, scale, updatedAt: now };
+      if (await this.moveHead(name, JSON.stringify(fn), entry?.revision)) {
+        // A new version gets a fresh chance: the pools try it even if the last one was unhealthy.
+        await this.kv.delete(healthKey(name)).catch(() => undefined);
+        return { fn, outcome: latest ? "updated" : "created" };
+      }
+      // Another writer moved the head first: nothing names this version; take it back and retry.
+      await this.objects.delete(objectName(name, version)).catch(() => undefined);
+      await eraseKeys(this.kv, versionKey(name, version)).catch(() => undefined);
+    }
+  }
+
+  async get(name: string): Promise<FunctionPackage | undefined> {
+    const entry = await this.kv.get(headKey(name));
+    if (!entry || entry.operation !== "PUT") return undefined;
+    const value = entry.json<FunctionPackage | Tombstone>();
+    return isTombstone(value) ? undefined : value;
+  }
+
+  async version(name: string, version: number): Promise<PackageVersion | undefined> {
+    const entry = await this.kv.get(versionKey(name, version));
+    if (!entry || entry.operation !== "PUT") return undefined;
+    return entry.json<PackageVersion>();
+  }
+
+  /** Every version of `name` still stored, oldest first. */
+  async versions(name: string): Promise<PackageVersion[]> {
+    const keys = await this.keys(`ver.${name}.*`);
+    const versions: PackageVersion[] = [];
+    for (const key of keys) {
+      const entry = await this.kv.get(key);
+      if (entry && entry.operation === "PUT") versions.push(entry.json<PackageVersion>());
+    }
+    return versions.filter((version) => version.name === name).sort((a, b) => a.version - b.version);
+  }
+
+  /** The latest version of every function that is not deleted, by name. */
+  async list(): Promise<FunctionPackage[]> {
+    const found: FunctionPackage[] = [];
+    for (const key of await this.keys("fn.>")) {
+      const entry = await this.kv.get(key);
+      if (!entry || entry.operation !== "PUT") continue;
+      const value = entry.json<FunctionPackage | Tombstone>();
+      if (!isTombstone(value)) found.push(value);
+    }
+    return found.sort((a, b) => a.name.localeCompare(b.name));
+  }
+
+  /** The bundle of a version, checked against its digest; `undefined` when it is gone. */
+  async bundle(
+    name: string,
+    version: number,
+  ): Promise<{ bundle: Uint8Array; info: PackageVersion } | undefined> {
+    const info = await this.version(name, version);
+    if (info === undefined) return undefined;
+    const bundle = await this.objects.getBlob(objectName(name, version));
+    if (bundle === null) return undefined;
+    if (digestOf(bundle) !== info.digest)
+      throw new Error(`the bundle of ${name}@${version} does not match its digest ${info.digest}`);
+    return { bundle, info };
+  }
+
+  /**
+   * Deletes a function: no new worker loads it; its versions stay (a worker may be loading one).
+   * Numbering goes on after it. `false` when there was nothing to delete.
+   */
+  async remove(name: string): Promise<boolean> {
+    for (;;) {
+      const entry = await this.kv.get(headKey(name));
+      if (!entry || entry.operation !== "PUT") return false;
+      const head = entry.json<FunctionPackage | Tombstone>();
+      if (isTombstone(head)) return false;
+      const tombstone: Tombstone = { name, deleted: true, version: head.version };
+      if (await this.moveHead(name, JSON.stringify(tombstone), entry.revision)) {
+        await this.kv.delete(healthKey(name)).catch(() => undefined);
+        return true;
+      }
+    }
+  }
+
+  async health(name: string): Promise<FunctionHealth | undefined> {
+    const entry = await this.kv.get(healthKey(name));
+    if (!entry || entry.operation !== "PUT") return undefined;
+    return entry.json<FunctionHealth>();
+  }
+
+  /** Marks `version` of `name` unhealthy, unless a newer version has been deployed since. */
+  async markUnhealthy(name: string, version: number, reason: string): Promise<void> {
+    const head = await this.get(name);
+    if (head === undefined || head.version !== version) return;
+    const health: FunctionHealth = { name, version, healthy: false, reason, since: new Date().toISOString() };
+    await this.kv.put(healthKey(name), JSON.stringify(health));
+  }
+
+  /** The names of the unhealthy functions whose latest version is the unhealthy one. */
+  async unhealthy(): Promise<FunctionHealth[]> {
+    const found: FunctionHealth[] = [];
+    for (const key of await this.keys("health.>")) {
+      const entry = await this.kv.get(key);
+      if (entry && entry.operation === "PUT") found.push(entry.json<FunctionHealth>());
+    }
+    return found;
+  }
+
+  private async keys(filter: string): Promise<string[]> {
+    // Keys first, then values: reading values while the key listing runs cuts the listing short.
+    // A set: a key written while the listing runs can be listed twice.
+    const keys = new Set<string>();
+    for await (const key of await this.kv.keys(filter)) keys.add(key);
+    return [...keys].sort();
+  }
+
+  private async createKey(key: string, bytes: string): Promise<boolean> {
+    try {
+      await this.kv.create(key, bytes);
+      return true;
+    } catch (error) {
+      if (isConflict(error)) return false;
+      throw error;
+    }
+  }
+
+  private async moveHead(name: string, bytes: string, previous: number | undefined): Promise<boolean> {
+    if (previous === undefined) return this.createKey(headKey(name), bytes);
+    try {
+      await this.kv.update(headKey(name), bytes, previous);
+      return true;
+    } catch (error) {
+      if (isConflict(error)) return false;
+      throw error;
+    }
+  }
+}
+
+function sameScale(a: ScaleSettings, b: ScaleSettings): boolean {
+  return (
+    a.minScale === b.minScale &&
+    a.maxScale === b.maxScale &&
+    a.concurrency === b.concurrency &&
+    a.idleMs === b.idleMs
+  );
+}
+
+const isConflict = (error: unknown) => /wrong last sequence|key exists/i.test(String(error));

@@ -1,0 +1,81 @@
+/**
+ * A deployed function whose package a pool marked unhealthy (docs/functions.md) counts as served
+ * by nobody, even while a worker's heartbeat still names it: its attempts that time out fail
+ * `FunctionUnavailable`, not `Timeout`. Deploying a new version clears the mark. The mark is
+ * written here as a pool writes it (PackageStore.markUnhealthy); the live worker is a heartbeat
+ * that never takes its tasks, as in function-unavailable.test.ts.
+ */
+import { connect, type NatsConnection } from "nats";
+import { afterAll, beforeAll, expect, it } from "vitest";
+import { loadEngineConfig } from "../../engine/config.ts";
+import { defaultScale, PackageStore } from "../../engine/functions/package-store.ts";
+import { Executions } from "../../engine/orchestrator/executions.ts";
+import { Orchestrator } from "../../engine/orchestrator/orchestrator.ts";
+import { protocolVersion, subjects, type HeartbeatEnvelope } from "../../sdk/protocol.ts";
+import { useNatsServer } from "../helpers/nats-server.ts";
+import { waitUntil } from "../helpers/processes.ts";
+import { testLogger } from "../helpers/test-logger.ts";
+
+const server = useNatsServer();
+let nc: NatsConnection;
+let engine: Orchestrator;
+let executions: Executions;
+let heartbeats: NodeJS.Timeout;
+
+beforeAll(async () => {
+  nc = await connect({ servers: server().url });
+  engine = await Orchestrator.create(nc, loadEngineConfig({ NATS_URL: server().url }), testLogger);
+  await engine.start();
+  executions = await Executions.connect(nc);
+  const beat: HeartbeatEnvelope = {
+    v: protocolVersion,
+    worker: "sickly-worker",
+    node: "test",
+    functions: [{ name: "sickly", lane: "pure" }],
+    concurrency: 1,
+    effectConcurrency: 1,
+    running: 0,
+    startedAt: Date.now(),
+  };
+  heartbeats = setInterval(() => nc.publish(subjects.heartbeat("sickly-worker"), JSON.stringify(beat)), 500);
+});
+
+afterAll(async () => {
+  clearInterval(heartbeats);
+  await engine?.stop();
+  await nc?.close();
+});
+
+const ended = async (id: string) =>
+  waitUntil(
+    `${id} to end`,
+    async () => {
+      const record = await executions.get(id);
+      return record && record.status !== "running" && record.status !== "waiting" ? record : undefined;
+    },
+    { timeoutMs: 30_000 },
+  );
+
+it("fails the attempts of an unhealthy package FunctionUnavailable, until a new version is deployed", async () => {
+  const store = await PackageStore.open(nc.jetstream());
+  await store.put("sickly", new TextEncoder().encode("// v1"), "node20", defaultScale);
+  await store.markUnhealthy("sickly", 1, "3 workers of version 1 crashed");
+  await executions.apply(`baton: v1
+name: call-sickly
+steps:
+  - name: ask
+    call: sickly
+    timeout: 1s
+    retry: { attempts: 1 }
+`);
+  const sick = await ended((await executions.start("call-sickly", {})).id);
+  expect(sick.status).toBe("failed");
+  expect(sick.error).toMatchObject({ code: "FunctionUnavailable" });
+
+  // Version 2 clears the mark: the live worker counts again, and the slow attempt is a Timeout.
+  await store.put("sickly", new TextEncoder().encode("// v2"), "node20", defaultScale);
+  expect(await store.health("sickly")).toBeUndefined();
+  const healed = await ended((await executions.start("call-sickly", {})).id);
+  expect(healed.status).toBe("failed");
+  expect(healed.error).toMatchObject({ code: "Timeout" });
+});
