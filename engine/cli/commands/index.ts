@@ -75,7 +75,7 @@ export const commandEntries: readonly CommandEntry[] = [
   },
   {
     name: "worker",
-    summary: "serve the functions of ES modules to the engine over NATS_URL",
+    summary: "serve the functions of ES modules, or a deployed function package, to the engine over NATS_URL",
     load: async () => (await import("./worker.ts")).workerCommand,
   },
   {
