@@ -9,7 +9,9 @@
  *   bench-cold-start` (against the stack's HTTP API, without --wait: it prints the id and exits),
  *   each timed from the spawn to the process's exit; `cli-start.node` is `node -e 0`, the floor.
  *
- * The pool's variant plugs into `measureColdStart` with its own `start` (see lib/cold-start.ts).
+ * - `cold-start.package-worker`: the same with `baton worker --package noop`, the deployed package
+ *   of bench/functions/noop.mjs (what the pool spawns); `cold-start.pool`: `baton pool` started
+ *   once the task waits, from zero to the result (its first tick, the spawn, the package worker).
  */
 import { join } from "node:path";
 import { coldStartedProcess, measureColdStart, type ColdStartVariant } from "../lib/cold-start.ts";
@@ -22,7 +24,7 @@ import {
   type ApiProcess,
 } from "../lib/processes.ts";
 import { sized, verdict, type Row, type Scenario } from "../lib/scenario.ts";
-import { withStack } from "../lib/stack.ts";
+import { withStack, type Stack } from "../lib/stack.ts";
 import { now, summarize } from "../lib/stats.ts";
 import { chainWorkflow } from "../lib/workflows.ts";
 import { endedChildrenCpuMs } from "../lib/child-cpu.ts";
@@ -42,9 +44,66 @@ export function workerVariant(scenario: string, module: string): ColdStartVarian
   };
 }
 
+/**
+ * Deploys bench/functions/noop.mjs as the package `noop` on the stack's NATS, as `baton function
+ * deploy` does (bundled by esbuild, stored in the object store). Called from the first sample,
+ * which is a warm-up and not counted.
+ */
+const deployed = new WeakSet<Stack>();
+async function deployNoop(stack: Stack): Promise<void> {
+  if (deployed.has(stack)) return;
+  const { bundleFunction } = await import("../../engine/functions/bundle.ts");
+  const { PackageStore, defaultScale } = await import("../../engine/functions/package-store.ts");
+  const store = await PackageStore.open(stack.nc.jetstream());
+  await store.put(
+    "noop",
+    await bundleFunction(join(repoRoot, "bench/functions/noop.mjs")),
+    "node20",
+    defaultScale,
+  );
+  deployed.add(stack);
+}
+
+/** A compiled `baton` process (bin/baton.mjs, dist/) on the stack's NATS. */
+function spawnBaton(stack: Stack, name: string, args: string[]) {
+  return spawnProcess(process.execPath, [baton, ...args], {
+    name,
+    env: {
+      NATS_URL: stack.server.url,
+      BATON_WORKER_NAME: name,
+      BATON_LOG_LEVEL: "info",
+      BATON_FROM_SOURCE: undefined,
+    },
+  });
+}
+
 export const workerVariants: readonly ColdStartVariant[] = [
   workerVariant("cold-start", "bench/functions/noop.mjs"),
   workerVariant("cold-start.ts-module", "functions/noop.ts"),
+  {
+    // What the pool spawns for a deployed function: the package read from the object store
+    // (digest checked, cached on disk after the first sample), then served.
+    scenario: "cold-start.package-worker",
+    description: "spawn of `baton worker --package noop` (the deployed package of bench/functions/noop.mjs)",
+    start: async (stack, sample) => {
+      await deployNoop(stack);
+      return coldStartedProcess(
+        spawnBaton(stack, `package-worker-${sample + 1}`, ["worker", "--package", "noop"]),
+        stopProcess,
+      );
+    },
+  },
+  {
+    // From zero as a user sees it: `baton pool` starts, sees the waiting task on its first tick
+    // (BATON_POOL_TICK_MS, default 500 ms), and spawns a package worker.
+    scenario: "cold-start.pool",
+    description: "start of `baton pool`, which spawns `baton worker --package noop` for the waiting task",
+    start: async (stack, sample) => {
+      await deployNoop(stack);
+      const pool = spawnBaton(stack, `pool-${sample + 1}`, ["pool"]);
+      return { stop: () => stopProcess(pool) };
+    },
+  },
 ];
 
 interface CliCase {
