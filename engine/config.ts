@@ -20,7 +20,8 @@ export interface EngineConfig {
   nodeSilenceMs: number;
   /**
    * Copies NATS keeps of every stream, bucket and durable consumer Baton creates
-   * (`BATON_NATS_REPLICAS`, 1 to 5, default 1); sdk/replication.ts.
+   * (`BATON_NATS_REPLICAS`, 1 to 5). Unset: what is missing is created with one, and what
+   * exists is left as it is; sdk/replication.ts.
    */
   natsReplicas?: number;
 }
@@ -171,7 +172,7 @@ function listenVar(env: NodeJS.ProcessEnv, name: string, fallback: string): { ho
   return { host: host === "" ? "0.0.0.0" : host, port };
 }
 
-function replicasVar(env: NodeJS.ProcessEnv): number {
+function replicasVar(env: NodeJS.ProcessEnv): number | undefined {
   try {
     return natsReplicas(env);
   } catch (error) {

@@ -1,7 +1,9 @@
 /**
  * How many copies NATS keeps of what Baton stores: `BATON_NATS_REPLICAS` (1 to 5, default 1)
  * for every stream, KV bucket, object store and durable consumer Baton or its workers create.
- * Resources that exist already are brought to that count at start (`streams.update` and
+ * Resources that exist already are brought to that count at start, when the variable is set (a
+ * process without it creates what is missing with one replica and changes nothing that exists,
+ * so a worker started without it cannot scale a cluster's streams down) (`streams.update` and
  * `consumers.update`: nats-server 2.9 changes a clustered stream's or consumer's replica count in
  * place); where the server refuses (a single server asked for more than one replica, a cluster
  * with fewer nodes than replicas), start fails with an error that names the resource and the
@@ -23,10 +25,13 @@ export class ReplicationError extends Error {
   override name = "ReplicationError";
 }
 
-/** The replica count asked for in the environment, validated: 1 when unset. */
-export function natsReplicas(env: NodeJS.ProcessEnv = process.env): number {
+/**
+ * The replica count asked for in the environment, validated; `undefined` when unset (create with
+ * one, leave what exists as it is).
+ */
+export function natsReplicas(env: NodeJS.ProcessEnv = process.env): number | undefined {
   const text = env[replicasVariable]?.trim();
-  if (text === undefined || text === "") return 1;
+  if (text === undefined || text === "") return undefined;
   const value = Number(text);
   if (!/^\d+$/.test(text) || !Number.isInteger(value) || value < 1 || value > maxReplicas)
     throw new ReplicationError(
@@ -37,7 +42,7 @@ export function natsReplicas(env: NodeJS.ProcessEnv = process.env): number {
 
 /** Settings a KV bucket Baton opens or creates always has (with `openBucket`). */
 export function bucketSettings(replicas = natsReplicas()): Pick<KvOptions, "replicas" | "allow_direct"> {
-  return { replicas, allow_direct: false };
+  return { replicas: replicas ?? 1, allow_direct: false };
 }
 
 /**
@@ -71,7 +76,7 @@ export async function openBucket(
 export async function reconcileStream(
   jsm: JetStreamManager,
   name: string,
-  wanted: { num_replicas: number; allow_direct?: boolean },
+  wanted: { num_replicas: number | undefined; allow_direct?: boolean },
   what = `stream ${name}`,
 ): Promise<void> {
   let config: StreamConfig;
@@ -84,16 +89,18 @@ export async function reconcileStream(
     if (isStreamNotFound(error)) return;
     throw error;
   }
-  const replicasDiffer = (config.num_replicas || 1) !== wanted.num_replicas;
+  const replicasDiffer =
+    wanted.num_replicas !== undefined && (config.num_replicas || 1) !== wanted.num_replicas;
   const directDiffers =
     wanted.allow_direct !== undefined && (config.allow_direct ?? false) !== wanted.allow_direct;
   if (!replicasDiffer && !directDiffers) return;
   try {
     // nats-server 2.9 takes such an update on a single server, and keeps one copy: refuse it here.
-    if (wanted.num_replicas > 1 && !clustered)
+    if ((wanted.num_replicas ?? 1) > 1 && !clustered)
       throw new Error("this is a single server, not a cluster: it keeps one copy whatever the stream says");
-    await retryNats(() => jsm.streams.update(name, { ...config, ...wanted }));
-    if (replicasDiffer) await settled(jsm, name, wanted.num_replicas);
+    const replicas = wanted.num_replicas ?? config.num_replicas;
+    await retryNats(() => jsm.streams.update(name, { ...config, ...wanted, num_replicas: replicas }));
+    if (replicasDiffer) await settled(jsm, name, replicas);
   } catch (error) {
     const command = replicasDiffer
       ? `nats stream edit ${name} --replicas ${wanted.num_replicas}`
@@ -101,7 +108,7 @@ export async function reconcileStream(
     throw new ReplicationError(
       `${what} has ${config.num_replicas || 1} replica(s)${replicasDiffer ? ` but ${replicasVariable} asks for ${wanted.num_replicas}` : " and allows direct (follower) reads"}, and nats-server refused to change it in place: ${reason(error)}. ` +
         `Change it with \`${command}\`${replicasDiffer ? `, or set ${replicasVariable}=${config.num_replicas || 1}` : ""}` +
-        (replicasDiffer && wanted.num_replicas > 1
+        (replicasDiffer && (wanted.num_replicas ?? 1) > 1
           ? ` (more than one replica needs a NATS cluster of at least ${wanted.num_replicas} nodes)`
           : ""),
       { cause: error },
@@ -139,8 +146,9 @@ export async function reconcileConsumer(
   jsm: JetStreamManager,
   stream: string,
   durable: string,
-  replicas: number,
+  replicas: number | undefined,
 ): Promise<void> {
+  if (replicas === undefined) return;
   let config: ConsumerConfig;
   try {
     config = (await retryNats(() => jsm.consumers.info(stream, durable))).config;
@@ -164,7 +172,7 @@ export async function reconcileConsumer(
  * The error nats-server gives a single server asked for more than one replica, said plainly; other
  * errors pass through.
  */
-export function explainCreateError(error: unknown, what: string, replicas: number): unknown {
+export function explainCreateError(error: unknown, what: string, replicas = 1): unknown {
   const text = reason(error);
   if (replicas > 1 && /replicas|insufficient resources|no suitable peers/i.test(text))
     return new ReplicationError(

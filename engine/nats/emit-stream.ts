@@ -82,7 +82,7 @@ export async function captureEmitSubjects(jsm: JetStreamManager, wanted: string[
     duplicate_window: nanos(duplicateWindowMs),
     // Emitted events are there for deduplication and for late readers, not for ever.
     max_age: nanos(emittedRetentionMs),
-    num_replicas: replicas,
+    num_replicas: replicas ?? 1,
   };
   if (exists) await jsm.streams.update(emittedStream, config);
   else

@@ -167,7 +167,7 @@ export function openWorkersBucket(js: JetStreamClient, replicas = natsReplicas()
   );
 }
 
-/** Creates the stream with `replicas` when missing, else brings it to `replicas`. */
+/** Creates the stream with `replicas` (1 when unset) when missing, else brings it to `replicas` if set. */
 export async function ensureStream(
   jsm: JetStreamManager,
   config: Partial<StreamConfig>,
@@ -178,7 +178,7 @@ export async function ensureStream(
   } catch (error) {
     if (!isNotFound(error)) throw error;
     try {
-      await retryNats(() => jsm.streams.add({ ...config, num_replicas: replicas }));
+      await retryNats(() => jsm.streams.add({ ...config, num_replicas: replicas ?? 1 }));
       return;
     } catch (raced) {
       // Another process created it between our look and our add.
@@ -189,11 +189,11 @@ export async function ensureStream(
   await reconcileStream(jsm, config.name!, { num_replicas: replicas });
 }
 
-/** Creates the durable consumer with `replicas` when missing, else brings it to `replicas`. */
+/** Creates the durable consumer with `replicas` (1 when unset) when missing, else brings it to `replicas` if set. */
 export async function ensureConsumer(
   jsm: JetStreamManager,
   stream: string,
-  replicas: number,
+  replicas: number | undefined,
   config: Parameters<JetStreamManager["consumers"]["add"]>[1],
 ): Promise<void> {
   try {
@@ -201,7 +201,7 @@ export async function ensureConsumer(
   } catch (error) {
     if (!isNotFound(error)) throw error;
     try {
-      await retryNats(() => jsm.consumers.add(stream, { ...config, num_replicas: replicas }));
+      await retryNats(() => jsm.consumers.add(stream, { ...config, num_replicas: replicas ?? 1 }));
       return;
     } catch (raced) {
       if (!/already in use|exists/i.test(String(raced))) throw raced;

@@ -125,7 +125,7 @@ export async function openBucket(nc: NatsConnection, name: string): Promise<Obje
   try {
     return await nc
       .jetstream()
-      .views.os(name, { description: "Files written by Baton's image examples", replicas });
+      .views.os(name, { description: "Files written by Baton's image examples", replicas: replicas ?? 1 });
   } catch (error) {
     throw explainCreateError(error, `object store ${name}`, replicas);
   }

@@ -41,7 +41,7 @@ export async function ensureTaskConsumer(jsm: JetStreamManager, lane: Lane, fn: 
     ...definition,
     deliver_policy: DeliverPolicy.All,
     ack_policy: AckPolicy.Explicit,
-    num_replicas: replicas,
+    num_replicas: replicas ?? 1,
   };
   // Two workers creating the same consumer at once both succeed: the definitions are identical.
   await retryNats(() => jsm.consumers.add(streams.tasks, config));
@@ -62,7 +62,7 @@ async function ensureStream(jsm: JetStreamManager, definition: StreamDefinition)
     subjects: [...definition.subjects],
     retention: retention[definition.retention],
     storage: storage[definition.storage],
-    num_replicas: replicas,
+    num_replicas: replicas ?? 1,
   };
   try {
     await retryNats(() => jsm.streams.add(config));

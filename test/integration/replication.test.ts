@@ -16,7 +16,7 @@ import { useNatsServer } from "../helpers/nats-server.ts";
 
 describe("BATON_NATS_REPLICAS", () => {
   it("is 1 when unset, and a whole number from 1 to 5 otherwise", () => {
-    expect(natsReplicas({})).toBe(1);
+    expect(natsReplicas({})).toBeUndefined();
     expect(natsReplicas({ BATON_NATS_REPLICAS: "3" })).toBe(3);
     expect(natsReplicas({ BATON_NATS_REPLICAS: " 5 " })).toBe(5);
     for (const bad of ["0", "6", "-1", "2.5", "three", "1e0", "0x3"])
@@ -31,7 +31,7 @@ describe("BATON_NATS_REPLICAS", () => {
     expect(() => loadEngineConfig({ BATON_NATS_REPLICAS: "7" })).toThrow(ConfigError);
     expect(() => loadEngineConfig({ BATON_NATS_REPLICAS: "7" })).toThrow(/BATON_NATS_REPLICAS="7"/);
     expect(loadEngineConfig({ BATON_NATS_REPLICAS: "3" }).natsReplicas).toBe(3);
-    expect(loadEngineConfig({}).natsReplicas).toBe(1);
+    expect(loadEngineConfig({}).natsReplicas).toBeUndefined();
   });
 });
 
@@ -130,5 +130,16 @@ describe("on a 3-node cluster", () => {
       for await (const consumer of jsm.consumers.list(stream))
         expect(consumer.config.num_replicas, `${stream}/${consumer.name}`).toBe(3);
     }
+
+    // A process without the variable (a worker started without it) changes nothing that exists.
+    vi.unstubAllEnvs();
+    await ensureTopology(nc);
+    await ensureWorkerStreams(jsm);
+    await ensureTaskConsumer(jsm, "pure", "double");
+    for (const name of names) expect((await jsm.streams.info(name)).config.num_replicas, name).toBe(3);
+    expect(
+      (await jsm.consumers.info(streams.tasks, (await jsm.consumers.list(streams.tasks).next())[0]!.name))
+        .config.num_replicas,
+    ).toBe(3);
   });
 });
