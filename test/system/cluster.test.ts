@@ -27,6 +27,10 @@ let nc: NatsConnection;
 let executions: Executions;
 const processes: TestProcess[] = [];
 
+// Attempt timeouts shorter than the default 5 minutes: nats-server 2.9.10 has been seen, after a
+// leader change of BATON_TASKS, to keep a task message that its consumer never delivers again;
+// Baton's attempt timeout is what dispatches such a task anew (the effect ledger keeps the
+// effect from running twice). docs/operations.md, "Running on a cluster".
 const workflow = `baton: v1
 name: replicated
 input: { type: object, required: [n], properties: { n: { type: integer } } }
@@ -35,9 +39,13 @@ steps:
     call: effect-counter
     effect: true
     with: { n: "\${ $input.n }" }
+    timeout: 20s
+    retry: { attempts: 5, delay: 100ms, on: [Timeout] }
   - name: last
     call: add
     with: { a: "\${ $input.n }", b: 1000 }
+    timeout: 20s
+    retry: { attempts: 5, delay: 100ms, on: [Timeout] }
 `;
 
 /** Every process gets one node's URL: it learns the others from the cluster and fails over to them. */
@@ -206,6 +214,7 @@ async function expectAllRight(started: Map<string, number>): Promise<void> {
   // its leader changed; they are never delivered again. docs/operations.md, "Running on a cluster".)
   const jsm = await nc.jetstreamManager();
   let left: string[] = [];
+  const stranded = new Set<string>();
   await waitUntil(
     "every consumer to have acknowledged everything",
     async () => {
@@ -228,10 +237,19 @@ async function expectAllRight(started: Map<string, number>): Promise<void> {
               !consumer.config.filter_subject ||
               subjectCovers(consumer.config.filter_subject, message.subject),
           );
-          if (taker === undefined || taker.ack_floor.stream_seq < seq)
-            left.push(
-              `${stream} #${seq} (${message.subject}): not acknowledged by ${taker?.name ?? "any consumer"}`,
-            );
+          if (taker !== undefined && taker.ack_floor.stream_seq >= seq) continue; // acknowledged
+          // nats-server 2.9.10 may keep, after a leader change, messages its R3 consumer no longer
+          // counts as pending or unacknowledged: tolerated only when nothing waits on them (the
+          // execution they belong to has ended: its attempt was answered by a later delivery).
+          const execution = message.json<{ execution?: string }>().execution ?? "";
+          const record = records.get(execution) ?? (await executions.get(execution).catch(() => undefined));
+          if (record && isEnded(record.status)) {
+            stranded.add(`${stream} #${seq}`);
+            continue;
+          }
+          left.push(
+            `${stream} #${seq} (${message.subject}): not acknowledged by ${taker?.name ?? "any consumer"}`,
+          );
         }
       }
       return left.length === 0 ? true : undefined;
@@ -242,6 +260,10 @@ async function expectAllRight(started: Map<string, number>): Promise<void> {
   });
   const events = await jsm.consumers.info(streams.events, engineConsumers.events);
   expect(events.num_ack_pending).toBe(0);
+  if (stranded.size > 0)
+    console.info(
+      `${stranded.size} message(s) left in work queues by nats-server, none that anything waits on`,
+    );
 }
 
 function expectNoErrorsLogged(): void {
