@@ -3,6 +3,7 @@
  * engine with a message that names the variable and what it accepts.
  */
 import { NatsAccessError, natsAccessFromEnv, type NatsAccess } from "../sdk/nats-access.ts";
+import { natsReplicas, ReplicationError } from "../sdk/replication.ts";
 import { parseDuration } from "./workflow/duration.ts";
 
 export interface EngineConfig {
@@ -23,6 +24,12 @@ export interface EngineConfig {
   cacheSize: number;
   /** How long a node's workers may be silent before it has left (`BATON_NODE_SILENCE`, default 10s). */
   nodeSilenceMs: number;
+  /**
+   * Copies NATS keeps of every stream, bucket and durable consumer Baton creates
+   * (`BATON_NATS_REPLICAS`, 1 to 5). Unset: what is missing is created with one, and what
+   * exists is left as it is; sdk/replication.ts.
+   */
+  natsReplicas?: number;
 }
 
 export class ConfigError extends Error {
@@ -38,6 +45,7 @@ export function loadEngineConfig(env: NodeJS.ProcessEnv = process.env): EngineCo
     maxBackwardJumps: integerVar(env, "BATON_MAX_BACKWARD_JUMPS", 10_000),
     cacheSize: integerVar(env, "BATON_CACHE_SIZE", 10_000),
     nodeSilenceMs: durationVar(env, "BATON_NODE_SILENCE", "10s"),
+    natsReplicas: replicasVar(env),
   };
 }
 
@@ -182,6 +190,15 @@ function listenVar(env: NodeJS.ProcessEnv, name: string, fallback: string): { ho
     );
   const host = match[1] ?? match[2] ?? "";
   return { host: host === "" ? "0.0.0.0" : host, port };
+}
+
+function replicasVar(env: NodeJS.ProcessEnv): number | undefined {
+  try {
+    return natsReplicas(env);
+  } catch (error) {
+    if (error instanceof ReplicationError) throw new ConfigError(error.message);
+    throw error;
+  }
 }
 
 function durationVar(env: NodeJS.ProcessEnv, name: string, fallback: string): number {

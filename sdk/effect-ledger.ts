@@ -3,6 +3,7 @@
  * records dispatches and outcomes here; workers read it before running an effect and record a
  * completion before reporting it. Every change is a compare-and-set, retried on a race.
  */
+import { retryNats } from "./nats-retry.ts";
 import type { KV } from "nats";
 import { effectLedgerKey, type EffectLedgerEntry } from "./protocol.ts";
 
@@ -12,7 +13,7 @@ export class EffectLedger {
   constructor(private readonly kv: KV) {}
 
   async get(idempotencyKey: string): Promise<EffectLedgerEntry | undefined> {
-    const entry = await this.kv.get(effectLedgerKey(idempotencyKey));
+    const entry = await retryNats(() => this.kv.get(effectLedgerKey(idempotencyKey)));
     return entry && entry.operation === "PUT" ? entry.json<EffectLedgerEntry>() : undefined;
   }
 
@@ -24,15 +25,16 @@ export class EffectLedger {
   ): Promise<EffectLedgerEntry> {
     const key = effectLedgerKey(idempotencyKey);
     for (;;) {
-      const current = await this.kv.get(key);
+      const current = await retryNats(() => this.kv.get(key));
       const exists = current !== null && current.operation === "PUT";
       const entry: EffectLedgerEntry = exists
         ? current.json<EffectLedgerEntry>()
         : { idempotencyKey, ...seed, completed: false, attempts: [] };
       edit(entry);
       try {
-        if (exists) await this.kv.update(key, JSON.stringify(entry), current.revision);
-        else await this.kv.create(key, JSON.stringify(entry));
+        // A repeat of a write that landed fails the compare: read again, as after a race.
+        if (exists) await retryNats(() => this.kv.update(key, JSON.stringify(entry), current.revision));
+        else await retryNats(() => this.kv.create(key, JSON.stringify(entry)));
         return entry;
       } catch (error) {
         if (!/wrong last sequence|key exists/i.test(String(error))) throw error;

@@ -7,6 +7,7 @@
 import { join } from "node:path";
 import { connect, type NatsConnection } from "nats";
 import { Executions } from "../../engine/orchestrator/executions.ts";
+import { startNatsCluster } from "../../test/helpers/nats-cluster.ts";
 import { startNatsServer, type NatsServer } from "../../test/helpers/nats-server.ts";
 import { HistoryWatch } from "./history-watch.ts";
 import type { BenchOptions } from "./options.ts";
@@ -21,10 +22,20 @@ export interface StackOptions {
   readonly workers?: readonly Omit<WorkerOptions, "name">[];
   /** Extra environment of the engine processes (OTEL_* for the tracing scenario). */
   readonly engineEnv?: Readonly<Record<string, string>>;
+  /**
+   * Run on a 3-node nats-server cluster (test/helpers/nats-cluster.ts) with every stream and
+   * bucket at 3 replicas (`BATON_NATS_REPLICAS=3`), instead of one nats-server. Default false.
+   */
+  readonly cluster?: boolean;
 }
 
+/** The NATS a stack runs on: one server, or (for `cluster`) the cluster's first node. */
+export type StackServer = Pick<NatsServer, "url" | "pid">;
+
 export interface Stack {
-  readonly server: NatsServer;
+  readonly server: StackServer;
+  /** What NATS_URL the stack's processes get: the server's URL, or every node's. */
+  readonly natsUrl: string;
   /** The bench's own connection: the client side of every measurement. */
   readonly nc: NatsConnection;
   /**
@@ -59,12 +70,47 @@ export async function withServer<T>(
   }
 }
 
+/**
+ * A fresh 3-node cluster and a connection to every node; `BATON_NATS_REPLICAS=3` in this process
+ * meanwhile, so what the bench's own connection creates is R3 from the start.
+ */
+async function withCluster<T>(
+  scenario: string,
+  run: (server: StackServer, nc: NatsConnection, natsUrl: string, pids: Record<string, number>) => Promise<T>,
+): Promise<T> {
+  const cluster = await startNatsCluster();
+  const before = process.env.BATON_NATS_REPLICAS;
+  process.env.BATON_NATS_REPLICAS = "3";
+  let nc: NatsConnection | undefined;
+  try {
+    nc = await connect({
+      servers: cluster.urls.split(","),
+      name: `bench-${scenario}`,
+      maxReconnectAttempts: -1,
+    });
+    const pids = Object.fromEntries(cluster.nodes.map((node) => [`nats-${node.name}`, node.pid]));
+    return await run(cluster.nodes[0]!, nc, cluster.urls, pids);
+  } finally {
+    await nc?.close().catch(() => undefined);
+    if (before === undefined) delete process.env.BATON_NATS_REPLICAS;
+    else process.env.BATON_NATS_REPLICAS = before;
+    await cluster.stop();
+  }
+}
+
 export async function withStack<T>(
   options: StackOptions,
   bench: BenchOptions,
   run: (stack: Stack) => Promise<T>,
 ): Promise<T> {
-  return withServer(options.scenario, async (server, nc) => {
+  const onNats = options.cluster
+    ? (body: Parameters<typeof withCluster<T>>[1]) => withCluster(options.scenario, body)
+    : (body: Parameters<typeof withCluster<T>>[1]) =>
+        withServer(options.scenario, (server, nc) =>
+          body(server, nc, server.url, { "nats-server": server.pid }),
+        );
+  const replicas: Record<string, string> = options.cluster ? { BATON_NATS_REPLICAS: "3" } : {};
+  return onNats(async (server, nc, natsUrl, natsPids) => {
     const processes: TestProcess[] = [];
     const profileDir = (child: string): string | undefined =>
       bench.profileDir === undefined ? undefined : join(bench.profileDir, options.scenario, child);
@@ -76,6 +122,7 @@ export async function withStack<T>(
       let engines = 0;
       const stack: Stack = {
         server,
+        natsUrl,
         nc,
         executions,
         history,
@@ -84,10 +131,10 @@ export async function withStack<T>(
         },
         workers,
         startEngine: async (name = `engine-${++engines}`) => {
-          engine = await startEngine(server.url, {
+          engine = await startEngine(natsUrl, {
             name,
             profileDir: profileDir(name),
-            ...(options.engineEnv ? { env: options.engineEnv } : {}),
+            env: { ...replicas, ...options.engineEnv },
           });
           processes.push(engine);
           return engine;
@@ -95,14 +142,15 @@ export async function withStack<T>(
         pids: () => ({
           ...(engine === undefined ? {} : { engine: engine.pid }),
           ...Object.fromEntries(workers.map((worker) => [worker.name, worker.pid])),
-          "nats-server": server.pid,
+          ...natsPids,
         }),
         startWorker: async (workerOptions = {}) => {
           const name = `worker-${workers.length + 1}`;
-          const worker = await startWorker(server.url, {
+          const worker = await startWorker(natsUrl, {
             name,
             profileDir: bench.profileWorkers ? profileDir(name) : undefined,
             ...workerOptions,
+            env: { ...replicas, ...workerOptions.env },
           });
           processes.push(worker);
           workers.push(worker);

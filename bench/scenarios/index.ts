@@ -10,6 +10,7 @@ import { peers } from "./peers.ts";
 import { recovery } from "./recovery.ts";
 import { starts } from "./starts.ts";
 import { steps } from "./steps.ts";
+import { cluster } from "./cluster.ts";
 import { tracing } from "./tracing.ts";
 import { waiting } from "./waiting.ts";
 
@@ -26,4 +27,5 @@ export const scenarios: readonly Scenario[] = [
   coldStart,
   tracing,
   peers,
+  cluster,
 ];

@@ -9,6 +9,7 @@
  * or else a random key created once in the KV bucket `baton_api` (whichever replica creates it
  * first wins; the others read it).
  */
+import { openBucket } from "../../sdk/replication.ts";
 import { randomBytes } from "node:crypto";
 import { SignJWT, jwtVerify } from "jose";
 import { StorageType, type NatsConnection } from "nats";
@@ -61,7 +62,7 @@ export class AccessTokens {
 }
 
 async function sharedKey(nc: NatsConnection): Promise<string> {
-  const kv = await nc.jetstream().views.kv(apiBucket, { history: 1, storage: StorageType.File });
+  const kv = await openBucket(nc.jetstream(), apiBucket, { history: 1, storage: StorageType.File });
   const existing = await kv.get(signingKeyKey);
   if (existing && existing.operation === "PUT") return existing.string();
   try {

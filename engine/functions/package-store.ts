@@ -14,6 +14,8 @@
  * engine/nats/workflow-store.ts). An upload whose digest equals the latest version's keeps that
  * version (its scale settings may change).
  */
+import { retryNats } from "../../sdk/nats-retry.ts";
+import { natsReplicas, openBucket, reconcileStream } from "../../sdk/replication.ts";
 import { createHash } from "node:crypto";
 import { StorageType, type JetStreamClient, type KV, type ObjectStore } from "nats";
 import { eraseKeys } from "../nats/kv-erase.ts";
@@ -91,9 +93,18 @@ export class PackageStore {
   ) {}
 
   static async open(js: JetStreamClient): Promise<PackageStore> {
+    const replicas = natsReplicas();
+    const jsm = await js.jetstreamManager();
+    // The object store's stream is brought to the configured replica count like the buckets.
+    await reconcileStream(
+      jsm,
+      `OBJ_${packagesBucket}`,
+      { num_replicas: replicas },
+      `object store ${packagesBucket}`,
+    );
     const [kv, objects] = await Promise.all([
-      js.views.kv(functionsBucket, { history: 1, storage: StorageType.File }),
-      js.views.os(packagesBucket, { storage: StorageType.File }),
+      openBucket(js, functionsBucket, { history: 1, storage: StorageType.File }, replicas),
+      retryNats(() => js.views.os(packagesBucket, { storage: StorageType.File, replicas: replicas ?? 1 })),
     ]);
     return new PackageStore(kv, objects);
   }

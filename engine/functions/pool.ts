@@ -20,6 +20,7 @@
  * `health.<name>`), starts no more of it, and the engine fails its attempts that time out with
  * `FunctionUnavailable`. Deploying a new version clears the mark.
  */
+import { openBucket } from "../../sdk/replication.ts";
 import { randomBytes } from "node:crypto";
 import { hostname } from "node:os";
 import { StorageType, connect, type JetStreamManager, type KV, type NatsConnection } from "nats";
@@ -84,8 +85,12 @@ export async function startPool(options: PoolOptions): Promise<RunningPool> {
   const js = nc.jetstream();
   const jsm = await nc.jetstreamManager();
   const store = await PackageStore.open(js);
-  const leases = await js.views.kv(leasesBucket, { history: 1, ttl: leaseTtlMs, storage: StorageType.File });
-  const heartbeats = await js.views.kv(workersBucketConfig.bucket, {
+  const leases = await openBucket(js, leasesBucket, {
+    history: 1,
+    ttl: leaseTtlMs,
+    storage: StorageType.File,
+  });
+  const heartbeats = await openBucket(js, workersBucketConfig.bucket, {
     ttl: workersBucketConfig.ttlMs,
     history: workersBucketConfig.history,
     storage: StorageType.File,

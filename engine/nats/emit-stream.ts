@@ -8,6 +8,7 @@
 import { RetentionPolicy, StorageType, nanos, type JetStreamManager } from "nats";
 import type { Step, WorkflowDefinition } from "../workflow/definition.ts";
 import { findSegments } from "../workflow/expressions.ts";
+import { explainCreateError, natsReplicas, reconcileStream } from "../../sdk/replication.ts";
 import { duplicateWindowMs, isNotFound } from "./topology.ts";
 
 export const emittedStream = "BATON_EMITTED";
@@ -64,6 +65,9 @@ export async function captureEmitSubjects(jsm: JetStreamManager, wanted: string[
     if (!isNotFound(error)) throw error;
     exists = false;
   }
+  const replicas = natsReplicas();
+  // Brought to the configured replica count first, so that the update below keeps it.
+  if (exists) await reconcileStream(jsm, emittedStream, { num_replicas: replicas });
   const all = [...new Set([...current, ...wanted])];
   const subjects = all.filter(
     (subject) => !all.some((other) => other !== subject && subjectCovers(other, subject)),
@@ -78,7 +82,11 @@ export async function captureEmitSubjects(jsm: JetStreamManager, wanted: string[
     duplicate_window: nanos(duplicateWindowMs),
     // Emitted events are there for deduplication and for late readers, not for ever.
     max_age: nanos(emittedRetentionMs),
+    num_replicas: replicas ?? 1,
   };
   if (exists) await jsm.streams.update(emittedStream, config);
-  else await jsm.streams.add(config);
+  else
+    await jsm.streams.add(config).catch((error: unknown) => {
+      throw explainCreateError(error, `stream ${emittedStream}`, replicas);
+    });
 }

@@ -9,6 +9,7 @@
  * An installation whose records predate the index gets it filled once, from the records' keys,
  * by the first process to open it (the key {@link filledKey} says it is done).
  */
+import { openBucket } from "../../sdk/replication.ts";
 import { StorageType, type JetStreamClient, type KV } from "nats";
 import { eraseKeys } from "./kv-erase.ts";
 
@@ -26,7 +27,7 @@ export class ExecutionIndex {
   /** Opens (creating when missing) the index, and fills it from `executions` the first time. */
   static async open(js: JetStreamClient, executions: KV): Promise<ExecutionIndex> {
     const index = new ExecutionIndex(
-      await js.views.kv(executionIndexBucket, { history: 1, storage: StorageType.File }),
+      await openBucket(js, executionIndexBucket, { history: 1, storage: StorageType.File }),
     );
     if (!(await index.kv.get(filledKey))) {
       const ids: string[] = [];

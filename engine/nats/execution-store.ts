@@ -11,6 +11,7 @@
  * leaves go with the record at retention, which erases every chunk of the execution.) Erasing is
  * a stream purge by subject, so no delete marker stays behind either (kv-erase.ts).
  */
+import { retryNats } from "../../sdk/nats-retry.ts";
 import { randomUUID } from "node:crypto";
 import type { KV } from "nats";
 import type { ExecutionIndex } from "./execution-index.ts";
@@ -56,7 +57,7 @@ export class ExecutionStore<R extends Keyed> {
       if (cached) return cached;
     }
     for (;;) {
-      const entry = await this.kv.get(id);
+      const entry = await retryNats(() => this.kv.get(id));
       if (!entry || entry.operation !== "PUT" || entry.value.length === 0) return undefined;
       const parsed = entry.json<R | ChunkedHead>();
       if (!("chunked" in parsed))
@@ -65,7 +66,7 @@ export class ExecutionStore<R extends Keyed> {
       if (record) return this.remember(id, { record, revision: entry.revision }, parsed.chunked.write);
       // A chunk is gone: a newer write replaced this head (and erased its chunks) while we read.
       // Read the new head; a head that has not moved means the chunk is lost for real.
-      const now = await this.kv.get(id);
+      const now = await retryNats(() => this.kv.get(id));
       if (now?.revision === entry.revision)
         throw new Error(`execution ${id}: a chunk of write ${parsed.chunked.write} is missing`);
     }
@@ -77,7 +78,7 @@ export class ExecutionStore<R extends Keyed> {
     await this.index?.add(record.id, (record as { workflow?: unknown }).workflow as string | undefined);
     const { payload, write } = await this.encode(record);
     try {
-      const revision = await this.kv.create(record.id, payload);
+      const revision = await retryNats(() => this.kv.create(record.id, payload));
       return this.remember(record.id, { record, revision }, write);
     } catch (error) {
       await this.eraseWrite(record.id, write);
@@ -92,7 +93,7 @@ export class ExecutionStore<R extends Keyed> {
     const replaced = await this.writeAt(record.id, revision);
     const { payload, write } = await this.encode(record);
     try {
-      const next = await this.kv.update(record.id, payload, revision);
+      const next = await retryNats(() => this.kv.update(record.id, payload, revision));
       // The head no longer points at the chunks it replaced: nothing can read them again.
       if (replaced !== write) await this.eraseWrite(record.id, replaced);
       return this.remember(record.id, { record, revision: next }, write);
@@ -142,7 +143,7 @@ export class ExecutionStore<R extends Keyed> {
   private async writeAt(id: string, revision: number): Promise<string | undefined> {
     const cached = this.cache.get(id);
     if (cached?.revision === revision) return this.writes.get(cached);
-    const entry = await this.kv.get(id);
+    const entry = await retryNats(() => this.kv.get(id));
     if (!entry || entry.revision !== revision || entry.operation !== "PUT" || entry.value.length === 0)
       return undefined;
     const head = entry.json<R | ChunkedHead>();
@@ -159,9 +160,11 @@ export class ExecutionStore<R extends Keyed> {
     const write = randomUUID().replaceAll("-", "");
     const count = Math.ceil(bytes.length / chunkBytes);
     for (let index = 0; index < count; index++) {
-      await this.kv.put(
-        chunkKey(record.id, write, index),
-        bytes.subarray(index * chunkBytes, (index + 1) * chunkBytes),
+      await retryNats(() =>
+        this.kv.put(
+          chunkKey(record.id, write, index),
+          bytes.subarray(index * chunkBytes, (index + 1) * chunkBytes),
+        ),
       );
     }
     const head: ChunkedHead = { chunked: { write, count } };
@@ -172,7 +175,7 @@ export class ExecutionStore<R extends Keyed> {
   private async readChunks(id: string, { write, count }: ChunkedHead["chunked"]): Promise<R | undefined> {
     const parts: Uint8Array[] = [];
     for (let index = 0; index < count; index++) {
-      const entry = await this.kv.get(chunkKey(id, write, index));
+      const entry = await retryNats(() => this.kv.get(chunkKey(id, write, index)));
       if (!entry || entry.operation !== "PUT") return undefined;
       parts.push(entry.value);
     }

@@ -5,6 +5,7 @@
  * of any number of requests with one key for one workflow, exactly one claims it. Entries expire
  * with the bucket's TTL, set when the bucket is first created.
  */
+import { openBucket } from "../../sdk/replication.ts";
 import { createHash } from "node:crypto";
 import { StorageType, type JetStreamClient, type KV } from "nats";
 
@@ -25,7 +26,7 @@ export class IdempotencyKeys {
 
   static async open(js: JetStreamClient, ttlMs: number): Promise<IdempotencyKeys> {
     return new IdempotencyKeys(
-      await js.views.kv(idempotencyBucket, { history: 1, storage: StorageType.File, ttl: ttlMs }),
+      await openBucket(js, idempotencyBucket, { history: 1, storage: StorageType.File, ttl: ttlMs }),
     );
   }
 

@@ -17,6 +17,7 @@
  * | baton_workers       | KV      | live workers (their heartbeats), created here too, so the API   |
  * |                     |         | can list none when only workers without the SDK run            |
  */
+import { retryNats } from "../../sdk/nats-retry.ts";
 import {
   AckPolicy,
   DeliverPolicy,
@@ -37,6 +38,13 @@ import {
   subjects,
   workersBucketConfig,
 } from "../../sdk/protocol.ts";
+import {
+  explainCreateError,
+  natsReplicas,
+  openBucket,
+  reconcileConsumer,
+  reconcileStream,
+} from "../../sdk/replication.ts";
 import { ExecutionIndex } from "./execution-index.ts";
 
 /** Executions waiting on a subject: the engine's own, not part of the worker protocol. */
@@ -106,11 +114,15 @@ export interface Topology {
   executionIndex: ExecutionIndex;
 }
 
-/** Creates what is missing and leaves what exists (another replica, or a worker, may have made it). */
-export async function ensureTopology(nc: NatsConnection): Promise<Topology> {
+/**
+ * Creates what is missing and leaves what exists (another replica, or a worker, may have made it),
+ * except for its replica count (`BATON_NATS_REPLICAS`, replication.ts), which it brings to the one
+ * configured.
+ */
+export async function ensureTopology(nc: NatsConnection, replicas = natsReplicas()): Promise<Topology> {
   const jsm = await nc.jetstreamManager();
-  for (const config of engineStreams) await ensureStream(jsm, config);
-  await ensureConsumer(jsm, streams.events, {
+  for (const config of engineStreams) await ensureStream(jsm, config, replicas);
+  await ensureConsumer(jsm, streams.events, replicas, {
     durable_name: engineConsumers.events,
     ack_policy: AckPolicy.Explicit,
     ack_wait: nanos(eventAckWaitMs),
@@ -118,7 +130,7 @@ export async function ensureTopology(nc: NatsConnection): Promise<Topology> {
     deliver_policy: DeliverPolicy.All,
     max_deliver: -1,
   });
-  await ensureConsumer(jsm, streams.timers, {
+  await ensureConsumer(jsm, streams.timers, replicas, {
     durable_name: engineConsumers.timers,
     ack_policy: AckPolicy.Explicit,
     ack_wait: nanos(eventAckWaitMs),
@@ -128,7 +140,7 @@ export async function ensureTopology(nc: NatsConnection): Promise<Topology> {
     max_deliver: -1,
   });
   const js = nc.jetstream();
-  const kv = (bucket: string) => js.views.kv(bucket, { history: 1, storage: StorageType.File });
+  const kv = (bucket: string) => openBucket(js, bucket, { history: 1, storage: StorageType.File }, replicas);
   const executions = await kv(buckets.executions);
   return {
     js,
@@ -137,7 +149,7 @@ export async function ensureTopology(nc: NatsConnection): Promise<Topology> {
     workflows: await kv(buckets.workflows),
     effects: await kv(buckets.effects),
     receives: await kv(receivesBucket),
-    workers: await openWorkersBucket(js),
+    workers: await openWorkersBucket(js, replicas),
     executionIndex: await ExecutionIndex.open(js, executions),
   };
 }
@@ -146,39 +158,56 @@ export async function ensureTopology(nc: NatsConnection): Promise<Topology> {
  * The live workers' bucket, with the settings the protocol gives it (an entry expires after
  * `workerTtlMs` of silence). Workers of the SDK create it as well; whichever comes first makes it.
  */
-export function openWorkersBucket(js: JetStreamClient): Promise<KV> {
-  return js.views.kv(workersBucketConfig.bucket, {
-    ttl: workersBucketConfig.ttlMs,
-    history: workersBucketConfig.history,
-    storage: StorageType.File,
-  });
+export function openWorkersBucket(js: JetStreamClient, replicas = natsReplicas()): Promise<KV> {
+  return openBucket(
+    js,
+    workersBucketConfig.bucket,
+    { ttl: workersBucketConfig.ttlMs, history: workersBucketConfig.history, storage: StorageType.File },
+    replicas,
+  );
 }
 
-async function ensureStream(jsm: JetStreamManager, config: Partial<StreamConfig>): Promise<void> {
+/** Creates the stream with `replicas` (1 when unset) when missing, else brings it to `replicas` if set. */
+export async function ensureStream(
+  jsm: JetStreamManager,
+  config: Partial<StreamConfig>,
+  replicas = natsReplicas(),
+): Promise<void> {
   try {
-    await jsm.streams.info(config.name!);
+    await retryNats(() => jsm.streams.info(config.name!));
   } catch (error) {
     if (!isNotFound(error)) throw error;
     try {
-      await jsm.streams.add(config);
+      await retryNats(() => jsm.streams.add({ ...config, num_replicas: replicas ?? 1 }));
+      return;
     } catch (raced) {
       // Another process created it between our look and our add.
-      if (!String(raced).includes("already in use")) throw raced;
+      if (!String(raced).includes("already in use"))
+        throw explainCreateError(raced, `stream ${config.name}`, replicas);
     }
   }
+  await reconcileStream(jsm, config.name!, { num_replicas: replicas });
 }
 
-async function ensureConsumer(
+/** Creates the durable consumer with `replicas` (1 when unset) when missing, else brings it to `replicas` if set. */
+export async function ensureConsumer(
   jsm: JetStreamManager,
   stream: string,
+  replicas: number | undefined,
   config: Parameters<JetStreamManager["consumers"]["add"]>[1],
 ): Promise<void> {
   try {
-    await jsm.consumers.info(stream, config.durable_name!);
+    await retryNats(() => jsm.consumers.info(stream, config.durable_name!));
   } catch (error) {
     if (!isNotFound(error)) throw error;
-    await jsm.consumers.add(stream, config);
+    try {
+      await retryNats(() => jsm.consumers.add(stream, { ...config, num_replicas: replicas ?? 1 }));
+      return;
+    } catch (raced) {
+      if (!/already in use|exists/i.test(String(raced))) throw raced;
+    }
   }
+  await reconcileConsumer(jsm, stream, config.durable_name!, replicas);
 }
 
 export function isNotFound(error: unknown): boolean {

@@ -3,6 +3,7 @@
  * a publish that its receiver deduplicates (a JetStream message id, or an idempotent cancel),
  * so sending a record's outbox twice (after a crash, or by two replicas) changes nothing.
  */
+import { retryNats } from "../../sdk/nats-retry.ts";
 import { headers as natsHeaders, type JetStreamClient, type NatsConnection, type MsgHdrs } from "nats";
 import {
   headers,
@@ -85,7 +86,9 @@ async function dispatchOne(deps: DispatchDeps, record: ExecutionRecord, command:
     }
     case "armTimer": {
       const timer: TimerMessage = { ...(params as ArmTimer), execution: record.id };
-      await js.publish(subjects.timers(record.id), JSON.stringify(timer), { msgID: timer.token });
+      await retryNats(() =>
+        js.publish(subjects.timers(record.id), JSON.stringify(timer), { msgID: timer.token }),
+      );
       return;
     }
     case "startItem":
@@ -101,13 +104,18 @@ async function dispatchOne(deps: DispatchDeps, record: ExecutionRecord, command:
       const { subject, data, id } = params as EmitEvent;
       // The emit step refuses such subjects (SubjectRefused); this fences records written before it did.
       if (refuseSubject(subject)) return;
-      try {
-        await js.publish(subject, JSON.stringify(data), { msgID: id });
-      } catch (error) {
-        // No stream captures the subject: JetStream cannot deduplicate, so publish plainly.
-        if (!/no responders|503/i.test(String(error))) throw error;
-        nc.publish(subject, JSON.stringify(data));
-      }
+      await retryNats(async () => {
+        try {
+          await js.publish(subject, JSON.stringify(data), { msgID: id });
+        } catch (error) {
+          if (!/no responders|503/i.test(String(error))) throw error;
+          // "No responders": no stream captures the subject, or the one that does is electing a
+          // leader right now (then the publish is tried again). With none, JetStream cannot
+          // deduplicate, so publish plainly.
+          if (await isCaptured(js, subject)) throw error;
+          nc.publish(subject, JSON.stringify(data));
+        }
+      });
       return;
     }
     case "subscribe":
@@ -172,10 +180,13 @@ async function dispatchTask(
     deadline: Date.now() + task.timeoutMs,
   };
   const h = taskHeaders(record, task, traceparent);
-  await js.publish(subjects.task(task.effect ? "effect" : "pure", task.function), JSON.stringify(envelope), {
-    msgID: taskMessageId(record.id, task.step, task.run, task.attempt),
-    headers: h,
-  });
+  const body = JSON.stringify(envelope);
+  await retryNats(() =>
+    js.publish(subjects.task(task.effect ? "effect" : "pure", task.function), body, {
+      msgID: taskMessageId(record.id, task.step, task.run, task.attempt),
+      headers: h,
+    }),
+  );
 }
 
 function taskHeaders(record: ExecutionRecord, task: DispatchTask, traceparent: string | undefined): MsgHdrs {
@@ -256,7 +267,21 @@ async function finish(deps: DispatchDeps, record: ExecutionRecord, end: Finish):
     due: (record.endedAt ?? Date.now()) + deps.retentionMs,
     event: { type: expireEvent },
   };
-  await js.publish(`${subjects.timers(record.id)}.expire`, JSON.stringify(expire), { msgID: expire.token });
+  await retryNats(() =>
+    js.publish(`${subjects.timers(record.id)}.expire`, JSON.stringify(expire), { msgID: expire.token }),
+  );
+}
+
+/** Whether a stream captures `subject` (asked of the JetStream API, which answers in an election too). */
+async function isCaptured(js: JetStreamClient, subject: string): Promise<boolean> {
+  const jsm = await js.jetstreamManager();
+  try {
+    await retryNats(() => jsm.streams.find(subject));
+    return true;
+  } catch (error) {
+    if (/no stream matches subject/i.test(String(error))) return false;
+    throw error;
+  }
 }
 
 const publish = (js: JetStreamClient, outgoing: OutgoingEvent) =>
@@ -269,5 +294,6 @@ export async function publishEvent(
   event: object,
   id: string,
 ): Promise<void> {
-  await js.publish(subjects.events(execution), JSON.stringify({ at: Date.now(), ...event }), { msgID: id });
+  const body = JSON.stringify({ at: Date.now(), ...event });
+  await retryNats(() => js.publish(subjects.events(execution), body, { msgID: id }));
 }

@@ -156,7 +156,7 @@ export class Orchestrator {
     config: EngineConfig,
     log: Logger = consoleLogger,
   ): Promise<Orchestrator> {
-    return new Orchestrator(nc, await ensureTopology(nc), config, log);
+    return new Orchestrator(nc, await ensureTopology(nc, config.natsReplicas), config, log);
   }
 
   async start(): Promise<void> {
@@ -310,10 +310,17 @@ export class Orchestrator {
           });
           continue;
         }
-        this.log.error("could not apply events; they will be redelivered", {
-          execution,
-          error: String(error),
-        });
+        // NATS away or a stream electing a leader is weather, not something for a person to fix.
+        if (transient)
+          this.log.info("NATS is unavailable or electing a leader; the events will be redelivered", {
+            execution,
+            error: String(error),
+          });
+        else
+          this.log.error("could not apply events; they will be redelivered", {
+            execution,
+            error: String(error),
+          });
         for (const delivery of batch) delivery.message.nak(retryDelayMs);
       } finally {
         this.inFlight.delete(execution);

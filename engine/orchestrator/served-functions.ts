@@ -8,6 +8,7 @@
  * A deployed function whose latest package version a pool marked unhealthy (its workers keep
  * crashing; KV `baton_functions`, `health.<name>`, docs/functions.md) counts as unserved at once.
  */
+import { openBucket } from "../../sdk/replication.ts";
 import { StorageType, type NatsConnection, type QueuedIterator, type KvEntry, type Subscription } from "nats";
 import { subjects, workerTtlMs, type HeartbeatEnvelope } from "../../sdk/protocol.ts";
 import { functionsBucket } from "../functions/package-store.ts";
@@ -53,9 +54,10 @@ export class ServedFunctions {
   /** Follows the health marks of function packages; best effort (without them, heartbeats decide). */
   async watchHealth(): Promise<void> {
     try {
-      const kv = await this.nc
-        .jetstream()
-        .views.kv(functionsBucket, { history: 1, storage: StorageType.File });
+      const kv = await openBucket(this.nc.jetstream(), functionsBucket, {
+        history: 1,
+        storage: StorageType.File,
+      });
       if (this.isStopped) return;
       this.healthWatch = await kv.watch({ key: "health.>" });
       for await (const entry of this.healthWatch) {

@@ -13,6 +13,7 @@
  * gone before it has listened for `silenceMs` itself, and brings nothing back up without a
  * heartbeat newer than the recorded down transition.
  */
+import { openBucket } from "../../sdk/replication.ts";
 import {
   StorageType,
   type JetStreamClient,
@@ -80,7 +81,7 @@ export class InfraService {
   }
 
   static async start(options: InfraServiceOptions): Promise<InfraService> {
-    const kv = await options.js.views.kv(infraStateBucket, { history: 1, storage: StorageType.File });
+    const kv = await openBucket(options.js, infraStateBucket, { history: 1, storage: StorageType.File });
     const service = new InfraService(options, kv);
     let initialized!: () => void;
     const ready = new Promise<void>((resolve) => (initialized = resolve));

@@ -14,6 +14,7 @@
  * one delivery at once start the same derived ids, which JetStream and the execution record's
  * compare-and-set make one execution each, and merge their records.
  */
+import { natsReplicas, openBucket } from "../../sdk/replication.ts";
 import {
   AckPolicy,
   DeliverPolicy,
@@ -28,7 +29,7 @@ import {
 } from "nats";
 import { buckets } from "../../sdk/protocol.ts";
 import { subjectCovers } from "../nats/emit-stream.ts";
-import { isNotFound } from "../nats/topology.ts";
+import { ensureConsumer, isNotFound } from "../nats/topology.ts";
 import { InputInvalidError, WorkflowNotFoundError, type Executions } from "../orchestrator/executions.ts";
 import type { Json, Trigger } from "../workflow/definition.ts";
 import { evaluateCondition, evaluateTemplate, type Bindings } from "../workflow/expressions.ts";
@@ -169,8 +170,8 @@ export class Triggers {
     const js = nc.jetstream();
     const jsm = await nc.jetstreamManager();
     await ensureTriggerStream(jsm);
-    const workflows = await js.views.kv(buckets.workflows, { history: 1, storage: StorageType.File });
-    const deliveries = await js.views.kv(deliveriesBucket, {
+    const workflows = await openBucket(js, buckets.workflows, { history: 1, storage: StorageType.File });
+    const deliveries = await openBucket(js, deliveriesBucket, {
       history: 1,
       storage: StorageType.File,
       ttl: deliveryRetentionMs,
@@ -339,24 +340,15 @@ export class TriggerMatcher {
   async start(): Promise<void> {
     const nc = this.triggers.connection;
     const jsm = await nc.jetstreamManager();
-    try {
-      await jsm.consumers.info(triggerStream, matcherConsumer);
-    } catch (error) {
-      if (!isNotFound(error)) throw error;
-      try {
-        await jsm.consumers.add(triggerStream, {
-          durable_name: matcherConsumer,
-          ack_policy: AckPolicy.Explicit,
-          ack_wait: nanos(matcherAckWaitMs),
-          deliver_policy: DeliverPolicy.All,
-          filter_subject: allTriggerSubjects,
-          max_deliver: -1,
-          max_ack_pending: 1_000,
-        });
-      } catch (raced) {
-        if (!/already in use|exists/i.test(String(raced))) throw raced;
-      }
-    }
+    await ensureConsumer(jsm, triggerStream, natsReplicas(), {
+      durable_name: matcherConsumer,
+      ack_policy: AckPolicy.Explicit,
+      ack_wait: nanos(matcherAckWaitMs),
+      deliver_policy: DeliverPolicy.All,
+      filter_subject: allTriggerSubjects,
+      max_deliver: -1,
+      max_ack_pending: 1_000,
+    });
     const consumer = await nc.jetstream().consumers.get(triggerStream, matcherConsumer);
     this.messages = await consumer.consume({ max_messages: 100 });
     const messages = this.messages;

@@ -13,7 +13,7 @@ import {
   type JetStreamManager,
   type PubAck,
 } from "nats";
-import { duplicateWindowMs, isNotFound } from "../nats/topology.ts";
+import { duplicateWindowMs, ensureStream } from "../nats/topology.ts";
 import {
   allTriggerSubjects,
   triggerSources,
@@ -42,25 +42,15 @@ export function ensureTriggerStream(jsm: JetStreamManager): Promise<void> {
 }
 
 async function createTriggerStream(jsm: JetStreamManager): Promise<void> {
-  try {
-    await jsm.streams.info(triggerStream);
-    return;
-  } catch (error) {
-    if (!isNotFound(error)) throw error;
-  }
-  try {
-    await jsm.streams.add({
-      name: triggerStream,
-      subjects: [allTriggerSubjects],
-      retention: RetentionPolicy.Limits,
-      storage: StorageType.File,
-      max_age: nanos(triggerRetentionMs),
-      duplicate_window: nanos(duplicateWindowMs),
-    });
-  } catch (raced) {
-    // Another process created it between our look and our add.
-    if (!String(raced).includes("already in use")) throw raced;
-  }
+  // With the configured replica count (BATON_NATS_REPLICAS), brought to it when it exists.
+  await ensureStream(jsm, {
+    name: triggerStream,
+    subjects: [allTriggerSubjects],
+    retention: RetentionPolicy.Limits,
+    storage: StorageType.File,
+    max_age: nanos(triggerRetentionMs),
+    duplicate_window: nanos(duplicateWindowMs),
+  });
 }
 
 const managers = new WeakMap<JetStreamClient, Promise<JetStreamManager>>();

@@ -13,6 +13,7 @@
  * schedule go by `catchUp` (planDueTimes); a cursor older than the workflow's latest revision
  * counts from that revision, so a workflow never fires for times before it was submitted.
  */
+import { openBucket } from "../../sdk/replication.ts";
 import { StorageType, type JetStreamClient, type KV } from "nats";
 import type { Logger } from "../orchestrator/orchestrator.ts";
 import type { StoredWorkflow } from "../nats/workflow-store.ts";
@@ -63,7 +64,7 @@ export class ScheduleService {
 
   /** Opens the cursor bucket, arms every submitted workflow with schedules, and keeps watching. */
   static async start(options: ScheduleServiceOptions): Promise<ScheduleService> {
-    const cursors = await options.js.views.kv(scheduleCursorsBucket, {
+    const cursors = await openBucket(options.js, scheduleCursorsBucket, {
       history: 1,
       storage: StorageType.File,
     });

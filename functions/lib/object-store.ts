@@ -8,6 +8,7 @@
 // copied once per thumbnail size. So the workflows take `{ bucket, name }` of an object in an
 // Object Store (which chunks files of any size), and only small results (thumbnails of at most
 // 512 px) travel inline.
+import { explainCreateError, natsReplicas, reconcileStream } from "../../sdk/replication.ts";
 import { connect, type NatsConnection, type ObjectStore } from "nats";
 import { BatonError } from "../../sdk/index.ts";
 
@@ -109,9 +110,25 @@ export async function readObject(nc: NatsConnection, ref: ObjectRef, maxBytes: n
   return data;
 }
 
-/** The bucket `name`, created (file storage) when it does not exist yet. */
+/**
+ * The bucket `name`, created (file storage) when it does not exist yet, with the replica count
+ * Baton's other buckets have (`BATON_NATS_REPLICAS`; brought to it when it exists).
+ */
 export async function openBucket(nc: NatsConnection, name: string): Promise<ObjectStore> {
-  return nc.jetstream().views.os(name, { description: "Files written by Baton's image examples" });
+  const replicas = natsReplicas();
+  await reconcileStream(
+    await nc.jetstreamManager(),
+    `OBJ_${name}`,
+    { num_replicas: replicas },
+    `object store ${name}`,
+  );
+  try {
+    return await nc
+      .jetstream()
+      .views.os(name, { description: "Files written by Baton's image examples", replicas: replicas ?? 1 });
+  } catch (error) {
+    throw explainCreateError(error, `object store ${name}`, replicas);
+  }
 }
 
 /**

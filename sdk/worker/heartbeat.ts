@@ -1,5 +1,6 @@
 // A worker says it is alive every `heartbeatIntervalMs`: on a core subject (for whoever listens
 // now) and in the workers KV bucket, whose entries expire on silence (for whoever asks later).
+import { openBucket, ReplicationError } from "../replication.ts";
 import type { KV, NatsConnection } from "nats";
 import { StorageType } from "nats";
 import { heartbeatIntervalMs, subjects, workersBucketConfig, type HeartbeatEnvelope } from "../protocol.ts";
@@ -46,12 +47,14 @@ export async function startHeartbeats(
 /** The workers bucket, created when missing; `undefined` (heartbeats on the subject only) when KV is unavailable. */
 export async function openWorkersBucket(nc: NatsConnection, logger: Logger): Promise<KV | undefined> {
   try {
-    return await nc.jetstream().views.kv(workersBucketConfig.bucket, {
+    return await openBucket(nc.jetstream(), workersBucketConfig.bucket, {
       ttl: workersBucketConfig.ttlMs,
       history: workersBucketConfig.history,
       storage: StorageType.File,
     });
   } catch (error) {
+    // A replica count the bucket cannot have is a setting to fix, not NATS being away.
+    if (error instanceof ReplicationError) throw error;
     logger.warn(
       "the workers KV bucket is unavailable; heartbeats go to the subject only",
       errorFields(error),

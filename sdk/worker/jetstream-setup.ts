@@ -1,6 +1,9 @@
 // The streams and consumers a worker needs, created when missing from the definitions in
 // protocol.ts (the engine creates them from the same definitions), and left alone when they
 // exist: whoever came first made them, and a worker must not fight the engine over a setting.
+// The one exception is the replica count, `BATON_NATS_REPLICAS` (replication.ts), which engine
+// and workers read alike: a worker brings what it uses to it.
+import { retryNats } from "../nats-retry.ts";
 import {
   AckPolicy,
   DeliverPolicy,
@@ -11,6 +14,7 @@ import {
   type StreamConfig,
 } from "nats";
 import { streamConfigs, streams, taskConsumerConfig, type Lane } from "../protocol.ts";
+import { explainCreateError, natsReplicas, reconcileConsumer, reconcileStream } from "../replication.ts";
 
 type StreamDefinition = (typeof streamConfigs)[keyof typeof streamConfigs];
 
@@ -25,8 +29,10 @@ export async function ensureWorkerStreams(jsm: JetStreamManager): Promise<void> 
 /** Creates the shared durable consumer of `fn` in `lane` unless it exists; returns its name. */
 export async function ensureTaskConsumer(jsm: JetStreamManager, lane: Lane, fn: string): Promise<string> {
   const definition = taskConsumerConfig(lane, fn);
+  const replicas = natsReplicas();
   try {
-    await jsm.consumers.info(streams.tasks, definition.durable_name);
+    await retryNats(() => jsm.consumers.info(streams.tasks, definition.durable_name));
+    await reconcileConsumer(jsm, streams.tasks, definition.durable_name, replicas);
     return definition.durable_name;
   } catch (error) {
     if (!isNotFound(error)) throw error;
@@ -35,15 +41,18 @@ export async function ensureTaskConsumer(jsm: JetStreamManager, lane: Lane, fn: 
     ...definition,
     deliver_policy: DeliverPolicy.All,
     ack_policy: AckPolicy.Explicit,
+    num_replicas: replicas ?? 1,
   };
   // Two workers creating the same consumer at once both succeed: the definitions are identical.
-  await jsm.consumers.add(streams.tasks, config);
+  await retryNats(() => jsm.consumers.add(streams.tasks, config));
   return definition.durable_name;
 }
 
 async function ensureStream(jsm: JetStreamManager, definition: StreamDefinition): Promise<void> {
+  const replicas = natsReplicas();
   try {
-    await jsm.streams.info(definition.name);
+    await retryNats(() => jsm.streams.info(definition.name));
+    await reconcileStream(jsm, definition.name, { num_replicas: replicas });
     return;
   } catch (error) {
     if (!isNotFound(error)) throw error;
@@ -53,13 +62,14 @@ async function ensureStream(jsm: JetStreamManager, definition: StreamDefinition)
     subjects: [...definition.subjects],
     retention: retention[definition.retention],
     storage: storage[definition.storage],
+    num_replicas: replicas ?? 1,
   };
   try {
-    await jsm.streams.add(config);
+    await retryNats(() => jsm.streams.add(config));
   } catch (error) {
     // Someone else created it in between (perhaps with settings of their own): fine if it exists now.
     await jsm.streams.info(definition.name).catch(() => {
-      throw error;
+      throw explainCreateError(error, `stream ${definition.name}`, replicas);
     });
   }
 }

@@ -1,6 +1,7 @@
 // Publishing what happened to an attempt on the events stream. Every report carries a
 // deduplication id (one per attempt and kind), so publishing it again — after a retry here, or
 // by a second worker that got the task redelivered — never gives the engine two reports.
+import { retryNats } from "../nats-retry.ts";
 import { headers as createHeaders, type JetStreamClient, type MsgHdrs, type NatsConnection } from "nats";
 import {
   headers,
@@ -64,9 +65,10 @@ export class ResultPublisher {
       headers: reportHeaders(report, from),
       expect: { streamName: streams.events },
     };
+    // Election weather (no leader for a moment) is waited out; other failures are tried again twice.
     for (let attempt = 0; ; attempt++) {
       try {
-        await this.#js.publish(subjects.result(report.execution), body, options);
+        await retryNats(() => this.#js.publish(subjects.result(report.execution), body, options));
         return;
       } catch (error) {
         const delay = retryDelaysMs[attempt];

@@ -8,7 +8,9 @@
 // sdk/nats-access.ts), BATON_WORKER_NAME,
 // BATON_WORKER_CONCURRENCY (default 16), BATON_WORKER_EFFECT_CONCURRENCY (default: the former),
 // BATON_WORKER_HEAP_MB (default 512), BATON_WORKER_DRAIN_TIMEOUT_MS (default 30000),
+// BATON_NATS_REPLICAS (1 to 5, default 1: replicas of the streams and buckets a worker creates),
 // BATON_LOG_LEVEL (debug, info, warn, error, silent; default info).
+import { natsReplicas } from "../replication.ts";
 import { pathToFileURL } from "node:url";
 import type { FunctionDefinition } from "./define-function.ts";
 import { loadFunctionModules } from "./load-modules.ts";
@@ -29,6 +31,8 @@ export async function runWorker(
     process.stderr.write(`${usage}\n`);
     return args.length === 0 ? 2 : 0;
   }
+  // Checked before anything starts: a bad value stops the worker with a message naming it.
+  natsReplicas(env);
   const functions = loaded?.functions ?? (await loadFunctionModules(args));
   const draining = new AbortController();
   const worker = await serve({

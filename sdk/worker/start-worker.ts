@@ -1,6 +1,7 @@
 // The worker once `serve` has checked its options and started the first isolate: connect, create
 // the streams and consumers, check the isolate found every function, then start the pullers,
 // the cancel subscription, progress and heartbeats; and stop them in the reverse order.
+import { openBucket } from "../replication.ts";
 import { attemptProgress } from "./progress-reporter.ts";
 import { hostname } from "node:os";
 import { StorageType, type NatsConnection, type Subscription } from "nats";
@@ -116,7 +117,9 @@ async function startServing(setup: {
     logger,
     graceMs: settings.graceMs,
     retryReportDelayMs,
-    ledger: new EffectLedger(await js.views.kv(buckets.effects, { history: 1, storage: StorageType.File })),
+    ledger: new EffectLedger(
+      await openBucket(js, buckets.effects, { history: 1, storage: StorageType.File }),
+    ),
     // Alive while its heartbeat entry lasts. Unknown (no bucket, NATS away) counts as alive: the
     // task comes back later rather than risk running an effect twice.
     workerAlive: async (worker) => {

@@ -2,6 +2,7 @@
 // function in an isolate under its deadline and cancellation, report the outcome, and only
 // once JetStream holds the report, ack the task. A task is never acked without a stored report,
 // so a worker that dies anywhere in between leaves the task to be delivered again.
+import { isElectionWeather } from "../nats-retry.ts";
 import type { JsMsg } from "nats";
 import { wireError } from "../errors.ts";
 import {
@@ -150,8 +151,14 @@ export class TaskRunner {
       endTaskSpan(span, outcome);
       await this.#reportAndAck(entry, outcome, from, log);
     } catch (error) {
-      // Nothing above is meant to throw; if it did, the task is delivered again rather than lost.
-      log.error("unexpected failure while handling a task", errorFields(error));
+      // Nothing above is meant to throw but NATS being away (or a stream electing a leader) for
+      // longer than the requests' retries last; the task is delivered again rather than lost.
+      if (isElectionWeather(error))
+        log.info(
+          "NATS is unavailable or electing a leader; the task will be delivered again",
+          errorFields(error),
+        );
+      else log.error("unexpected failure while handling a task", errorFields(error));
       if (span.isRecording()) endTaskSpan(span, { handedBack: true });
       msg.nak(this.#options.retryReportDelayMs);
     } finally {
@@ -403,7 +410,12 @@ export class TaskRunner {
         await this.#options.publisher.publish(report, from);
       }
     } catch (error) {
-      log.error("could not report the outcome; the task will be delivered again", errorFields(error));
+      if (isElectionWeather(error))
+        log.info(
+          "NATS is unavailable or electing a leader; the outcome is reported when the task is delivered again",
+          errorFields(error),
+        );
+      else log.error("could not report the outcome; the task will be delivered again", errorFields(error));
       msg.nak(this.#options.retryReportDelayMs);
       return;
     }

@@ -368,6 +368,54 @@ function dependencyProblems({ compose }: Context): string[] {
  * and the parts that must agree do: the API's port is the published one and the one its health
  * check asks; the CLI's BATON_URL and BATON_TOKEN reach it; NATS_URL names a service.
  */
+/**
+ * A service asking for N replicas (BATON_NATS_REPLICAS) needs N or more NATS nodes in NATS_URL,
+ * which form one cluster: each is started with the same `--cluster_name`, listens for routes
+ * with `--cluster`, and names every other one in `--routes` (on its cluster port). The services
+ * must share the profiles of the nodes they use.
+ */
+function replicationProblems(
+  name: string,
+  env: Record<string, string>,
+  natsHosts: string[],
+  services: Map<string, Mapping>,
+): string[] {
+  const replicas = Number(env.BATON_NATS_REPLICAS ?? "1");
+  if (!(replicas > 1)) return [];
+  const problems: string[] = [];
+  if (natsHosts.length < replicas)
+    problems.push(`${name}: BATON_NATS_REPLICAS=${replicas} but NATS_URL names ${natsHosts.length} node(s)`);
+  const flag = (command: string[], option: string) => command[command.indexOf(option) + 1];
+  const clusterNames = new Set<string | undefined>();
+  for (const host of natsHosts) {
+    const node = services.get(host);
+    if (node === undefined) continue;
+    const command = commandOf(node) ?? [];
+    clusterNames.add(command.includes("--cluster_name") ? flag(command, "--cluster_name") : undefined);
+    if (!command.includes("-js")) problems.push(`${host}: not started with JetStream (-js)`);
+    const listen = command.includes("--cluster") ? new URL(flag(command, "--cluster") ?? "").port : undefined;
+    if (listen === undefined) problems.push(`${host}: listens for no cluster routes (--cluster)`);
+    const routes = (command.includes("--routes") ? (flag(command, "--routes") ?? "") : "")
+      .split(",")
+      .filter((route) => route !== "")
+      .map((route) => new URL(route));
+    for (const other of natsHosts.filter((candidate) => candidate !== host)) {
+      const otherCommand = commandOf(services.get(other) ?? {}) ?? [];
+      const otherPort = otherCommand.includes("--cluster")
+        ? new URL(flag(otherCommand, "--cluster") ?? "").port
+        : "";
+      if (!routes.some((route) => route.hostname === other && route.port === otherPort))
+        problems.push(`${host}: --routes does not name ${other}'s cluster port`);
+    }
+    const profiles = JSON.stringify(node.profiles ?? []);
+    if (JSON.stringify(services.get(name)?.profiles ?? []) !== profiles)
+      problems.push(`${name}: not in the same profiles as ${host} (${profiles})`);
+  }
+  if (clusterNames.size !== 1 || clusterNames.has(undefined))
+    problems.push(`${name}: the NATS nodes it names are not one cluster (--cluster_name)`);
+  return problems;
+}
+
 function configurationProblems({ compose, dockerSection }: Context): string[] {
   const problems: string[] = [];
   const services = new Map(servicesOf(compose));
@@ -396,9 +444,15 @@ function configurationProblems({ compose, dockerSection }: Context): string[] {
       if (!(error instanceof ConfigError)) throw error;
       problems.push(`${name}: ${error.message}`);
     }
-    const natsHost = env.NATS_URL === undefined ? undefined : new URL(env.NATS_URL).hostname;
-    if (natsHost !== undefined && !services.has(natsHost))
-      problems.push(`${name}: NATS_URL names ${natsHost}, which is not a service`);
+    // NATS_URL: one server or several, comma-separated (the nodes of a cluster).
+    const natsHosts = (env.NATS_URL ?? "")
+      .split(",")
+      .filter((url) => url.trim() !== "")
+      .map((url) => new URL(url.trim()).hostname);
+    for (const natsHost of natsHosts)
+      if (!services.has(natsHost))
+        problems.push(`${name}: NATS_URL names ${natsHost}, which is not a service`);
+    problems.push(...replicationProblems(name, env, natsHosts, services));
   }
   if (apis.size === 0) problems.push("no service runs the HTTP API (dist/engine/api/run-api.js)");
   for (const [name, service] of batonServicesOf(compose)) {
@@ -604,9 +658,31 @@ describe("docker-compose.yml, Dockerfile, .dockerignore", () => {
         "a port the README does not give",
         (files) => ({
           ...files,
-          compose: files.compose.replace('"127.0.0.1:8080:8080"', '"127.0.0.1:8081:8080"'),
+          compose: files.compose.replace('"127.0.0.1:8080:8080"', '"127.0.0.1:8082:8080"'),
         }),
-        /port 8081 is published but README/,
+        /port 8082 is published but README/,
+      ],
+      [
+        "a cluster node that does not route to another",
+        editCompose((compose) => {
+          const command = service(compose, "nats-1").command as string[];
+          command[command.indexOf("--routes") + 1] = "nats://nats-2:6222";
+        }),
+        /nats-1: --routes does not name nats-3's cluster port/,
+      ],
+      [
+        "more replicas than the cluster has nodes",
+        editCompose(
+          (compose) => (mappingOf(service(compose, "worker-cluster").environment).BATON_NATS_REPLICAS = "5"),
+        ),
+        /worker-cluster: BATON_NATS_REPLICAS=5 but NATS_URL names 3 node\(s\)/,
+      ],
+      [
+        "a replicated engine on a single server",
+        editCompose(
+          (compose) => (mappingOf(service(compose, "engine").environment).BATON_NATS_REPLICAS = "3"),
+        ),
+        /engine: BATON_NATS_REPLICAS=3 but NATS_URL names 1 node\(s\)/,
       ],
       [
         "a port open on every interface",

@@ -14,9 +14,9 @@ Runs the orchestrator: it applies events to executions, arms timers and dispatch
 workers, all through NATS JetStream at NATS_URL. Run as many as you like: they share the work.
 SIGTERM or SIGINT stops it after the work under way is done.
 
-Environment: NATS_URL, BATON_ENGINE_ID, BATON_RETENTION, BATON_MAX_BACKWARD_JUMPS, BATON_CACHE_SIZE;
-NATS credentials and TLS with NATS_CREDS, NATS_USER/NATS_PASSWORD, NATS_TOKEN or NATS_NKEY, and
-NATS_CA, NATS_CERT/NATS_KEY (docs/operations.md);
+Environment: NATS_URL, BATON_ENGINE_ID, BATON_RETENTION, BATON_MAX_BACKWARD_JUMPS, BATON_CACHE_SIZE,
+BATON_NATS_REPLICAS; NATS credentials and TLS with NATS_CREDS, NATS_USER/NATS_PASSWORD, NATS_TOKEN
+or NATS_NKEY, and NATS_CA, NATS_CERT/NATS_KEY (docs/operations.md);
 OpenTelemetry tracing with the standard OTEL_* variables (on when OTEL_EXPORTER_OTLP_ENDPOINT is set).
 `,
   async run(args, io) {
