@@ -14,6 +14,7 @@
  * engine/nats/workflow-store.ts). An upload whose digest equals the latest version's keeps that
  * version (its scale settings may change).
  */
+import { listKeys } from "../nats/kv-keys.ts";
 import { retryNats } from "../../sdk/nats-retry.ts";
 import { natsReplicas, openBucket, reconcileStream } from "../../sdk/replication.ts";
 import { createHash } from "node:crypto";
@@ -246,11 +247,7 @@ export class PackageStore {
   }
 
   private async keys(filter: string): Promise<string[]> {
-    // Keys first, then values: reading values while the key listing runs cuts the listing short.
-    // A set: a key written while the listing runs can be listed twice.
-    const keys = new Set<string>();
-    for await (const key of await this.kv.keys(filter)) keys.add(key);
-    return [...keys].sort();
+    return listKeys(this.kv, filter);
   }
 
   private async createKey(key: string, bytes: string): Promise<boolean> {

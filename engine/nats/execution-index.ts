@@ -9,6 +9,7 @@
  * An installation whose records predate the index gets it filled once, from the records' keys,
  * by the first process to open it (the key {@link filledKey} says it is done).
  */
+import { listKeys } from "./kv-keys.ts";
 import { openBucket } from "../../sdk/replication.ts";
 import { StorageType, type JetStreamClient, type KV } from "nats";
 import { eraseKeys } from "./kv-erase.ts";
@@ -30,8 +31,7 @@ export class ExecutionIndex {
       await openBucket(js, executionIndexBucket, { history: 1, storage: StorageType.File }),
     );
     if (!(await index.kv.get(filledKey))) {
-      const ids: string[] = [];
-      for await (const key of await executions.keys()) if (isTopLevelKey(key)) ids.push(key);
+      const ids = (await listKeys(executions)).filter(isTopLevelKey);
       for (const id of ids) await index.kv.put(id, "");
       await index.kv.put(filledKey, new Date().toISOString());
     }
@@ -49,10 +49,7 @@ export class ExecutionIndex {
 
   /** Top-level execution ids older than `before` (all of them without it), newest first. */
   async ids(before?: string): Promise<string[]> {
-    const ids: string[] = [];
-    for await (const key of await this.kv.keys()) {
-      if (isTopLevelKey(key) && (before === undefined || key < before)) ids.push(key);
-    }
-    return ids.sort().reverse();
+    const keys = await listKeys(this.kv);
+    return keys.filter((key) => isTopLevelKey(key) && (before === undefined || key < before)).reverse();
   }
 }

@@ -3,6 +3,7 @@
  * test): submit workflows, start, signal, cancel, read, await. Starting checks the input
  * against the workflow's schema first; a bad input creates nothing.
  */
+import { listKeys } from "../nats/kv-keys.ts";
 import type { JetStreamClient, NatsConnection } from "nats";
 import { streams, subjects } from "../../sdk/protocol.ts";
 import { captureEmitSubjects, emitSubjectsOf, emittedStream } from "../nats/emit-stream.ts";
@@ -155,10 +156,9 @@ export class Executions {
 
   /** The latest revision of every workflow, by name. */
   async listWorkflows(): Promise<StoredWorkflow[]> {
-    const names: string[] = [];
     // `<name>` is the latest revision; `<name>.r<n>` are the revisions themselves.
-    for await (const key of await this.topology.workflows.keys()) if (!key.includes(".")) names.push(key);
-    const found = await Promise.all(names.sort().map((name) => this.workflows.get(name)));
+    const names = (await listKeys(this.topology.workflows)).filter((key) => !key.includes("."));
+    const found = await Promise.all(names.map((name) => this.workflows.get(name)));
     return found.filter((workflow) => workflow !== undefined);
   }
 

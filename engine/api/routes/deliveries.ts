@@ -3,6 +3,7 @@
  * trigger, with the executions it started and the workflows that refused it. Also the answer the
  * routes that receive events give (`accepted`).
  */
+import { listKeys } from "../../nats/kv-keys.ts";
 import type { FastifyPluginCallback } from "fastify";
 import type { Processed } from "../../triggers/matcher.ts";
 import { triggerSources, type DeliveryRecord, type TriggerSource } from "../../triggers/trigger-event.ts";
@@ -110,10 +111,7 @@ export function deliveryRoutes({ triggers }: ApiContext): FastifyPluginCallback 
       },
       async (request) => {
         const { source, limit = defaultListSize } = request.query;
-        // Keys first, then values: reading values while the key listing runs cuts the listing short.
-        const keys: string[] = [];
-        for await (const key of await triggers.deliveries.keys(source === undefined ? ">" : `${source}.>`))
-          keys.push(key);
+        const keys = await listKeys(triggers.deliveries, source === undefined ? ">" : `${source}.>`);
         const records: DeliveryRecord[] = [];
         for (const key of keys) {
           const entry = await triggers.deliveries.get(key);

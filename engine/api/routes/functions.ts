@@ -3,6 +3,7 @@
  * list, read (versions, scale settings, health, and which workers serve which version, from
  * the workers' heartbeats), delete.
  */
+import { listKeys } from "../../nats/kv-keys.ts";
 import type { FastifyError, FastifyPluginCallback } from "fastify";
 import type { KV } from "nats";
 import type { HeartbeatEnvelope } from "../../../sdk/protocol.ts";
@@ -340,11 +341,8 @@ export function viewScale(scale: ScaleSettings) {
 
 /** The live workers whose heartbeats name `fn`, with the package version each loaded. */
 async function servingWorkers(kv: KV, fn: string) {
-  // A set: a key written while the listing runs can be listed twice.
-  const keys = new Set<string>();
-  for await (const key of await kv.keys()) keys.add(key);
   const workers = [];
-  for (const key of [...keys].sort()) {
+  for (const key of await listKeys(kv)) {
     const entry = await kv.get(key);
     if (!entry || entry.operation !== "PUT") continue;
     const beat = entry.json<HeartbeatEnvelope>();

@@ -3,6 +3,7 @@
  * bucket (`baton_workers`), whose entries the workers' heartbeats write and which expire on
  * silence; a worker that stops cleanly removes its own entry.
  */
+import { listKeys } from "../../nats/kv-keys.ts";
 import type { FastifyPluginCallback } from "fastify";
 import type { KV } from "nats";
 import type { HeartbeatEnvelope } from "../../../sdk/protocol.ts";
@@ -65,11 +66,8 @@ export function workerRoutes({ executions }: ApiContext): FastifyPluginCallback 
       },
       async () => {
         const kv = await workersBucket();
-        // Keys first, then values: reading values while the key listing runs cuts the listing short.
-        const keys: string[] = [];
-        for await (const key of await kv.keys()) keys.push(key);
         const items = [];
-        for (const key of keys.sort()) {
+        for (const key of await listKeys(kv)) {
           const entry = await kv.get(key);
           if (!entry || entry.operation !== "PUT") continue;
           const beat = entry.json<HeartbeatEnvelope>();
