@@ -415,7 +415,23 @@ export class Executions {
   }
 
   /** Every history record of an execution, in order. */
-  async history(id: string): Promise<HistoryEntry[]> {
+  /**
+   * An execution's history records, in order. `record` is its record as read before this call:
+   * the records of its last write may not be published yet (the engine publishes them after the
+   * write, and again after a crash), but they ride in the record (`outboxHistory`), so they are
+   * added here. Every write before the last was published before the last was made, so together
+   * they are the whole history up to the record: an ended execution's history always ends with
+   * its end, and no step shows as cut short because its last records were still on their way.
+   */
+  async history(id: string, record?: Pick<ExecutionRecord, "outboxHistory">): Promise<HistoryEntry[]> {
+    const entries = await this.publishedHistory(id);
+    const last = entries.at(-1)?.seq ?? 0;
+    entries.push(...(record?.outboxHistory ?? []).filter((entry) => entry.seq > last));
+    return entries;
+  }
+
+  /** The history records published to BATON_HISTORY so far. */
+  private async publishedHistory(id: string): Promise<HistoryEntry[]> {
     const subject = subjects.history(id);
     const info = await this.topology.jsm.streams.info(streams.history, { subjects_filter: subject });
     let remaining = info.state.subjects?.[subject] ?? 0;

@@ -46,7 +46,7 @@ export function executionRoutes(context: ApiContext): FastifyPluginCallback {
 
   const view = async (record: ExecutionRecord): Promise<ExecutionView> => {
     const [history, workflow] = await Promise.all([
-      executions.history(record.id),
+      executions.history(record.id, record),
       executions.workflows.get(record.workflow, record.revision),
     ]);
     const viewed = viewExecution(record, history, workflow?.definition);
@@ -184,8 +184,8 @@ export function executionRoutes(context: ApiContext): FastifyPluginCallback {
       },
       async (request) => {
         const { id } = request.params;
-        await findOr404(context, id);
-        return { items: await executions.history(id) };
+        const found = await findOr404(context, id);
+        return { items: await executions.history(id, found.record) };
       },
     );
 
