@@ -4,11 +4,12 @@
  * digest, writes it to a local cache file, imports it and serves the function, naming the
  * package and version in its heartbeats.
  */
+import { natsAccessFromEnv } from "../../sdk/nats-access.ts";
+import { connectNats } from "../../sdk/nats-connect.ts";
 import { mkdir, rename, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
-import { connect } from "nats";
 import { definedFunctions } from "../../sdk/worker/define-function.ts";
 import { runWorker } from "../../sdk/worker/run-worker.ts";
 import { PackageStore } from "./package-store.ts";
@@ -35,10 +36,10 @@ export async function fetchPackage(
   version: number | undefined,
   env: NodeJS.ProcessEnv = process.env,
 ): Promise<{ file: string; version: number; digest: string }> {
-  const nc = await connect({
-    servers: env.NATS_URL ?? "nats://127.0.0.1:4222",
-    name: `package-fetch-${name}`,
-  });
+  const nc = await connectNats(
+    { servers: env.NATS_URL ?? "nats://127.0.0.1:4222", name: `package-fetch-${name}` },
+    natsAccessFromEnv(env),
+  );
   try {
     const store = await PackageStore.open(nc.jetstream());
     const wanted = version ?? (await store.get(name))?.version;

@@ -20,10 +20,12 @@
  * `health.<name>`), starts no more of it, and the engine fails its attempts that time out with
  * `FunctionUnavailable`. Deploying a new version clears the mark.
  */
+import { natsAccessFromEnv } from "../../sdk/nats-access.ts";
+import { connectNats } from "../../sdk/nats-connect.ts";
 import { openBucket } from "../../sdk/replication.ts";
 import { randomBytes } from "node:crypto";
 import { hostname } from "node:os";
-import { StorageType, connect, type JetStreamManager, type KV, type NatsConnection } from "nats";
+import { StorageType, type JetStreamManager, type KV, type NatsConnection } from "nats";
 import {
   streams,
   taskConsumerConfig,
@@ -81,7 +83,12 @@ export async function startPool(options: PoolOptions): Promise<RunningPool> {
   const leaseTtlMs = options.leaseTtlMs ?? 10_000;
   const crashLimit = options.crashLimit ?? 3;
   const crashWindowMs = options.crashWindowMs ?? 5 * 60_000;
-  const nc: NatsConnection = await connect({ servers: options.natsUrl, name: id, maxReconnectAttempts: -1 });
+  // Credentials and TLS from the environment (NATS_CREDS, NATS_USER, ...), as every process; the
+  // workers it starts inherit them.
+  const nc: NatsConnection = await connectNats(
+    { servers: options.natsUrl, name: id, maxReconnectAttempts: -1 },
+    natsAccessFromEnv(),
+  );
   const js = nc.jetstream();
   const jsm = await nc.jetstreamManager();
   const store = await PackageStore.open(js);

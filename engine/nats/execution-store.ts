@@ -78,10 +78,14 @@ export class ExecutionStore<R extends Keyed> {
     await this.index?.add(record.id, (record as { workflow?: unknown }).workflow as string | undefined);
     const { payload, write } = await this.encode(record);
     try {
-      const revision = await retryNats(() => this.kv.create(record.id, payload));
+      // Not repeated after a timeout (idempotent: false): a create that landed but whose answer
+      // was lost would come back as "wrong last sequence", and look like someone else's record.
+      const revision = await retryNats(() => this.kv.create(record.id, payload), { idempotent: false });
       return this.remember(record.id, { record, revision }, write);
     } catch (error) {
-      await this.eraseWrite(record.id, write);
+      // Only a refused create leaves this write's chunks unnamed; after any other failure the
+      // head may point at them (retention erases them if not).
+      if (isWrongSequence(error)) await this.eraseWrite(record.id, write);
       if (isWrongSequence(error))
         throw new RevisionConflict(`execution ${record.id} already exists`, { cause: error });
       throw error;
@@ -93,7 +97,9 @@ export class ExecutionStore<R extends Keyed> {
     const replaced = await this.writeAt(record.id, revision);
     const { payload, write } = await this.encode(record);
     try {
-      const next = await retryNats(() => this.kv.update(record.id, payload, revision));
+      // Not repeated after a timeout, as for create: a landed update retried would fail its
+      // compare-and-set against itself, and the chunks the new head names would be erased below.
+      const next = await retryNats(() => this.kv.update(record.id, payload, revision), { idempotent: false });
       // The head no longer points at the chunks it replaced: nothing can read them again.
       if (replaced !== write) await this.eraseWrite(record.id, replaced);
       return this.remember(record.id, { record, revision: next }, write);

@@ -53,20 +53,29 @@ export class ServedFunctions {
 
   /** Follows the health marks of function packages; best effort (without them, heartbeats decide). */
   async watchHealth(): Promise<void> {
-    try {
-      const kv = await openBucket(this.nc.jetstream(), functionsBucket, {
-        history: 1,
-        storage: StorageType.File,
-      });
-      if (this.isStopped) return;
-      this.healthWatch = await kv.watch({ key: "health.>" });
-      for await (const entry of this.healthWatch) {
-        const fn = entry.key.slice("health.".length);
-        if (entry.operation === "PUT") this.unhealthy.add(fn);
-        else this.unhealthy.delete(fn);
+    // Watched again whenever the watch ends or fails (NATS away, a leader change), until stopped;
+    // meanwhile the heartbeats still tell who serves what.
+    for (let failures = 0; !this.isStopped && !this.nc.isClosed();) {
+      try {
+        const kv = await openBucket(this.nc.jetstream(), functionsBucket, {
+          history: 1,
+          storage: StorageType.File,
+        });
+        if (this.isStopped) return;
+        this.healthWatch = await kv.watch({ key: "health.>" });
+        // The watch begins with every mark there is now: forget what an earlier watch saw.
+        this.unhealthy.clear();
+        for await (const entry of this.healthWatch) {
+          failures = 0;
+          const fn = entry.key.slice("health.".length);
+          if (entry.operation === "PUT") this.unhealthy.add(fn);
+          else this.unhealthy.delete(fn);
+        }
+      } catch {
+        failures += 1;
       }
-    } catch {
-      // NATS away or closing: the heartbeats still tell who serves what.
+      if (this.isStopped) return;
+      await new Promise((resolve) => setTimeout(resolve, Math.min(30_000, 500 * 2 ** Math.min(failures, 6))));
     }
   }
 

@@ -20,7 +20,7 @@ export type ParsedTask =
       readonly identity: AttemptIdentity | undefined;
     };
 
-/** An execution id is one subject token: results go to `baton.events.<execution>`. */
+/** An execution id is one subject token: results go to `baton.events.<execution>.result`. */
 const subjectTokenPattern = /^[^\s.*>]+$/;
 
 /** Parses and checks a task message pulled for `fn` on `lane`. */

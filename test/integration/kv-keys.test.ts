@@ -1,7 +1,8 @@
 /**
  * engine/nats/kv-keys.ts on a real nats-server: a bucket listed while its keys are being written
  * names each key once. nats.js's own listing (kv.keys()) names a key written during the listing
- * again; the first test shows that it does, so the second can fail.
+ * again (seen here on the first try; not asserted, as it depends on timing): without the set in
+ * listKeys this test fails whenever that happens.
  */
 import { connect, type KV, type NatsConnection } from "nats";
 import { afterAll, beforeAll, expect, it } from "vitest";
@@ -35,19 +36,6 @@ async function listWhileWriting(list: () => Promise<string[]>): Promise<string[]
 }
 
 const duplicates = (keys: string[]) => keys.length - new Set(keys).size;
-
-it("nats.js's own listing names keys written during it more than once", async () => {
-  let seen = 0;
-  for (let round = 0; round < 5 && seen === 0; round++)
-    seen = duplicates(
-      await listWhileWriting(async () => {
-        const keys: string[] = [];
-        for await (const key of await kv.keys()) keys.push(key);
-        return keys;
-      }),
-    );
-  expect(seen).toBeGreaterThan(0);
-});
 
 it("listKeys names every key once, however many are written during the listing", async () => {
   for (let round = 0; round < 3; round++) {
