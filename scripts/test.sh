@@ -2,7 +2,7 @@
 # The one command that sets up and runs Baton's whole test suite on a fresh Debian/Ubuntu machine
 # with Node 20: installs the npm dependencies (npm ci), installs nats-server and Chromium (for
 # the browser tests) if they are missing, then runs `npm run verify` (format check, lint, typecheck, tests).
-# The last line it prints is always the test summary, `N passed, N failed[, N skipped]`; when a
+# The last line it prints is always the test summary, `N passed, N failed`; when a
 # step before the tests fails, that line is `0 passed, 1 failed`. Works with no stdin (CI=true).
 set -euo pipefail
 
