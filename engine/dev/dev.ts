@@ -167,6 +167,10 @@ export async function runDev(options: DevOptions = {}): Promise<number> {
     const { startPool } = await import("../functions/pool.ts");
     const pool = await startPool({
       natsUrl,
+      // dev's own server takes none; a NATS of the user's own the engine's (and the workers', by
+      // their environment).
+      natsAccess: engineConfig.natsAccess,
+      workerEnv: natsEnv,
       logger: { debug: () => {}, ...prefixedLogger(log, "[pool]", env) },
       // Their warnings and errors (and anything that is not a log line, such as a crash's trace).
       onWorkerLine: (worker, line) => {

@@ -20,7 +20,7 @@
  * `health.<name>`), starts no more of it, and the engine fails its attempts that time out with
  * `FunctionUnavailable`. Deploying a new version clears the mark.
  */
-import { natsAccessFromEnv } from "../../sdk/nats-access.ts";
+import { natsAccessFromEnv, type NatsAccess } from "../../sdk/nats-access.ts";
 import { connectNats } from "../../sdk/nats-connect.ts";
 import { openBucket } from "../../sdk/replication.ts";
 import { randomBytes } from "node:crypto";
@@ -51,6 +51,8 @@ export interface PoolOptions {
   /** Crashes of one version within `crashWindowMs` that make it unhealthy. Default 3. */
   crashLimit?: number;
   crashWindowMs?: number;
+  /** NATS credentials and TLS. Default: from this process's environment (NATS_CREDS, NATS_USER, ...). */
+  natsAccess?: NatsAccess;
   /** The environment of the workers it starts (NATS_URL is set). Default: this process's. */
   workerEnv?: NodeJS.ProcessEnv;
   /** Called with every line the workers print (dev shows them). Default: dropped, beyond the last lines kept for crash reports. */
@@ -87,7 +89,7 @@ export async function startPool(options: PoolOptions): Promise<RunningPool> {
   // workers it starts inherit them.
   const nc: NatsConnection = await connectNats(
     { servers: options.natsUrl, name: id, maxReconnectAttempts: -1 },
-    natsAccessFromEnv(),
+    options.natsAccess ?? natsAccessFromEnv(),
   );
   const js = nc.jetstream();
   const jsm = await nc.jetstreamManager();
