@@ -33,6 +33,14 @@ try {
   process.exit(2);
 }
 
+const shutdownGraceMs = Number(process.env.BATON_SHUTDOWN_GRACE_MS ?? 30_000);
+if (!Number.isInteger(shutdownGraceMs) || shutdownGraceMs <= 0) {
+  process.stderr.write(
+    `run-api: BATON_SHUTDOWN_GRACE_MS must be a positive number of milliseconds, not "${process.env.BATON_SHUTDOWN_GRACE_MS}"\n`,
+  );
+  process.exit(2);
+}
+
 // Listened for from the start: a signal during start-up stops the process once it is up.
 const stopSignal = Promise.race([once(process, "SIGTERM"), once(process, "SIGINT")]);
 
@@ -49,9 +57,24 @@ try {
   });
   const [signal] = (await stopSignal) as [NodeJS.Signals | undefined];
   process.stderr.write(`run-api: ${signal ?? "signal"} received, finishing the work under way\n`);
+  // A stop that hangs (a connection that never ends, a NATS request that never answers) must
+  // not keep the process: after the grace period it says where it stood and exits 1.
+  let stage = "closing the HTTP server";
+  setTimeout(() => {
+    process.stderr.write(
+      `run-api: still ${stage} after ${shutdownGraceMs} ms (BATON_SHUTDOWN_GRACE_MS); exiting\n`,
+    );
+    process.exit(1);
+  }, shutdownGraceMs).unref();
   await api.close();
+  stage = "stopping the engine";
   await engine?.stop();
+  stage = "flushing traces";
   await stopTracing();
+  process.stderr.write("run-api: stopped\n");
+  // Everything it started has stopped: a handle left open by a library (an idle socket, a
+  // timer) does not keep the process alive.
+  process.exit(0);
 } catch (error) {
   if (!(error instanceof ConfigError || error instanceof NatsAccessError)) throw error;
   process.stderr.write(`run-api: ${error.message}\n`);

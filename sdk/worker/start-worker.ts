@@ -276,6 +276,8 @@ function parseCancel(data: Uint8Array): CancelEnvelope | undefined {
       execution: cancel.execution,
       step: typeof cancel.step === "string" ? cancel.step : undefined,
       run: typeof cancel.run === "number" ? cancel.run : undefined,
+      // Kept: without it a cancel of a timed-out attempt would stop its retry too.
+      attempt: typeof cancel.attempt === "number" ? cancel.attempt : undefined,
       reason: typeof cancel.reason === "string" ? cancel.reason : "cancelled",
     };
   } catch {

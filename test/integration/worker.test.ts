@@ -286,6 +286,37 @@ describe("cancellation", () => {
     expect(succeeded(await engine.waitForOutcome(envelope.execution))).toBe("finished anyway");
   });
 
+  it("a cancel that names an attempt leaves the retry of the same step run alone", async () => {
+    // The engine cancels a timed-out attempt by number, then dispatches the next one: that one
+    // must run, whether it arrives after the cancel or is running when a late cancel comes.
+    const first = await engine.publishTask({ function: "sleep", input: { ms: 60_000 }, attempt: 1 });
+    const { execution } = first.envelope;
+    await engine.waitForEvent(
+      (e) => e.envelope.execution === execution && e.envelope.type === "task.started",
+      15_000,
+      "task.started of attempt 1",
+    );
+    await engine.cancel({ execution, step: "step-one", run: 1, attempt: 1, reason: "timed out" });
+    expect(failed(await engine.waitForOutcome(execution)).code).toBe("Cancelled");
+    await engine.publishTask({ function: "sleep", input: { ms: 300 }, execution, attempt: 2 });
+    await engine.waitForEvent(
+      (e) =>
+        e.envelope.execution === execution && e.envelope.type === "task.started" && e.envelope.attempt === 2,
+      15_000,
+      "task.started of attempt 2",
+    );
+    await engine.cancel({ execution, step: "step-one", run: 1, attempt: 1, reason: "timed out, said again" });
+    const second = await engine.waitForEvent(
+      (e) =>
+        e.envelope.execution === execution &&
+        e.envelope.attempt === 2 &&
+        (e.envelope.type === "task.succeeded" || e.envelope.type === "task.failed"),
+      15_000,
+      "the outcome of attempt 2",
+    );
+    expect(second.envelope.type, JSON.stringify(second.envelope)).toBe("task.succeeded");
+  });
+
   it("fails a task that arrives after its execution was cancelled, without running it", async () => {
     const execution = newExecutionId();
     await engine.cancel({ execution, reason: "cancelled early" });

@@ -242,12 +242,14 @@ describe("the console at /ui", () => {
     const started = await fetch(`${api}/train`, {
       method: "POST",
       headers: { "content-type": "application/json" },
-      body: JSON.stringify({ epochs: 20, msPerEpoch: 300 }),
+      // A minute of training: progress is shown only while the step runs, and a loaded machine
+      // may take seconds to load the page and open its websocket. Cancelled below.
+      body: JSON.stringify({ epochs: 100, msPerEpoch: 600 }),
     });
     const { id } = (await started.json()) as { id: string };
     const page = await openConsole(`/executions/${id}`);
-    await page.locator("[data-testid=progress]").waitFor({ timeout: 20_000 });
-    expect(await page.textContent("[data-testid=progress]")).toMatch(/train attempt 1 · epoch \d+\/20/);
+    await page.locator("[data-testid=progress]").waitFor({ timeout: 40_000 });
+    expect(await page.textContent("[data-testid=progress]")).toMatch(/train attempt 1 · epoch \d+\/100/);
     if (screenshots)
       await page.screenshot({ path: join(root, "docs/images/console-progress.png"), fullPage: true });
 
@@ -272,5 +274,6 @@ describe("the console at /ui", () => {
     if (screenshots)
       await page.screenshot({ path: join(root, "docs/images/console-executions.png"), fullPage: true });
     await page.close();
+    await call("POST", `/v1/executions/${id}/cancel`);
   });
 });

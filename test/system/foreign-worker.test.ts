@@ -125,6 +125,28 @@ describe("a worker written from docs/protocol.md alone", () => {
     });
   });
 
+  it("leaves the retry of a step run alone when a cancel names the attempt before it", async () => {
+    const first = await engine.publishTask({ function: "linger", input: { ms: 60_000 }, attempt: 1 });
+    const { execution } = first.envelope;
+    await engine.waitForEvent(
+      (e) => e.envelope.execution === execution && e.envelope.type === "task.started",
+      10_000,
+      "task.started of attempt 1",
+    );
+    await engine.cancel({ execution, step: "step-one", run: 1, attempt: 1, reason: "timed out" });
+    expect(await errorOf(execution)).toMatchObject({ code: "Cancelled" });
+    await engine.publishTask({ function: "linger", input: { ms: 10 }, execution, attempt: 2 });
+    const second = await engine.waitForEvent(
+      (e) =>
+        e.envelope.execution === execution &&
+        e.envelope.attempt === 2 &&
+        (e.envelope.type === "task.succeeded" || e.envelope.type === "task.failed"),
+      10_000,
+      "the outcome of attempt 2",
+    );
+    expect(second.envelope.type, JSON.stringify(second.envelope)).toBe("task.succeeded");
+  });
+
   it("heartbeats, and leaves cleanly on SIGTERM", async () => {
     const beats: HeartbeatEnvelope[] = [];
     let onFirst: () => void = () => {};
