@@ -7,6 +7,8 @@
  * | BATON_EVENTS        | stream  | everything that advances an execution (`baton.events.<id>`)    |
  * | BATON_TASKS         | stream  | work queue of tasks for workers (`baton.tasks.<lane>.<fn>`)    |
  * | BATON_TIMERS        | stream  | durable timers (`baton.timers.<id>`), redelivered when due     |
+ * | BATON_RETENTION     | stream  | finished executions' removals (`baton.retention.<id>`), in due   |
+ * |                     |         | order: read through a window of `retentionWindow` at a time     |
  * | BATON_HISTORY       | stream  | each execution's history (`baton.history.<id>`)                |
  * | BATON_POISON        | stream  | events set aside as poison (`baton.poison.<id>`), 30 days      |
  * | baton_executions    | KV      | execution records (snapshot, status, timers, outbox)          |
@@ -62,7 +64,19 @@ export const engineConsumers = {
   /** Shared by every engine replica: each event goes to one of them. */
   events: "engine_events",
   timers: "engine_timers",
+  retention: "engine_retention",
 } as const;
+
+/**
+ * Retention's own path: one message per finished execution, due `BATON_RETENTION` after its end.
+ * They all wait the same time, so they arrive in (nearly) due order, and the engine needs only
+ * the first few in hand: its consumer holds at most `retentionWindow` unacknowledged (parked until
+ * due), and the rest stay unread in the stream, costing bytes, not the timer consumer's room. A
+ * burst of removals has its own loop: it never delays a user's timer.
+ */
+export const retentionStream = "BATON_RETENTION";
+export const retentionSubject = (execution: string) => `baton.retention.${execution}`;
+export const retentionWindow = 256;
 
 /** How long an engine may sit on an event before JetStream gives it to another replica. */
 export const eventAckWaitMs = 5_000;
@@ -83,6 +97,13 @@ const engineStreams: Partial<StreamConfig>[] = [
   {
     name: streams.timers,
     subjects: [subjects.allTimers],
+    retention: RetentionPolicy.Workqueue,
+    storage: StorageType.File,
+    duplicate_window: nanos(duplicateWindowMs),
+  },
+  {
+    name: retentionStream,
+    subjects: [retentionSubject(">")],
     retention: RetentionPolicy.Workqueue,
     storage: StorageType.File,
     duplicate_window: nanos(duplicateWindowMs),
@@ -136,6 +157,14 @@ export async function ensureTopology(nc: NatsConnection, replicas = natsReplicas
     ack_wait: nanos(eventAckWaitMs),
     // Timers not yet due wait as unacknowledged messages (nak with a delay): one per parked timer.
     max_ack_pending: 1_000_000,
+    deliver_policy: DeliverPolicy.All,
+    max_deliver: -1,
+  });
+  await ensureConsumer(jsm, retentionStream, replicas, {
+    durable_name: engineConsumers.retention,
+    ack_policy: AckPolicy.Explicit,
+    ack_wait: nanos(eventAckWaitMs),
+    max_ack_pending: retentionWindow,
     deliver_policy: DeliverPolicy.All,
     max_deliver: -1,
   });

@@ -25,6 +25,7 @@ import type {
   Subscribe,
 } from "../workflow/compile/machine-types.ts";
 import type { CompiledWorkflow } from "../workflow/compile/compile-workflow.ts";
+import { retentionSubject } from "../nats/topology.ts";
 import type { ArmTimer, RecordEffect } from "./apply-event.ts";
 import {
   childCancel,
@@ -257,9 +258,10 @@ async function finish(deps: DispatchDeps, record: ExecutionRecord, end: Finish):
   const { js } = deps;
   const answer = parentAnswer(record, end);
   if (answer) await publish(js, answer);
-  // Retention: the record and its history go once the retention time has passed. (Stale timers of
-  // the execution, such as its deadline, stay parked until due and are then dropped: purging them
-  // here with a subject filter stalled other consumers on nats-server 2.9.10.)
+  // Retention: the record and its history go once the retention time has passed, on retention's
+  // own stream (topology.ts), not among the timers. (Stale timers of the execution, such as its
+  // deadline, stay parked until due and are then dropped: purging them here with a subject filter
+  // stalled other consumers on nats-server 2.9.10.)
   const expire: TimerMessage = {
     execution: record.id,
     timer: expireEvent,
@@ -268,7 +270,7 @@ async function finish(deps: DispatchDeps, record: ExecutionRecord, end: Finish):
     event: { type: expireEvent },
   };
   await retryNats(() =>
-    js.publish(`${subjects.timers(record.id)}.expire`, JSON.stringify(expire), { msgID: expire.token }),
+    js.publish(retentionSubject(record.id), JSON.stringify(expire), { msgID: expire.token }),
   );
 }
 

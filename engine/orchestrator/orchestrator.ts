@@ -1,6 +1,7 @@
 /**
- * The orchestrator: reads events off BATON_EVENTS and timers off BATON_TIMERS, and applies each
- * event to its execution (apply-event.ts) with the durability rules of architecture.md:
+ * The orchestrator: reads events off BATON_EVENTS, timers off BATON_TIMERS and removals off
+ * BATON_RETENTION, and applies each event to its execution (apply-event.ts) with the durability
+ * rules of architecture.md:
  *
  * - the record is persisted with a compare-and-set on its KV revision before anything it
  *   produced leaves; on a conflict (another replica moved the execution) the batch is re-applied
@@ -25,6 +26,8 @@ import {
   ensureTopology,
   eventAckWaitMs,
   poisonSubject,
+  retentionStream,
+  retentionWindow,
   type Topology,
 } from "../nats/topology.ts";
 import { WorkflowStore } from "../nats/workflow-store.ts";
@@ -169,13 +172,17 @@ export class Orchestrator {
     const timers = await (
       await js.consumers.get(streams.timers, engineConsumers.timers)
     ).consume({ max_messages: 2_000 });
-    this.consumers.push(events, timers);
+    const retention = await (
+      await js.consumers.get(retentionStream, engineConsumers.retention)
+    ).consume({ max_messages: retentionWindow });
+    this.consumers.push(events, timers, retention);
     void this.loop(events, (message) => this.receiveEvent(message));
     // Events queued behind a write, or in a write that takes long (NATS slow or away), stay this
     // engine's: JetStream would otherwise hand them to another replica after the ack wait.
     this.keepAlive = setInterval(() => this.keepEventsAlive(), eventAckWaitMs / 3);
     this.keepAlive.unref();
     void this.loop(timers, (message) => this.receiveTimer(message));
+    void this.loop(retention, (message) => this.receiveTimer(message, { retention: true }));
   }
 
   /** Stops taking new work and lets the batches under way finish. */
@@ -520,7 +527,11 @@ export class Orchestrator {
     return compiled;
   }
 
-  private async receiveTimer(message: JsMsg): Promise<void> {
+  /**
+   * A timer off BATON_TIMERS, or a removal off BATON_RETENTION (`retention`: nothing else is taken
+   * there). Removals armed before retention had its own stream still come on BATON_TIMERS.
+   */
+  private async receiveTimer(message: JsMsg, { retention = false } = {}): Promise<void> {
     let timer: TimerMessage;
     try {
       timer = message.json<TimerMessage>();
@@ -531,7 +542,8 @@ export class Orchestrator {
     if (
       typeof timer?.due !== "number" ||
       typeof timer.execution !== "string" ||
-      !isExecutionId(timer.execution)
+      !isExecutionId(timer.execution) ||
+      (retention && timer.event?.type !== expireEvent)
     ) {
       this.log.warn("dropping a malformed timer", { subject: message.subject });
       message.term();

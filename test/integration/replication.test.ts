@@ -7,7 +7,7 @@
 import { connect, type NatsConnection } from "nats";
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import { ConfigError, loadEngineConfig } from "../../engine/config.ts";
-import { ensureTopology } from "../../engine/nats/topology.ts";
+import { ensureTopology, retentionStream } from "../../engine/nats/topology.ts";
 import { buckets, streams } from "../../sdk/protocol.ts";
 import { natsReplicas, ReplicationError } from "../../sdk/replication.ts";
 import { ensureTaskConsumer, ensureWorkerStreams } from "../../sdk/worker/jetstream-setup.ts";
@@ -113,6 +113,7 @@ describe("on a 3-node cluster", () => {
         "BATON_POISON",
         "BATON_TASKS",
         "BATON_TIMERS",
+        "BATON_RETENTION",
         "KV_baton_effects",
         "KV_baton_execution_index",
         "KV_baton_executions",
@@ -126,7 +127,7 @@ describe("on a 3-node cluster", () => {
       expect(info.config.num_replicas, name).toBe(3);
       if (name.startsWith("KV_")) expect(info.config.allow_direct, name).toBe(false);
     }
-    for (const stream of [streams.events, streams.timers, streams.tasks]) {
+    for (const stream of [streams.events, streams.timers, retentionStream, streams.tasks]) {
       for await (const consumer of jsm.consumers.list(stream))
         expect(consumer.config.num_replicas, `${stream}/${consumer.name}`).toBe(3);
     }

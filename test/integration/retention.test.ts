@@ -5,6 +5,7 @@ import { loadEngineConfig } from "../../engine/config.ts";
 import { Executions } from "../../engine/orchestrator/executions.ts";
 import { Orchestrator } from "../../engine/orchestrator/orchestrator.ts";
 import { executionIndexBucket } from "../../engine/nats/execution-index.ts";
+import { retentionStream, retentionWindow } from "../../engine/nats/topology.ts";
 import { buckets } from "../../sdk/protocol.ts";
 import { useNatsServer } from "../helpers/nats-server.ts";
 import { testLogger } from "../helpers/test-logger.ts";
@@ -73,3 +74,30 @@ steps:
     }
   }
 });
+
+it("removes finished executions beyond the window the engine holds at once", async () => {
+  const executions = await Executions.connect(nc);
+  await executions.apply(`baton: v1
+name: many
+steps:
+  - { name: done, return: 1 }
+`);
+  const count = retentionWindow + 100;
+  const ids: string[] = [];
+  for (let i = 0; i < count; i += 50)
+    ids.push(
+      ...(
+        await Promise.all(Array.from({ length: Math.min(50, count - i) }, () => executions.start("many", {})))
+      ).map((started) => started.id),
+    );
+  await waitUntil(
+    "every execution to be removed",
+    async () => {
+      for (const id of ids) if (await executions.get(id)) return undefined;
+      return true;
+    },
+    { timeoutMs: 60_000, intervalMs: 250 },
+  );
+  const jsm = await nc.jetstreamManager();
+  expect((await jsm.streams.info(retentionStream)).state.messages).toBe(0);
+}, 90_000);

@@ -1,0 +1,90 @@
+/**
+ * Retention's own path (docs/operations.md, "Retention"): a finished execution's removal is a
+ * message on BATON_RETENTION, not a timer, and the engine holds at most `retentionWindow` of them
+ * parked at once: a week of finished executions never fills the timers' room for parked
+ * messages. Real nats-server and orchestrator, the default retention (7 days).
+ */
+import { connect, type NatsConnection } from "nats";
+import { afterAll, beforeAll, expect, it } from "vitest";
+import { loadEngineConfig } from "../../engine/config.ts";
+import {
+  engineConsumers,
+  retentionStream,
+  retentionSubject,
+  retentionWindow,
+} from "../../engine/nats/topology.ts";
+import { Executions } from "../../engine/orchestrator/executions.ts";
+import { Orchestrator } from "../../engine/orchestrator/orchestrator.ts";
+import { streams, subjects } from "../../sdk/protocol.ts";
+import { useNatsServer } from "../helpers/nats-server.ts";
+import { waitUntil } from "../helpers/processes.ts";
+import { testLogger } from "../helpers/test-logger.ts";
+
+const server = useNatsServer();
+let nc: NatsConnection;
+let engine: Orchestrator;
+let executions: Executions;
+
+beforeAll(async () => {
+  nc = await connect({ servers: server().url });
+  engine = await Orchestrator.create(nc, loadEngineConfig({ NATS_URL: server().url }), testLogger);
+  await engine.start();
+  executions = await Executions.connect(nc);
+  await executions.apply(`baton: v1
+name: quick
+steps:
+  - { name: done, return: 1 }
+`);
+  await executions.apply(`baton: v1
+name: pause
+steps:
+  - { name: nap, wait: 200ms }
+  - { name: done, return: woke }
+`);
+});
+
+afterAll(async () => {
+  await engine?.stop();
+  await nc?.close();
+});
+
+it("parks finished executions' removals on their own stream, a window at a time, and timers still fire", async () => {
+  const count = retentionWindow + 44;
+  const ids: string[] = [];
+  for (let i = 0; i < count; i += 50)
+    ids.push(
+      ...(
+        await Promise.all(
+          Array.from({ length: Math.min(50, count - i) }, () => executions.start("quick", {})),
+        )
+      ).map((started) => started.id),
+    );
+  for (const id of ids) expect((await executions.waitForEnd(id, 30_000))?.status).toBe("succeeded");
+
+  const jsm = await nc.jetstreamManager();
+  // Every removal is on BATON_RETENTION, none among the timers.
+  await waitUntil("every removal to be on BATON_RETENTION", async () => {
+    const info = await jsm.streams.info(retentionStream);
+    return info.state.messages === count ? true : undefined;
+  });
+  const removals = await jsm.streams.info(retentionStream, { subjects_filter: retentionSubject(">") });
+  expect(Object.keys(removals.state.subjects ?? {}).sort()).toEqual(ids.map(retentionSubject).sort());
+  const timers = await jsm.streams.info(streams.timers, { subjects_filter: subjects.allTimers });
+  expect(Object.keys(timers.state.subjects ?? {}).filter((subject) => subject.endsWith(".expire"))).toEqual(
+    [],
+  );
+
+  // The engine holds a window of them, parked until due; the rest wait unread.
+  const consumer = await waitUntil("the retention window to fill", async () => {
+    const info = await jsm.consumers.info(retentionStream, engineConsumers.retention);
+    return info.num_ack_pending === retentionWindow ? info : undefined;
+  });
+  expect(consumer.num_pending).toBe(count - retentionWindow);
+  expect(consumer.config.max_ack_pending).toBe(retentionWindow);
+
+  // A user's timer is not behind them.
+  const { id } = await executions.start("pause", {});
+  const paused = await executions.waitForEnd(id, 30_000);
+  expect(paused?.status).toBe("succeeded");
+  expect(paused?.output).toBe("woke");
+});
