@@ -347,6 +347,12 @@ function noteStarted(
   });
 }
 
+/** The finish of an execution, naming the wake-ups it leaves armed (their messages are stale). */
+function withStaleWakes(finish: Finish, record: ExecutionRecord): Finish {
+  const stale = Object.keys(record.wakes ?? {});
+  return stale.length === 0 ? finish : { ...finish, staleWakes: stale };
+}
+
 /**
  * Fails an execution without its machine: an event that cannot be applied at all (a poison
  * event) ends it with `error`, so it does not wait forever. A parent hears of it as of any failure.
@@ -359,7 +365,7 @@ export function failExecution(current: ExecutionRecord, error: StepError, at: nu
   record.endedAt = at;
   record.output = null;
   record.error = error;
-  const finish: Finish = { status: "failed", output: null, error };
+  const finish = withStaleWakes({ status: "failed", output: null, error }, current);
   const commands: OutboxEntry[] = [{ type: "finish", params: finish as unknown as Json }];
   record.outbox = commands;
   return { record, commands, history, spans: [] };
@@ -456,9 +462,10 @@ function settle(
         record.error = finish.error;
         record.timers = {};
         record.deferred = {};
-        // Wake-ups still armed find an ended execution and change nothing.
+        // Wake-ups still armed would find an ended execution and change nothing: the finish
+        // removes their messages (dispatch-commands.ts), so they hold no room until due.
+        commands.push({ type: "finish", params: withStaleWakes(finish, record) as unknown as Json });
         record.wakes = {};
-        commands.push({ type: "finish", params: finish as unknown as Json });
         break;
       }
       default:

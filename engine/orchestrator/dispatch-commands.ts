@@ -8,6 +8,7 @@ import { headers as natsHeaders, type JetStreamClient, type NatsConnection, type
 import {
   headers,
   protocolVersion,
+  streams,
   subjects,
   taskMessageId,
   type CancelEnvelope,
@@ -272,6 +273,33 @@ async function finish(deps: DispatchDeps, record: ExecutionRecord, end: Finish):
   await retryNats(() =>
     js.publish(retentionSubject(record.id), JSON.stringify(expire), { msgID: expire.token }),
   );
+  if (end.staleWakes !== undefined) await removeStaleWakes(js, record.id, end.staleWakes);
+}
+
+/**
+ * Removes the messages of the wake-ups an ended execution left armed: parked until due (an
+ * attempt timeout minutes away, a deadline a day away), each would hold a place among the
+ * timers' unacknowledged messages and then change nothing. They are taken from the newest back,
+ * by sequence (deleting a message frees its place at once; purging by subject stalled other
+ * consumers on nats-server 2.9.10), and only while the newest is one of `tokens`: a wake-up armed
+ * since (the execution retried) has another token and stays, with whatever is behind it. Best
+ * effort: a wake-up left behind fires later and changes nothing.
+ */
+async function removeStaleWakes(js: JetStreamClient, execution: string, tokens: string[]): Promise<void> {
+  const stale = new Set(tokens);
+  const jsm = await js.jetstreamManager();
+  try {
+    while (stale.size > 0) {
+      const message = await jsm.streams.getMessage(streams.timers, {
+        last_by_subj: subjects.timers(execution),
+      });
+      const token = message.json<Partial<TimerMessage>>().token;
+      if (typeof token !== "string" || !stale.delete(token)) return;
+      await jsm.streams.deleteMessage(streams.timers, message.seq, false);
+    }
+  } catch {
+    // No message left on the subject, or one taken (fired) meanwhile: nothing more to remove.
+  }
 }
 
 /** Whether a stream captures `subject` (asked of the JetStream API, which answers in an election too). */

@@ -368,8 +368,9 @@ steps:
   });
 
   it("never runs a completed effect step again, even for a later attempt", async () => {
-    // Attempt 1 outlives its timeout but completes during the backoff; attempt 2 is then
-    // answered from the effect ledger instead of charging twice.
+    // Attempt 1 outlives its timeout but completes during the backoff (3 s, room for a loaded
+    // machine to finish a 300 ms handler); attempt 2 is then answered from the effect ledger
+    // instead of charging twice.
     const record = await run(
       `baton: v1
 name: charge
@@ -378,7 +379,7 @@ steps:
     call: slow-charge
     effect: true
     timeout: 100ms
-    retry: { attempts: 3, delay: 1s, backoff: constant }
+    retry: { attempts: 3, delay: 3s, backoff: constant }
 `,
       "charge",
       {},

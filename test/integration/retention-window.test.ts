@@ -2,7 +2,8 @@
  * Retention's own path (docs/operations.md, "Retention"): a finished execution's removal is a
  * message on BATON_RETENTION, not a timer, and the engine holds at most `retentionWindow` of them
  * parked at once: a week of finished executions never fills the timers' room for parked
- * messages. Real nats-server and orchestrator, the default retention (7 days).
+ * messages; and the wake-ups an execution leaves armed go when it ends. Real nats-server and
+ * orchestrator, the default retention (7 days).
  */
 import { connect, type NatsConnection } from "nats";
 import { afterAll, beforeAll, expect, it } from "vitest";
@@ -34,6 +35,11 @@ beforeAll(async () => {
 name: quick
 steps:
   - { name: done, return: 1 }
+`);
+  await executions.apply(`baton: v1
+name: gate
+steps:
+  - { name: approval, receive: { signal: go, timeout: 1h } }
 `);
   await executions.apply(`baton: v1
 name: pause
@@ -87,4 +93,30 @@ it("parks finished executions' removals on their own stream, a window at a time,
   const paused = await executions.waitForEnd(id, 30_000);
   expect(paused?.status).toBe("succeeded");
   expect(paused?.output).toBe("woke");
+});
+
+it("removes the wake-ups an execution leaves armed when it ends, so they hold no room until due", async () => {
+  // Each arms a wake-up for its receive's timeout (1 h); the signal ends it long before.
+  const ids = (await Promise.all(Array.from({ length: 50 }, () => executions.start("gate", {})))).map(
+    (started) => started.id,
+  );
+  const jsm = await nc.jetstreamManager();
+  await waitUntil("every wake-up to be armed", async () => {
+    const info = await jsm.streams.info(streams.timers, { subjects_filter: subjects.allTimers });
+    const armed = Object.keys(info.state.subjects ?? {});
+    return ids.every((id) => armed.includes(subjects.timers(id))) ? true : undefined;
+  });
+  await Promise.all(ids.map((id) => executions.signal(id, "go", { ok: true })));
+  for (const id of ids) expect((await executions.waitForEnd(id, 30_000))?.status).toBe("succeeded");
+  await waitUntil("the ended executions' wake-ups to be gone", async () => {
+    const info = await jsm.streams.info(streams.timers, { subjects_filter: subjects.allTimers });
+    const left = Object.keys(info.state.subjects ?? {}).filter((subject) =>
+      ids.some((id) => subject === subjects.timers(id)),
+    );
+    return left.length === 0 ? true : undefined;
+  });
+  await waitUntil("no timer to be parked", async () => {
+    const info = await jsm.consumers.info(streams.timers, engineConsumers.timers);
+    return info.num_ack_pending === 0 && info.num_pending === 0 ? true : undefined;
+  });
 });

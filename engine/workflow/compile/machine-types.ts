@@ -245,6 +245,8 @@ export interface Finish {
   status: ExecutionStatus;
   output: Json;
   error: StepError | null;
+  /** Set by the engine: the tokens of the wake-ups still armed when the execution ended. */
+  staleWakes?: string[];
 }
 
 export const historyTypes = [
