@@ -65,7 +65,7 @@ try {
       `run-api: still ${stage} after ${shutdownGraceMs} ms (BATON_SHUTDOWN_GRACE_MS); exiting\n`,
     );
     process.exit(1);
-  }, shutdownGraceMs).unref();
+  }, shutdownGraceMs);
   await api.close();
   stage = "stopping the engine";
   await engine?.stop();

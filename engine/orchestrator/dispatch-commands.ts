@@ -52,6 +52,7 @@ export interface DispatchDeps {
   retentionMs: number;
   /** A submitted workflow revision, compiled (a child's input is checked against it). */
   compiledFor: (name: string, revision: number) => Promise<CompiledWorkflow | undefined>;
+  log?: { info(message: string, fields?: Record<string, unknown>): void };
 }
 
 export type { TimerMessage } from "./command-events.ts";
@@ -260,20 +261,22 @@ async function finish(deps: DispatchDeps, record: ExecutionRecord, end: Finish):
   const answer = parentAnswer(record, end);
   if (answer) await publish(js, answer);
   // Retention: the record and its history go once the retention time has passed, on retention's
-  // own stream (topology.ts), not among the timers. (Stale timers of the execution, such as its
-  // deadline, stay parked until due and are then dropped: purging them here with a subject filter
-  // stalled other consumers on nats-server 2.9.10.)
+  // own stream (topology.ts), not among the timers. One removal per end: an execution retried and
+  // ended again gets another (the first, when due, finds a later end and goes), so no removal
+  // holds a place in the consumer's window past its own due time.
+  const endedAt = record.endedAt ?? Date.now();
   const expire: TimerMessage = {
     execution: record.id,
     timer: expireEvent,
-    token: `${record.id}.expire`,
-    due: (record.endedAt ?? Date.now()) + deps.retentionMs,
-    event: { type: expireEvent },
+    token: `${record.id}.expire.${endedAt}`,
+    due: endedAt + deps.retentionMs,
+    event: { type: expireEvent, endedAt } as TimerMessage["event"],
   };
   await retryNats(() =>
     js.publish(retentionSubject(record.id), JSON.stringify(expire), { msgID: expire.token }),
   );
-  if (end.staleWakes !== undefined) await removeStaleWakes(js, record.id, end.staleWakes);
+  // The wake-ups it left armed would stay parked until due and then change nothing.
+  if (end.staleWakes !== undefined) await removeStaleWakes(deps, record.id, end.staleWakes);
 }
 
 /**
@@ -285,10 +288,10 @@ async function finish(deps: DispatchDeps, record: ExecutionRecord, end: Finish):
  * since (the execution retried) has another token and stays, with whatever is behind it. Best
  * effort: a wake-up left behind fires later and changes nothing.
  */
-async function removeStaleWakes(js: JetStreamClient, execution: string, tokens: string[]): Promise<void> {
+async function removeStaleWakes(deps: DispatchDeps, execution: string, tokens: string[]): Promise<void> {
   const stale = new Set(tokens);
-  const jsm = await js.jetstreamManager();
   try {
+    const jsm = await deps.js.jetstreamManager(false);
     while (stale.size > 0) {
       const message = await jsm.streams.getMessage(streams.timers, {
         last_by_subj: subjects.timers(execution),
@@ -297,8 +300,13 @@ async function removeStaleWakes(js: JetStreamClient, execution: string, tokens: 
       if (typeof token !== "string" || !stale.delete(token)) return;
       await jsm.streams.deleteMessage(streams.timers, message.seq, false);
     }
-  } catch {
+  } catch (error) {
     // No message left on the subject, or one taken (fired) meanwhile: nothing more to remove.
+    if (!/not found|no message/i.test(String(error)))
+      deps.log?.info("could not remove an ended execution's wake-ups; they fire and change nothing", {
+        execution,
+        error: String(error),
+      });
   }
 }
 

@@ -151,6 +151,7 @@ export class Orchestrator {
       receives: this.receives,
       retentionMs: config.retentionMs,
       compiledFor: (name, revision) => this.compiledFor(name, revision),
+      log,
     };
   }
 
@@ -556,8 +557,10 @@ export class Orchestrator {
       return;
     }
     if (timer.event.type === expireEvent) {
-      const later = await this.expire(timer.execution);
-      // Retried since, and ended again: the record now expires later; keep the timer until then.
+      const { endedAt } = timer.event as { endedAt?: unknown };
+      const later = await this.expire(timer.execution, typeof endedAt === "number" ? endedAt : undefined);
+      // An end this removal does not know of (armed before removals named their end, with a
+      // retention lengthened since): the record expires later; keep the removal until then.
       if (later !== undefined) {
         message.nak(later);
         return;
@@ -570,12 +573,15 @@ export class Orchestrator {
   }
 
   /**
-   * Retention: a finished execution, its history and its effect ledger go. Resolves to the ms
-   * left when the execution was retried and ended again since (it expires that much later).
+   * Retention: a finished execution, its history and its effect ledger go, when the removal due
+   * is that of the execution's last end (`endedAt`). A removal of an earlier end (the execution
+   * was retried since) changes nothing: the later end, or the one to come, has its own. Resolves
+   * to the ms left when the record ends later than this removal allows for.
    */
-  private async expire(execution: string): Promise<number | undefined> {
+  private async expire(execution: string, endedAt: number | undefined): Promise<number | undefined> {
     const stored = await this.store.load(execution, { fresh: true });
-    if (stored && !isEnded(stored.record.status)) return 60_000; // running again: look later
+    if (stored && !isEnded(stored.record.status)) return undefined; // running again: its end arms another
+    if (stored && endedAt !== undefined && stored.record.endedAt !== endedAt) return undefined;
     const left = stored ? (stored.record.endedAt ?? 0) + this.config.retentionMs - Date.now() : 0;
     if (left > 0) return left;
     // The record goes last: while it exists, a crash here means the timer comes back and finishes the job.

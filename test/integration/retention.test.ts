@@ -5,7 +5,12 @@ import { loadEngineConfig } from "../../engine/config.ts";
 import { Executions } from "../../engine/orchestrator/executions.ts";
 import { Orchestrator } from "../../engine/orchestrator/orchestrator.ts";
 import { executionIndexBucket } from "../../engine/nats/execution-index.ts";
-import { retentionStream, retentionWindow } from "../../engine/nats/topology.ts";
+import {
+  engineConsumers,
+  retentionStream,
+  retentionSubject,
+  retentionWindow,
+} from "../../engine/nats/topology.ts";
 import { buckets } from "../../sdk/protocol.ts";
 import { useNatsServer } from "../helpers/nats-server.ts";
 import { testLogger } from "../helpers/test-logger.ts";
@@ -83,6 +88,8 @@ steps:
   - { name: done, return: 1 }
 `);
   const count = retentionWindow + 100;
+  const jsm = await nc.jetstreamManager();
+  const before = (await jsm.streams.info(retentionStream)).state.last_seq;
   const ids: string[] = [];
   for (let i = 0; i < count; i += 50)
     ids.push(
@@ -90,14 +97,59 @@ steps:
         await Promise.all(Array.from({ length: Math.min(50, count - i) }, () => executions.start("many", {})))
       ).map((started) => started.id),
     );
+  // Every one ended (its removal published) before any absence counts: a record not yet
+  // created is absent too.
+  await waitUntil(
+    "every execution to end",
+    async () =>
+      (await jsm.streams.info(retentionStream)).state.last_seq - before >= count ? true : undefined,
+    { timeoutMs: 60_000, intervalMs: 250 },
+  );
   await waitUntil(
     "every execution to be removed",
     async () => {
       for (const id of ids) if (await executions.get(id)) return undefined;
-      return true;
+      return (await jsm.streams.info(retentionStream)).state.messages === 0 ? true : undefined;
     },
     { timeoutMs: 60_000, intervalMs: 250 },
   );
-  const jsm = await nc.jetstreamManager();
-  expect((await jsm.streams.info(retentionStream)).state.messages).toBe(0);
 }, 90_000);
+
+it("lets go at once of a removal whose end is not the execution's last (it was retried since)", async () => {
+  const executions = await Executions.connect(nc);
+  await executions.apply(`baton: v1
+name: held
+steps:
+  - { name: gate, receive: { signal: go } }
+`);
+  const { id } = await executions.start("held", {});
+  await waitUntil("the execution to wait", async () =>
+    (await executions.get(id))?.status === "waiting" ? true : undefined,
+  );
+  // What an earlier end of it would have left: a removal due now, naming that end. (Made by hand:
+  // failing, retrying and waiting within the 1 s retention would race the removal.)
+  const js = nc.jetstream();
+  const earlierEnd = Date.now() - 5_000;
+  await js.publish(
+    retentionSubject(id),
+    JSON.stringify({
+      execution: id,
+      timer: "execution.expire",
+      token: `${id}.expire.${earlierEnd}`,
+      due: earlierEnd + 1_000,
+      event: { type: "execution.expire", endedAt: earlierEnd },
+    }),
+  );
+  const jsm = await nc.jetstreamManager();
+  // Taken and acknowledged, not parked to be looked at again: it holds no place in the window.
+  await waitUntil("the removal to be let go", async () => {
+    const info = await jsm.consumers.info(retentionStream, engineConsumers.retention);
+    return info.num_pending === 0 && info.num_ack_pending === 0 ? true : undefined;
+  });
+  expect((await executions.get(id))?.status).toBe("waiting");
+  await executions.signal(id, "go", {});
+  expect((await executions.waitForEnd(id, 10_000))?.status).toBe("succeeded");
+  await waitUntil("the execution to be removed after its own end", async () =>
+    (await executions.get(id)) ? undefined : true,
+  );
+});

@@ -298,7 +298,8 @@ describe("cancellation", () => {
     );
     await engine.cancel({ execution, step: "step-one", run: 1, attempt: 1, reason: "timed out" });
     expect(failed(await engine.waitForOutcome(execution)).code).toBe("Cancelled");
-    await engine.publishTask({ function: "sleep", input: { ms: 300 }, execution, attempt: 2 });
+    // Long enough that the late cancel below comes while it runs.
+    await engine.publishTask({ function: "sleep", input: { ms: 3_000 }, execution, attempt: 2 });
     await engine.waitForEvent(
       (e) =>
         e.envelope.execution === execution && e.envelope.type === "task.started" && e.envelope.attempt === 2,

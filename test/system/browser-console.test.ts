@@ -8,7 +8,7 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Browser, BrowserContext, Page } from "playwright-core";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from "vitest";
 import { launchBrowser } from "../helpers/browser.ts";
 import { useNatsServer } from "../helpers/nats-server.ts";
 import { killAllProcesses, spawnProcess, waitUntil } from "../helpers/processes.ts";
@@ -238,42 +238,52 @@ describe("the console at /ui", () => {
     await page.close();
   });
 
-  it("shows progress live, workflows with their routes, workers and deliveries", async () => {
-    const started = await fetch(`${api}/train`, {
-      method: "POST",
-      headers: { "content-type": "application/json" },
-      // A minute of training: progress is shown only while the step runs, and a loaded machine
-      // may take seconds to load the page and open its websocket. Cancelled below.
-      body: JSON.stringify({ epochs: 100, msPerEpoch: 600 }),
-    });
-    const { id } = (await started.json()) as { id: string };
-    const page = await openConsole(`/executions/${id}`);
-    await page.locator("[data-testid=progress]").waitFor({ timeout: 40_000 });
-    expect(await page.textContent("[data-testid=progress]")).toMatch(/train attempt 1 · epoch \d+\/100/);
-    if (screenshots)
-      await page.screenshot({ path: join(root, "docs/images/console-progress.png"), fullPage: true });
+  it(
+    "shows progress live, workflows with their routes, workers and deliveries",
+    { timeout: 180_000 },
+    async () => {
+      const started = await fetch(`${api}/train`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        // A minute of training: progress is shown only while the step runs, and a loaded machine
+        // may take seconds to load the page and open its websocket. Cancelled below.
+        body: JSON.stringify({ epochs: 100, msPerEpoch: 600 }),
+      });
+      const { id } = (await started.json()) as { id: string };
+      onTestFinished(async () => {
+        await call("POST", `/v1/executions/${id}/cancel`).catch(() => undefined);
+      });
+      const page = await openConsole(`/executions/${id}`);
+      await page.locator("[data-testid=progress]").waitFor({ timeout: 40_000 });
+      expect(await page.textContent("[data-testid=progress]")).toMatch(/train attempt 1 · epoch \d+\/100/);
+      if (screenshots)
+        await page.screenshot({ path: join(root, "docs/images/console-progress.png"), fullPage: true });
 
-    await page.goto(`${api}/ui#/workflows/train-model`);
-    await page.locator("text=POST /train (async, public, 20/s)").waitFor({ timeout: 10_000 });
-    // The diagram of the steps, drawn by Mermaid (loaded on demand).
-    await page.locator("[data-testid=diagram] svg").waitFor({ timeout: 30_000 });
-    const diagram = (await page.textContent("[data-testid=diagram]")) ?? "";
-    for (const step of ["prepare", "train", "report"]) expect(diagram).toContain(step);
-    if (screenshots)
-      await page.screenshot({ path: join(root, "docs/images/console-workflow.png"), fullPage: true });
+      await page.goto(`${api}/ui#/workflows/train-model`);
+      await page.locator("text=POST /train (async, public, 20/s)").waitFor({ timeout: 10_000 });
+      // The diagram of the steps, drawn by Mermaid (loaded on demand).
+      await page.locator("[data-testid=diagram] svg").waitFor({ timeout: 30_000 });
+      const diagram = (await page.textContent("[data-testid=diagram]")) ?? "";
+      for (const step of ["prepare", "train", "report"]) expect(diagram).toContain(step);
+      if (screenshots)
+        await page.screenshot({ path: join(root, "docs/images/console-workflow.png"), fullPage: true });
 
-    await page.goto(`${api}/ui#/workers`);
-    await page.locator("[data-testid=workers]", { hasText: "console-worker" }).waitFor({ timeout: 10_000 });
-    expect(await page.textContent("[data-testid=workers]")).toContain("train-model");
+      await page.goto(`${api}/ui#/workers`);
+      await page.locator("[data-testid=workers]", { hasText: "console-worker" }).waitFor({ timeout: 10_000 });
+      expect(await page.textContent("[data-testid=workers]")).toContain("train-model");
 
-    await page.goto(`${api}/ui#/deliveries`);
-    await page.locator(`[data-testid=deliveries] a[href="#/executions/${id}"]`).waitFor({ timeout: 10_000 });
+      await page.goto(`${api}/ui#/deliveries`);
+      await page
+        .locator(`[data-testid=deliveries] a[href="#/executions/${id}"]`)
+        .waitFor({ timeout: 10_000 });
 
-    await page.goto(`${api}/ui#/executions`);
-    await page.locator(`[data-testid=executions] a[href="#/executions/${id}"]`).waitFor({ timeout: 10_000 });
-    if (screenshots)
-      await page.screenshot({ path: join(root, "docs/images/console-executions.png"), fullPage: true });
-    await page.close();
-    await call("POST", `/v1/executions/${id}/cancel`);
-  });
+      await page.goto(`${api}/ui#/executions`);
+      await page
+        .locator(`[data-testid=executions] a[href="#/executions/${id}"]`)
+        .waitFor({ timeout: 10_000 });
+      if (screenshots)
+        await page.screenshot({ path: join(root, "docs/images/console-executions.png"), fullPage: true });
+      await page.close();
+    },
+  );
 });
