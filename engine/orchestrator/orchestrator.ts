@@ -166,24 +166,19 @@ export class Orchestrator {
   async start(): Promise<void> {
     await this.receives.start();
     this.served.start();
-    const { js } = this.topology;
-    const events = await (
-      await js.consumers.get(streams.events, engineConsumers.events)
-    ).consume({ max_messages: 2_000 });
-    const timers = await (
-      await js.consumers.get(streams.timers, engineConsumers.timers)
-    ).consume({ max_messages: 2_000 });
-    const retention = await (
-      await js.consumers.get(retentionStream, engineConsumers.retention)
-    ).consume({ max_messages: retentionWindow });
-    this.consumers.push(events, timers, retention);
-    void this.loop(events, (message) => this.receiveEvent(message));
+    // start() resolves once every read is open, and fails when one cannot be opened.
+    const reads = [
+      this.consume(streams.events, engineConsumers.events, 2_000, (message) => this.receiveEvent(message)),
+      this.consume(streams.timers, engineConsumers.timers, 2_000, (message) => this.receiveTimer(message)),
+      this.consume(retentionStream, engineConsumers.retention, retentionWindow, (message) =>
+        this.receiveTimer(message, { retention: true }),
+      ),
+    ];
+    await Promise.all(reads.map((read) => read.opened));
     // Events queued behind a write, or in a write that takes long (NATS slow or away), stay this
     // engine's: JetStream would otherwise hand them to another replica after the ack wait.
     this.keepAlive = setInterval(() => this.keepEventsAlive(), eventAckWaitMs / 3);
     this.keepAlive.unref();
-    void this.loop(timers, (message) => this.receiveTimer(message));
-    void this.loop(retention, (message) => this.receiveTimer(message, { retention: true }));
   }
 
   /** Stops taking new work and lets the batches under way finish. */
@@ -209,15 +204,65 @@ export class Orchestrator {
       }
   }
 
-  private async loop(messages: ConsumerMessages, handle: (message: JsMsg) => void | Promise<void>) {
-    for await (const message of messages) {
-      try {
-        await handle(message);
-      } catch (error) {
-        this.log.error("could not handle a message", { subject: message.subject, error: String(error) });
-        message.nak(retryDelayMs);
+  /**
+   * Reads a durable consumer until the orchestrator stops. A read that ends on its own (nats.js
+   * stops it on some server answers, e.g. after nats-server lost state in a crash) is opened
+   * again after a second: an engine whose reads silently ended would hold its share of nothing,
+   * and never say so. `opened` resolves when the first read is open (rejects if it cannot be).
+   */
+  private consume(
+    stream: string,
+    consumer: string,
+    maxMessages: number,
+    handle: (message: JsMsg) => void | Promise<void>,
+  ): { opened: Promise<void> } {
+    let opened!: () => void;
+    let failed!: (error: unknown) => void;
+    const first = new Promise<void>((resolve, reject) => {
+      opened = resolve;
+      failed = reject;
+    });
+    let isFirst = true;
+    void (async () => {
+      while (!this.stopped) {
+        let messages: ConsumerMessages | undefined;
+        try {
+          messages = await (
+            await this.topology.js.consumers.get(stream, consumer)
+          ).consume({ max_messages: maxMessages });
+          this.consumers.push(messages);
+          if (this.stopped) messages.stop();
+          if (isFirst) opened();
+          isFirst = false;
+          for await (const message of messages) {
+            try {
+              await handle(message);
+            } catch (error) {
+              this.log.error("could not handle a message", {
+                subject: message.subject,
+                error: String(error),
+              });
+              message.nak(retryDelayMs);
+            }
+          }
+          if (this.stopped) return;
+          this.log.warn("a read of a consumer ended; reading again", { stream, consumer });
+        } catch (error) {
+          if (isFirst) return failed(error);
+          if (this.stopped) return;
+          this.log.warn("a read of a consumer failed; reading again", {
+            stream,
+            consumer,
+            error: String(error),
+          });
+        } finally {
+          const index = messages === undefined ? -1 : this.consumers.indexOf(messages);
+          if (index >= 0) this.consumers.splice(index, 1);
+        }
+        await new Promise((resolve) => setTimeout(resolve, 1_000));
       }
-    }
+    })();
+    return { opened: first };
   }
 
   private receiveEvent(message: JsMsg): void {
