@@ -129,6 +129,8 @@ export async function startPool(options: PoolOptions): Promise<RunningPool> {
           ...(options.workerEnv ?? process.env),
           NATS_URL: options.natsUrl,
           BATON_WORKER_NAME: name,
+          // A pool killed with SIGKILL cannot stop its workers: they drain once it is gone.
+          BATON_WORKER_PARENT_PID: String(process.pid),
           BATON_WORKER_CONCURRENCY: String(fn.scale.concurrency),
           BATON_WORKER_EFFECT_CONCURRENCY: String(fn.scale.concurrency),
         },

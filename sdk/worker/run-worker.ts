@@ -9,6 +9,7 @@
 // BATON_WORKER_CONCURRENCY (default 16), BATON_WORKER_EFFECT_CONCURRENCY (default: the former),
 // BATON_WORKER_HEAP_MB (default 512), BATON_WORKER_DRAIN_TIMEOUT_MS (default 30000),
 // BATON_NATS_REPLICAS (1 to 5, default 1: replicas of the streams and buckets a worker creates),
+// BATON_WORKER_PARENT_PID (drain when that process, which started it, is gone),
 // BATON_LOG_LEVEL (debug, info, warn, error, silent; default info).
 import { natsReplicas } from "../replication.ts";
 import { pathToFileURL } from "node:url";
@@ -55,10 +56,37 @@ export async function runWorker(
   };
   process.on("SIGTERM", onSignal);
   process.on("SIGINT", onSignal);
+  const orphanWatch = watchParent(env, () => {
+    process.stderr.write(
+      `baton worker: the process that started it (pid ${env.BATON_WORKER_PARENT_PID}) is gone; draining\n`,
+    );
+    draining.abort();
+  });
   await worker.closed;
+  clearInterval(orphanWatch);
   process.off("SIGTERM", onSignal);
   process.off("SIGINT", onSignal);
   return worker.failure === undefined ? 0 : 1;
+}
+
+/**
+ * `BATON_WORKER_PARENT_PID`: the pid of the process that started this worker and is to stop it
+ * (a pool, `baton dev`). When that process is gone (killed with SIGKILL, it could not stop its
+ * workers), this one is re-parented, and drains as on SIGTERM instead of serving on unmanaged.
+ */
+function watchParent(env: NodeJS.ProcessEnv, onGone: () => void): NodeJS.Timeout | undefined {
+  const parent = numberFrom(env, "BATON_WORKER_PARENT_PID");
+  if (parent === undefined) return undefined;
+  const check = (): boolean => {
+    if (process.ppid === parent) return false;
+    clearInterval(timer);
+    onGone();
+    return true;
+  };
+  const timer = setInterval(check, 1_000);
+  timer.unref();
+  check();
+  return timer;
 }
 
 function numberFrom(env: NodeJS.ProcessEnv, name: string): number | undefined {

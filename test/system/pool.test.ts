@@ -4,7 +4,8 @@
  * function runs with no worker started by hand (the pool scales from zero), more workers come
  * under a backlog of 200 tasks (never more than maxScale, with two pools), they go after a short
  * idle, a new version deployed while tasks run loses none and runs the new tasks, and a package
- * whose workers crash at run is marked unhealthy and its step fails FunctionUnavailable.
+ * whose workers crash at run is marked unhealthy and its step fails FunctionUnavailable; a pool
+ * killed with SIGKILL leaves no worker behind and the other takes its function over.
  */
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -261,4 +262,50 @@ describe("the pool", () => {
       expect(lines).toMatch(/"msg":"function marked unhealthy"/);
     },
   );
+
+  // Last: it kills one of the two pools.
+  it("a pool killed with SIGKILL leaves no worker behind, and the other pool takes its function", async () => {
+    writeFileSync(join(dir, "warm.ts"), sleepyModule("warm").replaceAll('"sleepy"', '"warm"'));
+    await deploy(join(dir, "warm.ts"), "--min-scale", "1");
+    // The pool holding the function's lease starts its one warm worker.
+    const started = await waitUntil(
+      "a warm worker to start",
+      () => {
+        for (const pool of pools) {
+          const match = /"msg":"worker started".*"function":"warm".*"pid":(\d+)/.exec(pool.output());
+          if (match) return { pool, pid: Number(match[1]) };
+        }
+        return undefined;
+      },
+      { timeoutMs: 30_000, intervalMs: 100 },
+    );
+    await waitUntil("the warm worker to serve", async () =>
+      (await getFunction("warm")).workers.length === 1 ? true : undefined,
+    );
+    // Only the pool: a SIGKILL leaves it no chance to stop its workers.
+    process.kill(started.pool.child.pid!, "SIGKILL");
+    await waitUntil(
+      "the killed pool's worker to exit",
+      () => {
+        try {
+          process.kill(started.pid, 0);
+          return undefined;
+        } catch {
+          return true;
+        }
+      },
+      { timeoutMs: 60_000, intervalMs: 100 },
+    );
+    const other = pools.find((pool) => pool !== started.pool)!;
+    const otherId = /"msg":"pool started","pool":"([^"]+)"/.exec(other.output())![1]!;
+    // Its lease expires (10 s) and the other pool keeps the function warm.
+    await waitUntil(
+      "the other pool to run the warm worker",
+      async () =>
+        (await getFunction("warm")).workers.some((worker) => worker.worker.startsWith(otherId))
+          ? true
+          : undefined,
+      { timeoutMs: 60_000, intervalMs: 200 },
+    );
+  }, 150_000);
 });

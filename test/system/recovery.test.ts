@@ -20,6 +20,8 @@ const server = useNatsServer();
 const effectDir = mkdtempSync(join(tmpdir(), "baton-effects-"));
 let nc: NatsConnection;
 let executions: Executions;
+/** The engine and worker that live through every test: their output goes with a timeout. */
+const base: TestProcess[] = [];
 
 function env(): NodeJS.ProcessEnv {
   return { ...process.env, NATS_URL: server().url, BATON_EFFECT_DIR: effectDir, BATON_LOG_LEVEL: "warn" };
@@ -70,8 +72,7 @@ beforeAll(async () => {
   executions = await Executions.connect(nc);
   await executions.apply(workflow);
   // One engine and one worker that live through every test; tests add (and kill) their own.
-  await startEngine("engine-base");
-  await startWorker("worker-base");
+  base.push(await startEngine("engine-base"), await startWorker("worker-base"));
 });
 
 afterAll(async () => {
@@ -104,7 +105,10 @@ async function waitForAll(ids: Iterable<string>, timeoutMs = 60_000) {
       return pending.size === 0 ? true : undefined;
     },
     { timeoutMs, intervalMs: 100 },
-  );
+  ).catch((error: Error) => {
+    const tails = base.map((child) => `--- ${child.output().split("\n").slice(-30).join("\n")}`);
+    throw new Error(`${error.message}; ${pending.size} still running\n${tails.join("\n")}`, { cause: error });
+  });
   return records;
 }
 
