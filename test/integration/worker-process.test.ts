@@ -1,6 +1,6 @@
 // Worker processes (sdk/worker/run-worker.ts, what `baton worker` runs) killed and drained: a task
 // whose worker dies is finished by another, and SIGTERM lets the running attempt finish first.
-import { mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
@@ -63,11 +63,11 @@ function startedBy(execution: string) {
 describe("worker processes", () => {
   it("a task whose worker is killed mid-attempt is delivered again and finished by another worker", async () => {
     const first = await startWorker("first");
-    const { envelope } = await engine.publishTask({
-      function: "block-once",
-      input: { marker: join(dir, "block-once-marker") },
-    });
+    const marker = join(dir, "block-once-marker");
+    const { envelope } = await engine.publishTask({ function: "block-once", input: { marker } });
     expect((await startedBy(envelope.execution)).envelope.worker).toBe(first.id);
+    // Killed mid-attempt: once its handler runs (the marker makes the next run the one that returns).
+    await waitUntil("the handler to run", () => (existsSync(marker) ? true : undefined));
     // The second worker starts only now, so the task can reach it only by redelivery.
     const second = await startWorker("second");
     const killedAt = Date.now();
@@ -127,11 +127,18 @@ describe("worker processes", () => {
     const impatient = await startWorker("impatient", [processFunctions], {
       BATON_WORKER_DRAIN_TIMEOUT_MS: "200",
     });
+    const marker = join(dir, "drain-timeout-marker");
     const { envelope } = await engine.publishTask({
       function: "block-once",
-      input: { marker: join(dir, "drain-timeout-marker") },
+      input: { marker },
+      // Room for a loaded machine to stop one worker and start another (the default 30 s was
+      // once used up, and the next worker answered Timeout).
+      deadline: Date.now() + 5 * 60_000,
     });
     expect((await startedBy(envelope.execution)).envelope.worker).toBe(impatient.id);
+    // The handler itself runs (its isolate may take a moment to start after task.started): the
+    // marker it writes makes the next run of it the one that returns.
+    await waitUntil("the handler to run", () => (existsSync(marker) ? true : undefined));
     impatient.process.child.kill("SIGTERM");
     expect(await impatient.process.waitForExit()).toEqual({ code: 0, signal: null });
     expect(impatient.process.output()).toMatch(/giving back the tasks still running/);
@@ -148,9 +155,19 @@ describe("worker processes", () => {
       { timeoutMs: 1_500, intervalMs: 20 },
     );
     const next = await startWorker("next");
-    const outcome = await engine.waitForOutcome(envelope.execution, 30_000);
-    expect(outcome.envelope).toMatchObject({ type: "task.succeeded", worker: next.id });
-  });
+    const outcome = await engine.waitForOutcome(envelope.execution, 60_000).catch((error: Error) => {
+      const seen = engine.events
+        .filter((event) => event.envelope.execution === envelope.execution)
+        .map((event) => JSON.stringify(event.envelope));
+      throw new Error(`${error.message}\n${seen.join("\n")}\n--- next:\n${next.process.output()}`, {
+        cause: error,
+      });
+    });
+    expect(outcome.envelope, JSON.stringify(outcome.envelope)).toMatchObject({
+      type: "task.succeeded",
+      worker: next.id,
+    });
+  }, 120_000);
 
   it("refuses to start, with a clear message, when a module exports no functions", async () => {
     const worker = spawnTsx(runWorker, [join(import.meta.dirname, "../fixtures/worker/engine-double.ts")], {
