@@ -292,13 +292,26 @@ async function removeStaleWakes(deps: DispatchDeps, execution: string, tokens: s
   const stale = new Set(tokens);
   try {
     const jsm = await deps.js.jetstreamManager(false);
-    while (stale.size > 0) {
-      const message = await jsm.streams.getMessage(streams.timers, {
-        last_by_subj: subjects.timers(execution),
-      });
-      const token = message.json<Partial<TimerMessage>>().token;
+    // Oldest first, by subject (nats-server answers "next on this subject from here" from its
+    // subject index); then deleted from the newest back.
+    const armed: { seq: number; token: unknown }[] = [];
+    for (let seq = 1; ;) {
+      // Parked wake-ups only (fired ones are acknowledged, so gone): a handful. Past this many,
+      // something else is going on; leave them all.
+      if (armed.length >= 1_000) return;
+      const message = await jsm.streams
+        .getMessage(streams.timers, { next_by_subj: subjects.timers(execution), seq } as never)
+        .catch((error: unknown) => {
+          if (/not found|no message/i.test(String(error))) return undefined;
+          throw error;
+        });
+      if (message === undefined) break;
+      armed.push({ seq: message.seq, token: message.json<Partial<TimerMessage>>().token });
+      seq = message.seq + 1;
+    }
+    for (const { seq, token } of armed.reverse()) {
       if (typeof token !== "string" || !stale.delete(token)) return;
-      await jsm.streams.deleteMessage(streams.timers, message.seq, false);
+      await jsm.streams.deleteMessage(streams.timers, seq, false);
     }
   } catch (error) {
     // No message left on the subject, or one taken (fired) meanwhile: nothing more to remove.

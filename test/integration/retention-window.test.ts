@@ -14,6 +14,8 @@ import {
   retentionSubject,
   retentionWindow,
 } from "../../engine/nats/topology.ts";
+import { dispatchCommands, type DispatchDeps } from "../../engine/orchestrator/dispatch-commands.ts";
+import type { ExecutionRecord } from "../../engine/orchestrator/execution-record.ts";
 import { Executions } from "../../engine/orchestrator/executions.ts";
 import { Orchestrator } from "../../engine/orchestrator/orchestrator.ts";
 import { streams, subjects } from "../../sdk/protocol.ts";
@@ -119,4 +121,51 @@ it("removes the wake-ups an execution leaves armed when it ends, so they hold no
     const info = await jsm.consumers.info(streams.timers, engineConsumers.timers);
     return info.num_ack_pending === 0 && info.num_pending === 0 ? true : undefined;
   });
+});
+
+it("leaves a wake-up armed since the end (the execution retried) and everything behind it", async () => {
+  // A finish sent again after the execution was retried and armed a new wake-up (an outbox
+  // resent after a crash): only what the finish names, from the newest back, may go.
+  const js = nc.jetstream();
+  const jsm = await nc.jetstreamManager();
+  const arm = async (execution: string, token: string) =>
+    js.publish(
+      subjects.timers(execution),
+      JSON.stringify({
+        execution,
+        timer: "baton.wake",
+        token,
+        due: Date.now() + 3_600_000,
+        event: { type: "baton.wake" },
+      }),
+    );
+  const tokensOf = async (execution: string) => {
+    const tokens: string[] = [];
+    for (let seq = 1; ;) {
+      const message = await jsm.streams
+        .getMessage(streams.timers, { next_by_subj: subjects.timers(execution), seq } as never)
+        .catch(() => undefined);
+      if (!message) return tokens;
+      tokens.push(message.json<{ token: string }>().token);
+      seq = message.seq + 1;
+    }
+  };
+  const finish = (execution: string, staleWakes: string[]) =>
+    dispatchCommands(
+      { js, nc, retentionMs: 7 * 86_400_000 } as unknown as DispatchDeps,
+      { id: execution, endedAt: Date.now() } as unknown as ExecutionRecord,
+      [{ type: "finish", params: { status: "succeeded", output: null, error: null, staleWakes } }],
+    );
+
+  const retried = "xretriedexecution00000001";
+  await arm(retried, `${retried}.w1`);
+  await arm(retried, `${retried}.w2`); // armed after the retry: not named by the old finish
+  await finish(retried, [`${retried}.w1`]);
+  expect(await tokensOf(retried)).toEqual([`${retried}.w1`, `${retried}.w2`]);
+
+  const ended = "xendedexecution0000000001";
+  await arm(ended, `${ended}.w1`);
+  await arm(ended, `${ended}.w2`);
+  await finish(ended, [`${ended}.w1`, `${ended}.w2`]);
+  expect(await tokensOf(ended)).toEqual([]);
 });
