@@ -26,7 +26,7 @@ import type {
   Subscribe,
 } from "../workflow/compile/machine-types.ts";
 import type { CompiledWorkflow } from "../workflow/compile/compile-workflow.ts";
-import { retentionSubject } from "../nats/topology.ts";
+import { isNotFound, retentionSubject } from "../nats/topology.ts";
 import type { ArmTimer, RecordEffect } from "./apply-event.ts";
 import {
   childCancel,
@@ -302,7 +302,7 @@ async function removeStaleWakes(deps: DispatchDeps, execution: string, tokens: s
       const message = await jsm.streams
         .getMessage(streams.timers, { next_by_subj: subjects.timers(execution), seq } as never)
         .catch((error: unknown) => {
-          if (/not found|no message/i.test(String(error))) return undefined;
+          if (isGone(error)) return undefined;
           throw error;
         });
       if (message === undefined) break;
@@ -314,14 +314,17 @@ async function removeStaleWakes(deps: DispatchDeps, execution: string, tokens: s
       await jsm.streams.deleteMessage(streams.timers, seq, false);
     }
   } catch (error) {
-    // No message left on the subject, or one taken (fired) meanwhile: nothing more to remove.
-    if (!/not found|no message/i.test(String(error)))
+    // One taken (fired) meanwhile: nothing more to remove.
+    if (!isGone(error))
       deps.log?.info("could not remove an ended execution's wake-ups; they fire and change nothing", {
         execution,
         error: String(error),
       });
   }
 }
+
+/** A message (or the stream's answer for one) that is not there: "no message found", "not found". */
+const isGone = (error: unknown) => isNotFound(error) || /no message found/i.test(String(error));
 
 /** Whether a stream captures `subject` (asked of the JetStream API, which answers in an election too). */
 async function isCaptured(js: JetStreamClient, subject: string): Promise<boolean> {

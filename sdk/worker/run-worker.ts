@@ -77,11 +77,10 @@ export async function runWorker(
 function watchParent(env: NodeJS.ProcessEnv, onGone: () => void): NodeJS.Timeout | undefined {
   const parent = numberFrom(env, "BATON_WORKER_PARENT_PID");
   if (parent === undefined) return undefined;
-  const check = (): boolean => {
-    if (process.ppid === parent) return false;
+  const check = (): void => {
+    if (process.ppid === parent) return;
     clearInterval(timer);
     onGone();
-    return true;
   };
   const timer = setInterval(check, 1_000);
   timer.unref();
