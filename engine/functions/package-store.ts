@@ -7,12 +7,18 @@
  * | baton_functions      | KV           | `fn.<name>`: the latest version and the scale settings (or a   |
  * |                      |              | tombstone); `ver.<name>.<version>`: every version; and         |
  * |                      |              | `health.<name>`: set by a pool when a version keeps crashing   |
- * | baton_packages       | object store | `<name>/v<version>`: the bundle of each version                |
+ * | baton_packages       | object store | `<name>/<digest>`: each bundle, named by its content; versions |
+ * |                      |              | stored before this naming: `<name>/v<version>`                 |
  *
- * A version only grows: it is reserved with a compare-and-set on `ver.<name>.<version>` and the
- * head moves with a compare-and-set from the entry it was read from (as workflow revisions do,
- * engine/nats/workflow-store.ts). An upload whose digest equals the latest version's keeps that
- * version (its scale settings may change).
+ * An upload writes in this order, so that a crash anywhere leaves nothing that names what is not
+ * there: the bundle (named by its digest, so writing it again is harmless), then the version
+ * (`ver.<name>.<version>`, reserved with a compare-and-set, naming the digest), then the head
+ * (moved with a compare-and-set from the entry it was read from, as workflow revisions do,
+ * engine/nats/workflow-store.ts). A crash after the bundle leaves an object nothing names (the
+ * next upload of the same code writes it again); after the version, a version the head does not
+ * name (listed, loadable; the next upload takes the number after it). A version only grows. An
+ * upload whose digest equals the latest version's keeps that version (its scale settings may
+ * change).
  */
 import { listKeys } from "../nats/kv-keys.ts";
 import { retryNats } from "../../sdk/nats-retry.ts";
@@ -20,6 +26,7 @@ import { natsReplicas, openBucket, reconcileStream } from "../../sdk/replication
 import { createHash } from "node:crypto";
 import { StorageType, type JetStreamClient, type KV, type ObjectStore } from "nats";
 import { eraseKeys } from "../nats/kv-erase.ts";
+import { crashPoint } from "../orchestrator/crash-points.ts";
 
 export const functionsBucket = "baton_functions";
 export const packagesBucket = "baton_packages";
@@ -51,6 +58,8 @@ export interface PackageVersion {
   size: number;
   environment: Environment;
   createdAt: string;
+  /** The bundle's object in `baton_packages`; absent on versions stored before it was named. */
+  object?: string;
 }
 
 /** The head of a function: its latest version and how it is scaled. */
@@ -79,7 +88,10 @@ export type PackagePutOutcome = "created" | "updated" | "unchanged" | "rescaled"
 const headKey = (name: string) => `fn.${name}`;
 const versionKey = (name: string, version: number) => `ver.${name}.${version}`;
 const healthKey = (name: string) => `health.${name}`;
-export const objectName = (name: string, version: number) => `${name}/v${version}`;
+/** The object of a bundle: named by its content, so an upload that is repeated writes the same one. */
+export const objectName = (name: string, digest: string) => `${name}/${digest.replace(":", "-")}`;
+/** The object of a version stored before bundles were named by their digest. */
+const legacyObjectName = (name: string, version: number) => `${name}/v${version}`;
 
 const isTombstone = (value: FunctionPackage | Tombstone): value is Tombstone => "deleted" in value;
 
@@ -133,15 +145,17 @@ export class PackageStore {
           return { fn, outcome: "rescaled" };
         continue;
       }
+      // The bundle before anything names it: once a version exists, its bundle can be read.
+      const object = objectName(name, digest);
+      const stored = await this.objects.info(object);
+      if (stored === null || stored.deleted)
+        await this.objects.putBlob({ name: object, description: digest, headers: undefined }, bundle);
+      crashPoint("package-after-bundle");
       let version = (head?.version ?? 0) + 1;
-      const base = { name, digest, size: bundle.byteLength, environment, createdAt: now };
+      const base = { name, digest, size: bundle.byteLength, environment, createdAt: now, object };
       while (!(await this.createKey(versionKey(name, version), JSON.stringify({ ...base, version }))))
         version += 1;
-      // The bundle before the head: once a head names a version, its bundle can be read.
-      await this.objects.putBlob(
-        { name: objectName(name, version), description: digest, headers: undefined },
-        bundle,
-      );
+      crashPoint("package-after-version");
       const fn: FunctionPackage = { ...base, version, scale, updatedAt: now };
       if (await this.moveHead(name, JSON.stringify(fn), entry?.revision)) {
         // A new version gets a fresh chance: the pools try it even if the last one was unhealthy.
@@ -149,7 +163,7 @@ export class PackageStore {
         return { fn, outcome: latest ? "updated" : "created" };
       }
       // Another writer moved the head first: nothing names this version; take it back and retry.
-      await this.objects.delete(objectName(name, version)).catch(() => undefined);
+      // The bundle stays: a version of the same code (the other writer's, perhaps) names it too.
       await eraseKeys(this.kv, versionKey(name, version)).catch(() => undefined);
     }
   }
@@ -197,7 +211,7 @@ export class PackageStore {
   ): Promise<{ bundle: Uint8Array; info: PackageVersion } | undefined> {
     const info = await this.version(name, version);
     if (info === undefined) return undefined;
-    const bundle = await this.objects.getBlob(objectName(name, version));
+    const bundle = await this.objects.getBlob(info.object ?? legacyObjectName(name, version));
     if (bundle === null) return undefined;
     if (digestOf(bundle) !== info.digest)
       throw new Error(`the bundle of ${name}@${version} does not match its digest ${info.digest}`);
@@ -228,12 +242,28 @@ export class PackageStore {
     return entry.json<FunctionHealth>();
   }
 
-  /** Marks `version` of `name` unhealthy, unless a newer version has been deployed since. */
-  async markUnhealthy(name: string, version: number, reason: string): Promise<void> {
+  /**
+   * Marks `version` of `name` unhealthy, unless a newer version has been deployed since.
+   *
+   * A deploy moves the head, then clears the mark. One that lands between this read of the head
+   * and the write of the mark has cleared nothing yet; so the head is read again after the write,
+   * and a mark it outdates is taken back (a delete on the mark's own revision: never a newer mark).
+   * `afterCheck` runs between the first read and the write; tests use it to deploy there.
+   */
+  async markUnhealthy(
+    name: string,
+    version: number,
+    reason: string,
+    afterCheck?: () => Promise<void>,
+  ): Promise<boolean> {
     const head = await this.get(name);
-    if (head === undefined || head.version !== version) return;
+    if (head === undefined || head.version !== version) return false;
+    await afterCheck?.();
     const health: FunctionHealth = { name, version, healthy: false, reason, since: new Date().toISOString() };
-    await this.kv.put(healthKey(name), JSON.stringify(health));
+    const revision = await this.kv.put(healthKey(name), JSON.stringify(health));
+    if ((await this.get(name))?.version === version) return true;
+    await this.kv.delete(healthKey(name), { previousSeq: revision }).catch(() => undefined);
+    return false;
   }
 
   /** The names of the unhealthy functions whose latest version is the unhealthy one. */

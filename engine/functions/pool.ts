@@ -168,7 +168,9 @@ export async function startPool(options: PoolOptions): Promise<RunningPool> {
         const reason = `${recent.length} workers of version ${fn.version} crashed within ${Math.round(crashWindowMs / 1000)} s; the last: ${exit.signal ?? `exit code ${exit.code}`}: ${tail}`;
         void store
           .markUnhealthy(fn.name, fn.version, reason.slice(0, 2000))
-          .then(() => logger.error("function marked unhealthy", { function: fn.name, version: fn.version }))
+          .then((marked) => {
+            if (marked) logger.error("function marked unhealthy", { function: fn.name, version: fn.version });
+          })
           .catch((error: unknown) =>
             logger.warn("could not mark the function unhealthy", errorFields(error)),
           );

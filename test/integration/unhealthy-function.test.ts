@@ -79,3 +79,31 @@ steps:
   expect(healed.status).toBe("failed");
   expect(healed.error).toMatchObject({ code: "Timeout" });
 });
+
+it("a mark whose version a deploy outdated while it was written is taken back", async () => {
+  const store = await PackageStore.open(nc.jetstream());
+  await store.put("raced", new TextEncoder().encode("// v1"), "node20", defaultScale);
+  // The race, forced: version 2 is deployed after the pool read the head (version 1) and before
+  // it wrote the mark. Two processes cannot be made to meet at that instant on demand, so the
+  // deploy runs in the store's hook between the two; the deploy itself is the real one.
+  const marked = await store.markUnhealthy("raced", 1, "3 workers of version 1 crashed", async () => {
+    await store.put("raced", new TextEncoder().encode("// v2"), "node20", defaultScale);
+  });
+  expect(marked).toBe(false);
+  expect((await store.get("raced"))?.version).toBe(2);
+  expect(await store.health("raced")).toBeUndefined();
+  expect((await store.unhealthy()).map((health) => health.name)).not.toContain("raced");
+});
+
+it("every stored version's bundle can be read: the bundle is stored before anything names it", async () => {
+  const store = await PackageStore.open(nc.jetstream());
+  const v1 = new TextEncoder().encode("// one");
+  await store.put("ordered", v1, "node20", defaultScale);
+  await store.put("ordered", new TextEncoder().encode("// two"), "node20", defaultScale);
+  // The same code again: a new version that names the bundle already stored.
+  await store.put("ordered", v1, "node20", defaultScale);
+  const versions = await store.versions("ordered");
+  expect(versions.map((version) => version.version)).toEqual([1, 2, 3]);
+  for (const { version } of versions) expect(await store.bundle("ordered", version)).toBeDefined();
+  expect(new TextDecoder().decode((await store.bundle("ordered", 3))?.bundle)).toBe("// one");
+});

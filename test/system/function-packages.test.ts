@@ -32,10 +32,10 @@ export const greet = defineFunction({
 });
 `;
 
-async function cli(args: readonly string[]) {
+async function cli(args: readonly string[], url = apiUrl) {
   const child = spawnProcess(process.execPath, [baton, ...args], {
     name: `baton ${args.slice(0, 2).join(" ")}`,
-    env: { BATON_URL: apiUrl, BATON_TOKEN: undefined, NATS_URL: server().url },
+    env: { BATON_URL: url, BATON_TOKEN: undefined, NATS_URL: server().url },
   });
   const exit = await child.waitForExit(60_000);
   return { code: exit.code, stdout: child.stdout(), stderr: child.stderr() };
@@ -64,11 +64,10 @@ async function getFunction(name: string) {
   return { status: response.status, body: (await response.json()) as FunctionBody };
 }
 
-beforeAll(async () => {
-  symlinkSync(join(root, "node_modules"), join(dir, "node_modules"));
-  writeFileSync(join(dir, "greet.ts"), greetModule("hello"));
+/** Starts engine+API (engine/api/run-api.ts) and resolves with its URL; `env` adds to its environment. */
+async function startApi(name: string, env: NodeJS.ProcessEnv = {}) {
   const api = spawnProcess(process.execPath, ["--import", "tsx", join(root, "engine/api/run-api.ts")], {
-    name: "engine+api",
+    name,
     cwd: root,
     env: {
       NATS_URL: server().url,
@@ -76,11 +75,19 @@ beforeAll(async () => {
       BATON_API_TOKENS: undefined,
       BATON_API_PACKAGE_LIMIT: String(packageLimit),
       BATON_LOG_LEVEL: "warn",
+      ...env,
     },
   });
-  apiUrl = (
+  const url = (
     await api.waitForLine(/"message":"api listening".*"url":"(http:\/\/[^"]+)"/, { timeoutMs: 40_000 })
   )[1]!;
+  return { api, url };
+}
+
+beforeAll(async () => {
+  symlinkSync(join(root, "node_modules"), join(dir, "node_modules"));
+  writeFileSync(join(dir, "greet.ts"), greetModule("hello"));
+  apiUrl = (await startApi("engine+api")).url;
   client = new BatonClient({ url: apiUrl });
   await client.workflows.apply(`baton: v1
 name: greet-once
@@ -230,6 +237,51 @@ describe("baton function deploy", () => {
     const again = await cli(["function", "deploy", join(dir, "greet.ts")]);
     expect(again.stdout).toMatch(/^greet version 3 \(created\)/m);
   });
+});
+
+describe("an upload cut short by a crash of the API process", () => {
+  // The API process kills itself (SIGKILL) at a named point of the upload
+  // (engine/orchestrator/crash-points.ts); the other API process then serves the function.
+  for (const point of ["package-after-bundle", "package-after-version"] as const) {
+    it(`leaves no version without its bundle (killed at ${point})`, async () => {
+      const name = `cut-${point === "package-after-bundle" ? "a" : "b"}`;
+      const file = join(dir, `${name}.ts`);
+      writeFileSync(
+        file,
+        `import { defineFunction } from ${JSON.stringify(sdk)};
+export default defineFunction({ name: ${JSON.stringify(name)}, handler: () => ({ ok: ${JSON.stringify(name)} }) });
+`,
+      );
+      const crashing = await startApi(`engine+api (crash at ${point})`, { BATON_TEST_CRASH_AT: point });
+      const cut = await cli(["function", "deploy", file], crashing.url);
+      expect(cut.code).not.toBe(0);
+      expect((await crashing.api.waitForExit(30_000)).signal).toBe("SIGKILL");
+      // No head was moved: the function is not deployed yet.
+      expect((await getFunction(name)).status).toBe(404);
+
+      const again = await cli(["function", "deploy", file]);
+      expect(again.code).toBe(0);
+      const version = point === "package-after-bundle" ? 1 : 2;
+      expect(again.stdout).toMatch(new RegExp(`^${name} version ${version} \\(created\\)`, "m"));
+      const fn = (await getFunction(name)).body;
+      expect(fn.versions.map((entry) => entry.version)).toEqual(
+        point === "package-after-bundle" ? [1] : [1, 2],
+      );
+      // Every version listed can be served: a worker loads each one (its bundle is there).
+      for (const entry of fn.versions) {
+        const worker = spawnProcess(
+          process.execPath,
+          [baton, "worker", "--package", `${name}@${entry.version}`],
+          {
+            name: `worker ${name}@${entry.version}`,
+            env: { NATS_URL: server().url },
+          },
+        );
+        await worker.waitForLine(/"msg":"serving"/, { timeoutMs: 60_000 });
+        await worker.kill("SIGTERM");
+      }
+    });
+  }
 });
 
 describe("baton apply with a project file", () => {
