@@ -1,12 +1,15 @@
 /**
  * `baton dev`: everything on one machine. Unless NATS_URL names a server, a nats-server child
- * with JetStream in the data directory; the engine and the HTTP API in this process; the example
- * workers as a child process; every workflow of `workflows/` submitted. Stopping (SIGINT, SIGTERM)
+ * with JetStream in the data directory; the engine and the HTTP API in this process; the
+ * project's functions (deployed as packages when a baton.yaml declares them, run by the pool;
+ * the other modules of `functions/` by a worker child process) and workflows. Stopping (SIGINT, SIGTERM)
  * goes in the reverse order, so that running work drains before what it needs goes away; a
  * second signal kills the children at once. The data stays for the next start.
  */
-import { relative } from "node:path";
-import { BatonClient, defaultApiUrl } from "../../sdk/index.ts";
+import { relative, resolve } from "node:path";
+import { Transport } from "../../sdk/client/transport.ts";
+import { BatonApiError, BatonClient, defaultApiUrl } from "../../sdk/index.ts";
+import { deployFunctions } from "../functions/deploy-functions.ts";
 import { natsAccessVariables, withoutNatsAccess } from "../../sdk/nats-access.ts";
 import { startApi } from "../api/start-api.ts";
 import { ConfigError, loadApiConfig, loadEngineConfig } from "../config.ts";
@@ -125,16 +128,35 @@ export async function runDev(options: DevOptions = {}): Promise<number> {
 
     // 4. The workflows, through the API, as a user would submit them.
     const client = new BatonClient({ url: api.url, token: settings.api.tokens[0] });
-    // With a project file (baton.yaml, docs/functions.md), the workflows it declares.
+    // With a project file (baton.yaml, docs/functions.md), the workflows it declares, and its
+    // functions deployed as packages, which the pool (6.) runs: what `baton apply` deploys.
     const { existsSync } = await import("node:fs");
-    const { projectFileName, projectWorkflowPaths } = await import("../functions/project.ts");
+    const { projectFileName, projectWorkflowPaths, loadProject, ProjectInvalidError } =
+      await import("../functions/project.ts");
     let workflowPaths = [workflowsDir];
+    const packaged = new Set<string>();
+    let packagesLine: string | undefined;
     if (options.workflowsDir === undefined && existsSync(projectFileName)) {
       try {
         workflowPaths = await projectWorkflowPaths(projectFileName);
+        const project = await loadProject(projectFileName);
+        const api = new Transport(client.url, settings.api.tokens[0], 120_000);
+        const deployed: string[] = [];
+        await deployFunctions(api, project.functions, ({ fn, version, outcome }) => {
+          deployed.push(`${fn.name}@${version}`);
+          packaged.add(resolve(fn.module));
+          if (outcome !== "unchanged") say(`function ${fn.name} version ${version} (${outcome})`);
+        });
+        if (deployed.length > 0)
+          packagesLine = `${deployed.join(" ")}  (from ${projectFileName}; the pool starts their workers when a task waits)`;
       } catch (error) {
-        const problems = (error as { problems?: string[] }).problems ?? [String(error)];
-        say(`${projectFileName} is not valid (${problems.join("; ")}); submitting ${workflowsDir}/ instead`);
+        // A project that is not valid, or a package the API refused: dev comes up all the same.
+        if (!(error instanceof ProjectInvalidError || error instanceof BatonApiError)) throw error;
+        const problems = error instanceof ProjectInvalidError ? error.problems : [error.message];
+        say(
+          `${projectFileName}: ${problems.join("; ")}; a plain worker serves the modules of ${functionsDir}/ not deployed` +
+            (workflowPaths[0] === workflowsDir ? `, and ${workflowsDir}/ is submitted instead` : ""),
+        );
       }
     }
     const submitted: Awaited<ReturnType<typeof submitWorkflows>> = { workflows: [], refused: [] };
@@ -146,9 +168,12 @@ export async function runDev(options: DevOptions = {}): Promise<number> {
     for (const { file, reason } of submitted.refused) say(`${file} refused: ${reason}`);
     if (stopReason !== undefined) return finish();
 
-    // 5. The example workers.
-    const modules = findFunctionModules(functionsDir);
-    let workersLine = `none (no modules in ${functionsDir}/: see below)`;
+    // 5. A plain worker for the modules of functions/ that are not deployed as packages (all of
+    // them without a project file; with one, those it does not declare, such as a module with a
+    // native addon, which a package cannot hold).
+    const modules = findFunctionModules(functionsDir).filter((module) => !packaged.has(resolve(module)));
+    let workersLine =
+      packaged.size > 0 ? "none besides the pool's" : `none (no modules in ${functionsDir}/: see below)`;
     if (modules.length > 0) {
       const workers = await startWorkers({
         modules,
@@ -185,11 +210,12 @@ export async function runDev(options: DevOptions = {}): Promise<number> {
         apiUrl: api.url,
         natsLine,
         workersLine,
+        packagesLine,
         submitted: submitted.workflows,
         refused: submitted.refused.length,
         workflowsDir,
         functionsDir,
-        noFunctions: modules.length === 0,
+        noFunctions: modules.length === 0 && packaged.size === 0,
         dataDir: dataDir?.path,
         hasTokens: settings.api.tokens.length > 0,
       }),
@@ -267,6 +293,7 @@ function banner(parts: {
   apiUrl: string;
   natsLine: string;
   workersLine: string;
+  packagesLine: string | undefined;
   submitted: string[];
   refused: number;
   workflowsDir: string;
@@ -293,6 +320,7 @@ function banner(parts: {
     `  console    ${parts.apiUrl}/ui`,
     `  NATS       ${parts.natsLine}`,
     `  engine     in this process (pid ${process.pid})`,
+    ...(parts.packagesLine === undefined ? [] : [`  packages   ${parts.packagesLine}`]),
     `  workers    ${parts.workersLine}`,
     `  workflows  ${parts.submitted.length} submitted from ${parts.workflowsDir}/${refused}`,
     "",

@@ -1,7 +1,7 @@
 /**
  * `baton dev` as a user runs it, from the project's directory, with its data in a temporary
- * BATON_DATA_DIR, the API and NATS on free ports: it comes up and prints where; `hello` runs
- * through the CLI; SIGINT or SIGTERM stops it with no process left behind; the next start keeps
+ * BATON_DATA_DIR, the API and NATS on free ports: it comes up and prints where, with the
+ * functions of baton.yaml deployed as packages; `hello` runs through the CLI on the pool's workers; SIGINT or SIGTERM stops it with no process left behind; the next start keeps
  * the data; a second `baton dev` on the same data is refused; and the children of a `baton dev`
  * killed outright (SIGKILL) are stopped by the next start.
  */
@@ -9,6 +9,7 @@ import { mkdtempSync, readFileSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
+import { parse } from "yaml";
 import { killAllProcesses, spawnProcess, type TestProcess } from "../helpers/processes.ts";
 
 const root = join(import.meta.dirname, "../..");
@@ -121,12 +122,21 @@ describe("baton dev", () => {
       const banner = dev.process.stdout();
       expect(banner).toContain(`NATS       nats://127.0.0.1:`);
       expect(banner).toContain(`JetStream data in ${dataDir}`);
-      // Every module of functions/ is served.
+      // The functions baton.yaml declares are deployed as packages, for the pool to run; a plain
+      // worker serves every other module of functions/.
+      const declared = (
+        parse(readFileSync(join(root, "baton.yaml"), "utf8")) as { functions: { module: string }[] }
+      ).functions.map((fn) => fn.module);
       const modules = readdirSync(join(root, "functions"))
         .filter((file) => file.endsWith(".ts"))
         .sort()
-        .map((file) => `functions/${file}`);
+        .map((file) => `functions/${file}`)
+        .filter((module) => !declared.includes(module));
+      expect(modules.length).toBeGreaterThan(0);
       expect(banner).toContain(`workers    ${modules.join(" ")}  (worker pid`);
+      expect(banner).toMatch(
+        /^ {2}packages {3}.*\becho@\d+ .*\badd@\d+ .*\(from baton\.yaml; the pool starts/m,
+      );
       expect(banner).toMatch(/workflows {2}\d+ submitted from workflows\//);
       expect(banner).toContain(
         `BATON_URL=${dev.apiUrl} npm run baton -- run hello --input '{"name":"ana"}' --wait`,
@@ -150,11 +160,20 @@ describe("baton dev", () => {
       expect(run.code).toBe(0);
       expect(JSON.parse(run.stdout)).toEqual({ greeting: "hello, ana!", sum: 5, napped: true });
       executionId = /started hello: (\S+)/.exec(run.stderr)![1]!;
+      // hello's functions ran on workers the pool started for their packages (a worker's id
+      // carries its pid); they stop with baton dev.
+      const echo = (await (await fetch(`${dev.apiUrl}/v1/functions/echo`)).json()) as {
+        workers: { worker: string }[];
+      };
+      const poolPids = echo.workers.map((entry) => Number(/-(\d+)-[0-9a-f]+$/.exec(entry.worker)?.[1]));
+      expect(poolPids.length, JSON.stringify(echo)).toBeGreaterThan(0);
+      for (const pid of poolPids) expect(pid !== dev.pids.worker && isRunning(pid), `pid ${pid}`).toBe(true);
 
       const exit = await dev.process.kill("SIGINT", 30_000);
       expect(exit).toEqual({ code: 0, signal: null });
       expect(dev.process.stderr()).toContain(`the data stays in ${dataDir}`);
-      for (const pid of Object.values(dev.pids)) expect(isRunning(pid), `pid ${pid}`).toBe(false);
+      for (const pid of [...Object.values(dev.pids), ...poolPids])
+        expect(isRunning(pid), `pid ${pid}`).toBe(false);
     },
     timeout,
   );

@@ -5,19 +5,11 @@
 import { existsSync } from "node:fs";
 import { relative } from "node:path";
 import { Transport } from "../../../sdk/client/transport.ts";
-import { BatonApiError, defaultApiUrl } from "../../../sdk/index.ts";
+import { defaultApiUrl } from "../../../sdk/index.ts";
+import { deployFunctions } from "../../functions/deploy-functions.ts";
 import { loadProject, projectFileName, ProjectInvalidError } from "../../functions/project.ts";
-import { parseDuration } from "../../workflow/duration.ts";
 import { UsageError, exitCodes, type Io } from "../command.ts";
 import { createApiClient, reportApiErrors } from "./api-client.ts";
-
-interface DeployedView {
-  name: string;
-  version: number;
-  digest: string;
-  environment: string;
-  scale: { minScale: number; maxScale: number; concurrency: number; idle: string };
-}
 
 export async function applyProject(projectFile: string | undefined, io: Io): Promise<number> {
   const file = projectFile ?? projectFileName;
@@ -43,35 +35,12 @@ export async function applyProject(projectFile: string | undefined, io: Io): Pro
   const api = new Transport(url, process.env.BATON_TOKEN, 120_000);
   const client = createApiClient();
   return reportApiErrors("apply", io, async () => {
-    for (const fn of project.functions) {
-      let current: DeployedView | undefined;
-      try {
-        current = (await api.request("GET", `/v1/functions/${fn.name}`)).body as DeployedView;
-      } catch (error) {
-        if (!(error instanceof BatonApiError && error.status === 404)) throw error;
-      }
+    await deployFunctions(api, project.functions, ({ fn, version, outcome }) => {
       const where = relative(process.cwd(), fn.module) || fn.module;
-      if (
-        current !== undefined &&
-        current.digest === fn.digest &&
-        current.environment === fn.environment &&
-        current.scale.minScale === fn.query.minScale &&
-        current.scale.maxScale === fn.query.maxScale &&
-        current.scale.concurrency === fn.query.concurrency &&
-        parseDuration(current.scale.idle) === fn.scale.idleMs
-      ) {
-        io.stdout(`${where}: function ${fn.name} version ${current.version} (unchanged, not uploaded)\n`);
-        continue;
-      }
-      const answer = await api.request("PUT", `/v1/functions/${fn.name}`, {
-        text: new TextDecoder().decode(fn.bundle),
-        contentType: "application/javascript",
-        query: fn.query,
-      });
-      const deployed = answer.body as DeployedView;
-      const outcome = answer.headers.get("baton-deploy-outcome") ?? "deployed";
-      io.stdout(`${where}: function ${deployed.name} version ${deployed.version} (${outcome})\n`);
-    }
+      io.stdout(
+        `${where}: function ${fn.name} version ${version} (${outcome === "unchanged" ? "unchanged, not uploaded" : outcome})\n`,
+      );
+    });
     for (const workflow of project.workflows) {
       const where = relative(process.cwd(), workflow.file) || workflow.file;
       for (const applied of await client.workflows.apply(workflow.text))

@@ -11,9 +11,11 @@ One command for a laptop, run from the project's directory:
     kept across restarts), on 127.0.0.1:4222 if that port is free, else on a free port
     (BATON_NATS_PORT sets it; 0 picks a free one); unless NATS_URL names a server to use instead
   - the engine and the HTTP API in this process, on BATON_LISTEN (default 127.0.0.1:8080)
-  - the example workers: "baton worker" on every module of functions/, as a child process
-  - every workflow of workflows/*.yaml submitted (workflows/invalid/ is not), or, when the
-    directory has a project file (baton.yaml), the workflows it declares
+  - every workflow of workflows/*.yaml submitted (workflows/invalid/ is not), and "baton worker"
+    on every module of functions/, as a child process; or, when the directory has a project
+    file (baton.yaml), what "baton apply" deploys: the functions it declares, as packages, and
+    the workflows it declares (a plain worker serves the modules of functions/ it does not
+    declare)
   - the pool ("baton pool"), in this process: workers for the function packages deployed with
     "baton function deploy" or "baton apply", started when their tasks wait (docs/functions.md)
 then prints the URLs and a "baton run" line to try.
