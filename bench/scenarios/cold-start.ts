@@ -9,6 +9,8 @@
  *   bench-cold-start` (against the stack's HTTP API, without --wait: it prints the id and exits),
  *   each timed from the spawn to the process's exit; `cli-start.node` is `node -e 0`, the floor.
  *
+ * - `cold-start.floor`: bench/tools/floor-worker.mjs, a plain Node process that only loads the nats
+ *   client, connects, pulls the task and reports it done: the floor under the worker rows.
  * - `cold-start.package-worker`: the same with `baton worker --package noop`, the deployed package
  *   of bench/functions/noop.mjs (what the pool spawns); `cold-start.pool`: `baton pool` started
  *   once the task waits, from zero to the result (its first tick, the spawn, the package worker).
@@ -76,6 +78,24 @@ function spawnBaton(stack: Stack, name: string, args: string[]) {
     },
   });
 }
+
+/**
+ * The floor under every worker row: bench/tools/floor-worker.mjs, the least a Node process does to
+ * serve the task (Node's start, the NATS client, connect, pull, report), measured the same way.
+ */
+export const floorVariant: ColdStartVariant = {
+  scenario: "cold-start.floor",
+  description:
+    "spawn of `node bench/tools/floor-worker.mjs` (Node, the nats client, one pull and a report: the floor)",
+  start: (stack, sample) =>
+    coldStartedProcess(
+      spawnProcess(process.execPath, [join(repoRoot, "bench/tools/floor-worker.mjs")], {
+        name: `floor-worker-${sample + 1}`,
+        env: { NATS_URL: stack.server.url },
+      }),
+      stopProcess,
+    ),
+};
 
 export const workerVariants: readonly ColdStartVariant[] = [
   workerVariant("cold-start", "bench/functions/noop.mjs"),
@@ -170,10 +190,15 @@ export const coldStart: Scenario = {
   summary: "spawn a worker process → first result (task already waiting); the CLI's start time",
   async run({ options, log }) {
     const rows: Row[] = [];
-    for (const variant of workerVariants) {
+    for (const variant of [floorVariant, ...workerVariants]) {
       rows.push(
         await withStack({ scenario: variant.scenario, workers: [] }, options, (stack) =>
-          measureColdStart(stack, variant, { samples: sized(options, 12, 2), warmup: 1, log }),
+          measureColdStart(stack, variant, {
+            samples: sized(options, 12, 2),
+            warmup: 1,
+            log,
+            ...(variant === floorVariant ? { targetMs: null } : {}),
+          }),
         ),
       );
     }
