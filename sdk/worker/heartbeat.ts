@@ -11,13 +11,16 @@ export interface Heartbeats {
   stop(): Promise<void>;
 }
 
-/** Starts heartbeats of `describe()`; the first one goes out at once. */
-export async function startHeartbeats(
+/**
+ * Starts heartbeats of `describe()`; the first one goes out at once. `kv` is the workers bucket
+ * (openWorkersBucket); without it, heartbeats go to the subject only.
+ */
+export function startHeartbeats(
   nc: NatsConnection,
+  kv: KV | undefined,
   describe: () => HeartbeatEnvelope,
   logger: Logger,
-): Promise<Heartbeats> {
-  const kv = await openWorkersBucket(nc, logger);
+): Heartbeats {
   const worker = describe().worker;
   const beat = (leaving: boolean): Promise<void> => {
     const envelope = leaving ? { ...describe(), leaving: true } : describe();

@@ -4,7 +4,7 @@
 import { openBucket } from "../replication.ts";
 import { attemptProgress } from "./progress-reporter.ts";
 import { hostname } from "node:os";
-import { StorageType, type NatsConnection, type Subscription } from "nats";
+import { StorageType, type KV, type NatsConnection, type Subscription } from "nats";
 import type { NatsAccess } from "../nats-access.ts";
 import { connectNats, explainPermissionError } from "../nats-connect.ts";
 import {
@@ -67,14 +67,21 @@ export async function startWorker(setup: {
       ));
     const connection = nc;
     const jsm = await connection.jetstreamManager();
-    await ensureWorkerStreams(jsm);
-    const consumers = await Promise.all(
-      served.flatMap((fn) =>
-        fn.lanes.map(async (lane) => ({ fn, lane, name: await ensureTaskConsumer(jsm, lane, fn.name) })),
+    // Everything the worker needs from JetStream at once, while the first isolate boots: the
+    // streams and consumers, the workers bucket (heartbeats) and the effect ledger.
+    const [consumers, workers, effects] = await Promise.all([
+      ensureWorkerStreams(jsm).then(() =>
+        Promise.all(
+          served.flatMap((fn) =>
+            fn.lanes.map(async (lane) => ({ fn, lane, name: await ensureTaskConsumer(jsm, lane, fn.name) })),
+          ),
+        ),
       ),
-    );
+      openWorkersBucket(connection, logger),
+      openBucket(connection.jetstream(), buckets.effects, { history: 1, storage: StorageType.File }),
+    ]);
     checkFunctionsFound(served, await setup.poolReady);
-    return await startServing({
+    return startServing({
       nc: connection,
       ownsConnection,
       id,
@@ -82,6 +89,8 @@ export async function startWorker(setup: {
       pool,
       served,
       consumers,
+      workers,
+      effects,
       settings,
       options,
     });
@@ -91,7 +100,7 @@ export async function startWorker(setup: {
   }
 }
 
-async function startServing(setup: {
+function startServing(setup: {
   nc: NatsConnection;
   ownsConnection: boolean;
   id: string;
@@ -99,17 +108,19 @@ async function startServing(setup: {
   pool: IsolatePool;
   served: readonly Served[];
   consumers: readonly { fn: Served; lane: Lane; name: string }[];
+  /** The workers bucket; `undefined` when KV is unavailable (heartbeats on the subject only). */
+  workers: KV | undefined;
+  effects: KV;
   settings: Settings;
   options: ServeOptions;
-}): Promise<WorkerHandle> {
-  const { nc, id, logger, pool, served, consumers, settings } = setup;
+}): WorkerHandle {
+  const { nc, id, logger, pool, served, consumers, workers, settings } = setup;
   const js = nc.jetstream();
   const startedAt = Date.now();
   const slots: Record<Lane, LaneSlots> = {
     pure: new LaneSlots(settings.concurrency),
     effect: new LaneSlots(settings.effectConcurrency),
   };
-  const workers = await openWorkersBucket(nc, logger);
   const runner = new TaskRunner({
     workerId: id,
     pool,
@@ -117,9 +128,7 @@ async function startServing(setup: {
     logger,
     graceMs: settings.graceMs,
     retryReportDelayMs,
-    ledger: new EffectLedger(
-      await openBucket(js, buckets.effects, { history: 1, storage: StorageType.File }),
-    ),
+    ledger: new EffectLedger(setup.effects),
     // Alive while its heartbeat entry lasts. Unknown (no bucket, NATS away) counts as alive: the
     // task comes back later rather than risk running an effect twice.
     workerAlive: async (worker) => {
@@ -140,10 +149,14 @@ async function startServing(setup: {
         lane,
         slots: slots[lane],
         expiresMs: pullExpiresMs,
-        getConsumer: async () => {
-          const jsm = await nc.jetstreamManager();
-          await ensureWorkerStreams(jsm);
-          await ensureTaskConsumer(jsm, lane, fn.name);
+        // The consumer was made sure of at start; a pull loop that failed makes sure again (it
+        // may have been deleted, or the streams with it).
+        getConsumer: async (again) => {
+          if (again) {
+            const jsm = await nc.jetstreamManager();
+            await ensureWorkerStreams(jsm);
+            await ensureTaskConsumer(jsm, lane, fn.name);
+          }
           return js.consumers.get(streams.tasks, name);
         },
         onTask: (msg) => runner.handle(msg, fn, lane),
@@ -173,7 +186,7 @@ async function startServing(setup: {
   });
   for (const puller of pullers) puller.start();
   // Announcing the worker never fails it (without KV, heartbeats go to the subject alone).
-  const heartbeats: Heartbeats = await startHeartbeats(nc, describe, logger);
+  const heartbeats: Heartbeats = startHeartbeats(nc, workers, describe, logger);
 
   let failure: Error | undefined;
   let stopping: Promise<void> | undefined;

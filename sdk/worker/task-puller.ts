@@ -19,7 +19,8 @@ export interface TaskPullerOptions {
   /** How long one pull request waits on the server (nats.js needs at least 1 s). */
   readonly expiresMs: number;
   /** Gets the consumer, creating it when missing (called again after a pull fails). */
-  readonly getConsumer: () => Promise<Consumer>;
+  /** The consumer to pull from; `again` after a pull failed (the consumer may be gone). */
+  readonly getConsumer: (again: boolean) => Promise<Consumer>;
   /** Runs a task to its end, holding one slot; never throws. */
   readonly onTask: (msg: JsMsg) => Promise<void>;
   readonly logger: Logger;
@@ -60,7 +61,7 @@ export class TaskPuller {
       const size = Math.max(1, Math.min(batch, slots.free));
       let accepted = 0;
       try {
-        consumer ??= await this.#options.getConsumer();
+        consumer ??= await this.#options.getConsumer(failures > 0);
         const messages = await consumer.fetch({ max_messages: size, expires: this.#options.expiresMs });
         this.#current = messages;
         if (signal.aborted) messages.stop(); // stop() came while the pull was being set up
