@@ -19,6 +19,54 @@ interface Warming {
   isClaimed: boolean;
 }
 
+/**
+ * One isolate started before its pool exists: `baton worker MODULE...` knows its modules from its
+ * arguments, so the thread boots (and imports them) while the process itself still imports them,
+ * loads the NATS client and connects. The first pool whose modules and heap match takes it;
+ * nobody else does, and a pool that does not match terminates it.
+ */
+interface Prewarmed {
+  readonly key: string;
+  readonly isolate: Isolate;
+  /** Where its exit is reported once a pool has taken it. */
+  set owner(onExit: (isolate: Isolate) => void);
+}
+let prewarmed: Prewarmed | undefined;
+const prewarmKey = (modules: readonly string[], heapMb: number): string =>
+  JSON.stringify([[...modules].sort(), heapMb]);
+
+export function prewarmIsolate(modules: readonly string[], heapMb: number): Isolate | undefined {
+  if (prewarmed !== undefined) return undefined;
+  let owner: ((isolate: Isolate) => void) | undefined;
+  const isolate = new Isolate({ modules, heapMb, onExit: (exited) => owner?.(exited) });
+  isolate.ready.catch(() => {}); // Seen by the pool that takes it, if any.
+  prewarmed = {
+    key: prewarmKey(modules, heapMb),
+    isolate,
+    set owner(onExit: (isolate: Isolate) => void) {
+      owner = onExit;
+    },
+  };
+  return isolate;
+}
+
+/** The prewarmed isolate if it matches, its exit reported to `onExit` from now on. */
+function takePrewarmed(
+  modules: readonly string[],
+  heapMb: number,
+  onExit: (isolate: Isolate) => void,
+): Isolate | undefined {
+  const entry = prewarmed;
+  if (entry === undefined) return undefined;
+  prewarmed = undefined;
+  if (entry.key !== prewarmKey(modules, heapMb)) {
+    void entry.isolate.terminate();
+    return undefined;
+  }
+  entry.owner = onExit;
+  return entry.isolate;
+}
+
 export class IsolatePool {
   readonly #options: IsolatePoolOptions;
   readonly #idle: { isolate: Isolate; since: number }[] = [];
@@ -75,11 +123,10 @@ export class IsolatePool {
   }
 
   #warm(): Warming {
-    const isolate = new Isolate({
-      modules: this.#options.modules,
-      heapMb: this.#options.heapMb,
-      onExit: (exited) => this.#forget(exited),
-    });
+    const onExit = (exited: Isolate): void => this.#forget(exited);
+    const isolate =
+      takePrewarmed(this.#options.modules, this.#options.heapMb, onExit) ??
+      new Isolate({ modules: this.#options.modules, heapMb: this.#options.heapMb, onExit });
     this.#all.add(isolate);
     const entry: Warming = { isolate, isClaimed: false };
     this.#warming.add(entry);

@@ -19,6 +19,11 @@ function registerTypeScriptLoader(): Promise<void> {
   return typeScriptLoader;
 }
 
+/** The URL `loadFunctionModules` imports `module` (a path relative to `cwd`, or a URL) from. */
+export function moduleUrl(module: string, cwd: string = process.cwd()): string {
+  return /^[a-z][a-z0-9+.-]*:/i.test(module) ? module : pathToFileURL(resolve(cwd, module)).href;
+}
+
 /** Imports `modules` (paths relative to `cwd`, or URLs) and returns the definitions they export, each once. */
 export async function loadFunctionModules(
   modules: readonly string[],
@@ -26,7 +31,7 @@ export async function loadFunctionModules(
 ): Promise<FunctionDefinition[]> {
   const found = new Map<string, FunctionDefinition>();
   for (const module of modules) {
-    const url = /^[a-z][a-z0-9+.-]*:/i.test(module) ? module : pathToFileURL(resolve(cwd, module)).href;
+    const url = moduleUrl(module, cwd);
     if (isTypeScript(url)) await registerTypeScriptLoader();
     const exports = (await import(url)) as Record<string, unknown>;
     const definitions = Object.entries(exports).flatMap(([name, value]) =>

@@ -14,8 +14,9 @@
 import { natsReplicas } from "../replication.ts";
 import { pathToFileURL } from "node:url";
 import type { FunctionDefinition } from "./define-function.ts";
-import { loadFunctionModules } from "./load-modules.ts";
-import { serve, type ServeOptions } from "./serve.ts";
+import { prewarmIsolate } from "./isolate-pool.ts";
+import { loadFunctionModules, moduleUrl } from "./load-modules.ts";
+import { defaultIsolateHeapMb, serve, type ServeOptions } from "./serve.ts";
 
 const usage = "usage: run-worker MODULE... (each an ES module exporting function definitions)";
 
@@ -34,6 +35,12 @@ export async function runWorker(
   }
   // Checked before anything starts: a bad value stops the worker with a message naming it.
   natsReplicas(env);
+  // The first isolate boots on its own thread while this one imports the modules too.
+  if (loaded === undefined)
+    prewarmIsolate(
+      args.map((module) => moduleUrl(module)),
+      numberFrom(env, "BATON_WORKER_HEAP_MB") ?? defaultIsolateHeapMb,
+    );
   const functions = loaded?.functions ?? (await loadFunctionModules(args));
   const draining = new AbortController();
   const worker = await serve({

@@ -122,6 +122,9 @@ export async function serve(options: ServeOptions): Promise<WorkerHandle> {
   }
 }
 
+/** An isolate's old-generation heap limit unless `isolateHeapMb` says otherwise, in MB. */
+export const defaultIsolateHeapMb = 512;
+
 /** A definition whose module is known. */
 export type ServableDefinition = FunctionDefinition & { readonly module: string };
 
@@ -169,7 +172,7 @@ function checkOptions(options: ServeOptions): Settings {
   return {
     concurrency,
     effectConcurrency: positive("effectConcurrency", options.effectConcurrency, concurrency),
-    isolateHeapMb: positive("isolateHeapMb", options.isolateHeapMb, 512),
+    isolateHeapMb: positive("isolateHeapMb", options.isolateHeapMb, defaultIsolateHeapMb),
     warmIsolates: options.warmIsolates === 0 ? 0 : positive("warmIsolates", options.warmIsolates, 2),
     graceMs: positive("graceMs", options.graceMs, 1_000),
     drainTimeoutMs: positive("drainTimeoutMs", options.drainTimeoutMs, 30_000),
