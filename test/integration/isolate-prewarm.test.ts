@@ -14,7 +14,13 @@ import { testLogger } from "../helpers/test-logger.ts";
 const noop = pathToFileURL(join(import.meta.dirname, "../../functions/noop.ts")).href;
 
 const pool = (heapMb: number) =>
-  new IsolatePool({ modules: [noop], heapMb, minIdle: 1, idleTimeoutMs: 60_000, logger: testLogger });
+  new IsolatePool({
+    modules: [noop],
+    heapMb,
+    minIdle: 1,
+    idleTimeoutMs: 60_000,
+    logger: { debug: () => {}, ...testLogger },
+  });
 
 it("the pool takes the isolate prewarmed for its modules, and terminates one that does not fit", async () => {
   const early = prewarmIsolate([noop], 64);
