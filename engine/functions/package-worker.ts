@@ -11,7 +11,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { definedFunctions } from "../../sdk/worker/define-function.ts";
-import { runWorker } from "../../sdk/worker/run-worker.ts";
+import { prewarmIsolate } from "../../sdk/worker/isolate-pool.ts";
+import { isolateHeapMb, runWorker } from "../../sdk/worker/run-worker.ts";
+import type { NatsConnection } from "nats";
 import { PackageStore } from "./package-store.ts";
 
 export class PackageNotFoundError extends Error {
@@ -30,16 +32,30 @@ export function packageCacheDir(env: NodeJS.ProcessEnv = process.env): string {
   return env.BATON_PACKAGE_CACHE || join(tmpdir(), "baton-packages");
 }
 
-/** Fetches a package version into the cache (once per digest); its file and what it is. */
+/** Connects as a worker does: NATS_URL, and the credentials and TLS of the environment. */
+function connectWorker(name: string, env: NodeJS.ProcessEnv): Promise<NatsConnection> {
+  return connectNats(
+    {
+      servers: env.NATS_URL ?? "nats://127.0.0.1:4222",
+      name: `package-worker-${name}`,
+      maxReconnectAttempts: -1,
+      noAsyncTraces: true,
+    },
+    natsAccessFromEnv(env),
+  );
+}
+
+/**
+ * Fetches a package version into the cache (once per digest); its file and what it is. On `nc`
+ * when given (left open), else on a connection of its own.
+ */
 export async function fetchPackage(
   name: string,
   version: number | undefined,
   env: NodeJS.ProcessEnv = process.env,
+  connection?: NatsConnection,
 ): Promise<{ file: string; version: number; digest: string }> {
-  const nc = await connectNats(
-    { servers: env.NATS_URL ?? "nats://127.0.0.1:4222", name: `package-fetch-${name}` },
-    natsAccessFromEnv(env),
-  );
+  const nc = connection ?? (await connectWorker(name, env));
   try {
     const store = await PackageStore.open(nc.jetstream());
     const wanted = version ?? (await store.get(name))?.version;
@@ -61,7 +77,7 @@ export async function fetchPackage(
     }
     return { file, version: wanted, digest: info.digest };
   } finally {
-    await nc.close();
+    if (connection === undefined) await nc.close();
   }
 }
 
@@ -71,17 +87,28 @@ export async function runPackageWorker(
   version: number | undefined,
   env: NodeJS.ProcessEnv = process.env,
 ): Promise<number> {
-  const fetched = await fetchPackage(name, version, env);
-  await import(pathToFileURL(fetched.file).href);
-  const definition = definedFunctions().get(name);
-  if (definition === undefined)
-    throw new Error(
-      `function package "${name}" version ${fetched.version} does not define a function "${name}"`,
-    );
-  return runWorker([], env, {
-    functions: [definition],
-    package: { name, version: fetched.version, digest: fetched.digest },
-  });
+  // One connection for the fetch and the serving (the package's bucket has told the server who
+  // this is; a second connect would cost a round of handshakes at every cold start).
+  const nc = await connectWorker(name, env);
+  try {
+    const fetched = await fetchPackage(name, version, env, nc);
+    const url = pathToFileURL(fetched.file).href;
+    // The first isolate boots and imports the bundle while this thread imports it too.
+    prewarmIsolate([url], isolateHeapMb(env));
+    await import(url);
+    const definition = definedFunctions().get(name);
+    if (definition === undefined)
+      throw new Error(
+        `function package "${name}" version ${fetched.version} does not define a function "${name}"`,
+      );
+    return await runWorker([], env, {
+      functions: [definition],
+      package: { name, version: fetched.version, digest: fetched.digest },
+      connection: nc,
+    });
+  } finally {
+    await nc.drain().catch(() => nc.close());
+  }
 }
 
 async function exists(file: string): Promise<boolean> {

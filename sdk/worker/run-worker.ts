@@ -13,6 +13,7 @@
 // BATON_LOG_LEVEL (debug, info, warn, error, silent; default info).
 import { natsReplicas } from "../replication.ts";
 import { pathToFileURL } from "node:url";
+import type { NatsConnection } from "nats";
 import type { FunctionDefinition } from "./define-function.ts";
 import { prewarmIsolate } from "./isolate-pool.ts";
 import { loadFunctionModules, moduleUrl } from "./load-modules.ts";
@@ -27,7 +28,12 @@ const usage = "usage: run-worker MODULE... (each an ES module exporting function
 export async function runWorker(
   args: readonly string[],
   env: NodeJS.ProcessEnv = process.env,
-  loaded?: { functions: readonly FunctionDefinition[]; package: ServeOptions["package"] },
+  loaded?: {
+    functions: readonly FunctionDefinition[];
+    package: ServeOptions["package"];
+    /** A connection to serve on (left open when the worker stops) instead of connecting. */
+    connection?: NatsConnection;
+  },
 ): Promise<number> {
   if (loaded === undefined && (args.length === 0 || args.includes("--help") || args.includes("-h"))) {
     process.stderr.write(`${usage}\n`);
@@ -39,7 +45,7 @@ export async function runWorker(
   if (loaded === undefined)
     prewarmIsolate(
       args.map((module) => moduleUrl(module)),
-      numberFrom(env, "BATON_WORKER_HEAP_MB") ?? defaultIsolateHeapMb,
+      isolateHeapMb(env),
     );
   const functions = loaded?.functions ?? (await loadFunctionModules(args));
   const draining = new AbortController();
@@ -53,6 +59,7 @@ export async function runWorker(
     drainTimeoutMs: numberFrom(env, "BATON_WORKER_DRAIN_TIMEOUT_MS"),
     signal: draining.signal,
     ...(loaded?.package === undefined ? {} : { package: loaded.package }),
+    ...(loaded?.connection === undefined ? {} : { connection: loaded.connection }),
   });
   let signals = 0;
   const onSignal = (): void => {
@@ -93,6 +100,11 @@ function watchParent(env: NodeJS.ProcessEnv, onGone: () => void): NodeJS.Timeout
   timer.unref();
   check();
   return timer;
+}
+
+/** `BATON_WORKER_HEAP_MB`, or the default heap of an isolate. */
+export function isolateHeapMb(env: NodeJS.ProcessEnv): number {
+  return numberFrom(env, "BATON_WORKER_HEAP_MB") ?? defaultIsolateHeapMb;
 }
 
 function numberFrom(env: NodeJS.ProcessEnv, name: string): number | undefined {
