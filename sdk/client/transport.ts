@@ -1,6 +1,11 @@
 // HTTP to the Baton API: the base URL, the bearer token, deadlines, JSON in and out, and the
 // translation of failures into the client's errors (errors.ts). Every call of the client goes
 // through `request`, so there is one place that decides what an answer means.
+import {
+  request as httpRequest,
+  type IncomingHttpHeaders,
+  type RequestOptions as HttpOptions,
+} from "node:http";
 import { BatonConnectionError, errorFromResponse } from "./errors.ts";
 
 export interface RequestOptions {
@@ -15,9 +20,14 @@ export interface RequestOptions {
   readonly signal?: AbortSignal;
 }
 
+/** The headers of an answer, by lower-case name. */
+export interface AnswerHeaders {
+  get(name: string): string | null;
+}
+
 export interface HttpAnswer {
   readonly status: number;
-  readonly headers: Headers;
+  readonly headers: AnswerHeaders;
   /** The parsed JSON body; `undefined` when empty. */
   readonly body: unknown;
 }
@@ -79,23 +89,61 @@ export class Transport {
       body = options.text;
       headers["content-type"] = options.contentType ?? "text/plain";
     }
+    if (body !== undefined) headers["content-length"] = String(Buffer.byteLength(body));
     const timeoutMs = this.requestTimeoutMs + (options.extraTimeoutMs ?? 0);
     const deadline = AbortSignal.timeout(timeoutMs);
     const signal = options.signal === undefined ? deadline : AbortSignal.any([deadline, options.signal]);
 
-    let response: Response;
-    let text: string;
+    let response: { status: number; headers: AnswerHeaders; text: string };
     try {
-      response = await fetch(url, { method, headers, body, signal });
-      text = await response.text();
+      response = await send(url, { method, headers, signal }, body);
     } catch (error) {
       if (options.signal?.aborted === true) throw options.signal.reason;
-      throw connectionError(url, error, timeoutMs);
+      // The deadline's own reason (a TimeoutError), not the socket's "aborted".
+      throw connectionError(url, deadline.aborted ? deadline.reason : error, timeoutMs);
     }
-    const parsed = parseBody(response.headers.get("content-type"), text);
-    if (response.status >= 400) throw errorFromResponse(response.status, parsed, text);
+    const parsed = parseBody(response.headers.get("content-type"), response.text);
+    if (response.status >= 400) throw errorFromResponse(response.status, parsed, response.text);
     return { status: response.status, headers: response.headers, body: parsed };
   }
+}
+
+/**
+ * One request with Node's own HTTP client (node:http, node:https loaded only for an https URL):
+ * `fetch` would do, but loading it (undici) costs a command-line call of `baton` more time than
+ * the rest of its start.
+ */
+async function send(
+  url: URL,
+  options: HttpOptions & { signal: AbortSignal },
+  body: string | undefined,
+): Promise<{ status: number; headers: AnswerHeaders; text: string }> {
+  const request = url.protocol === "https:" ? (await import("node:https")).request : httpRequest;
+  return new Promise((resolve, reject) => {
+    const outgoing = request(url, options, (incoming) => {
+      const chunks: Buffer[] = [];
+      incoming.on("data", (chunk: Buffer) => chunks.push(chunk));
+      incoming.on("error", reject);
+      incoming.on("end", () =>
+        resolve({
+          status: incoming.statusCode ?? 0,
+          headers: answerHeaders(incoming.headers),
+          text: Buffer.concat(chunks).toString("utf8"),
+        }),
+      );
+    });
+    outgoing.on("error", reject);
+    outgoing.end(body);
+  });
+}
+
+function answerHeaders(headers: IncomingHttpHeaders): AnswerHeaders {
+  return {
+    get: (name) => {
+      const value = headers[name.toLowerCase()];
+      return value === undefined ? null : Array.isArray(value) ? value.join(", ") : value;
+    },
+  };
 }
 
 function parseBody(contentType: string | null, text: string): unknown {
@@ -120,7 +168,7 @@ const reasons: Readonly<Record<string, string>> = {
   UND_ERR_SOCKET: "the connection was closed",
 };
 
-/** The client's error for a request that got no HTTP answer (fetch's `TypeError: fetch failed`). */
+/** The client's error for a request that got no HTTP answer (fetch's `TypeError: fetch failed`, or Node's socket errors). */
 export function connectionError(url: URL, error: unknown, timeoutMs: number): BatonConnectionError {
   const where = `the Baton API at ${url.origin}`;
   if (error instanceof Error && error.name === "TimeoutError") {

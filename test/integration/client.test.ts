@@ -393,6 +393,29 @@ describe("errors", () => {
     expect(streamed).toBeInstanceOf(BatonConnectionError);
   });
 
+  it("a server that never answers is a BatonConnectionError RequestTimeout once requestTimeout has passed", async () => {
+    const silent = createServer(() => {}); // Accepts, reads nothing, answers nothing.
+    await new Promise<void>((resolve) => silent.listen(0, "127.0.0.1", resolve));
+    try {
+      const { port } = silent.address() as AddressInfo;
+      const client = new BatonClient({ url: `http://127.0.0.1:${port}`, requestTimeout: 300 });
+      const error = await client.workflows.list().catch((caught: unknown) => caught);
+      expect(error).toBeInstanceOf(BatonConnectionError);
+      expect(error).toMatchObject({ code: "RequestTimeout" });
+      expect((error as Error).message).toContain("within 300 ms");
+      // The caller's own abort is the caller's reason, not a connection error.
+      const asked = new AbortController();
+      const aborted = client
+        .execution("x")
+        .outcome({ signal: asked.signal })
+        .catch((caught: unknown) => caught);
+      asked.abort(new Error("changed my mind"));
+      expect(await aborted).toMatchObject({ message: "changed my mind" });
+    } finally {
+      silent.close();
+    }
+  });
+
   it("refuses a URL that is not http(s)", () => {
     expect(() => new BatonClient({ url: "nats://127.0.0.1:4222" })).toThrow(/http/);
     expect(() => new BatonClient({ url: "not a url" })).toThrow(/not a URL/);
