@@ -6,14 +6,18 @@
  * exactly once (effect-counter writes one line per run), nothing is left unacknowledged. Done for
  * the leader of BATON_EVENTS and for the leader of the execution records' bucket.
  *
- * NOT RELIABLE YET on nats-server 2.9.10, so the two killing tests run only with
- * BATON_TEST_CLUSTER_KILLS=1: in about half the runs here, after the leader changes, an R3 work
- * queue (BATON_TASKS) kept task messages its consumer counted neither as pending nor as
- * unacknowledged, and never delivered them; an execution waiting on such a task (or, once, on a
- * timer) stalls until its attempt timeout. Every run did end every finished execution right with
- * each effect run once, and no stalled one lost its state. Whether it is the server (several
- * clustered work-queue and consumer-state fixes came after 2.9.10) or how Baton's pull consumers
- * resume after a leader change is not settled: see the report of this branch.
+ * NOT RELIABLE on nats-server 2.9.10 (Debian's; no newer one can be had here), so the two killing
+ * tests run only with BATON_TEST_CLUSTER_KILLS=1. After the leader changes, the R3 work queues
+ * lose messages JetStream had acknowledged: a task the engine published that no worker ever
+ * claimed (its ledger entry says dispatched, BATON_TASKS no longer holds it, the consumer has
+ * delivered past it with nothing pending or unacknowledged), which the step's attempt timeout
+ * dispatches again (5 minutes by default); and execution starts the engine had nacked on
+ * BATON_EVENTS after its record write timed out, which nothing sends again, so such an execution
+ * stalls. Workers were also handed messages whose body did not match their subject (a task for
+ * "add" on effect-counter's subject), refused as TaskInvalid. The work queues also keep messages
+ * of attempts long answered, below their consumer's acknowledged floor: tolerated below, as long
+ * as nothing waits on them. No run ever ran an effect twice or ended an execution wrong. On a
+ * failure the test prints the tasks and events streams and their consumers (dumpTasks).
  */
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -25,6 +29,7 @@ import { engineConsumers } from "../../engine/nats/topology.ts";
 import { isEnded } from "../../engine/orchestrator/execution-record.ts";
 import { Executions } from "../../engine/orchestrator/executions.ts";
 import { buckets, streams } from "../../sdk/protocol.ts";
+import { openBucket } from "../../sdk/replication.ts";
 import { useNatsCluster, type NatsClusterNode } from "../helpers/nats-cluster.ts";
 import { killAllProcesses, spawnProcess, waitUntil, type TestProcess } from "../helpers/processes.ts";
 
@@ -165,6 +170,66 @@ async function waitForCurrent(stream: string): Promise<void> {
   );
 }
 
+/** What the tasks and events streams and their consumers hold, with the executions left waiting. */
+async function dumpTasks(pending: Set<string>): Promise<void> {
+  const jsm = await nc.jetstreamManager();
+  const out: string[] = [];
+  for (const stream of [streams.tasks, streams.events]) {
+    const info = await jsm.streams.info(stream);
+    out.push(`STREAM ${stream} state=${JSON.stringify(info.state)} cluster=${JSON.stringify(info.cluster)}`);
+    const consumers = [];
+    for await (const c of jsm.consumers.list(stream)) consumers.push(c);
+    for (const c of consumers)
+      out.push(
+        `CONSUMER ${stream}/${c.name} delivered=${JSON.stringify(c.delivered)} ack_floor=${JSON.stringify(c.ack_floor)} pending=${c.num_pending} ack_pending=${c.num_ack_pending} redelivered=${c.num_redelivered} waiting=${c.num_waiting} cluster=${JSON.stringify(c.cluster)}`,
+      );
+    if (stream === streams.tasks && info.state.messages < 2000)
+      for (let seq = info.state.first_seq; seq <= info.state.last_seq; seq++) {
+        const m = await jsm.streams.getMessage(stream, { seq }).catch(() => undefined);
+        if (!m) continue;
+        const body = m.json<{ execution?: string; step?: string; attempt?: number }>();
+        out.push(
+          `  MSG #${seq} ${m.subject} ${body.execution}/${body.step}/${body.attempt} pending=${pending.has(body.execution ?? "")} id=${m.header?.get("Nats-Msg-Id")}`,
+        );
+      }
+  }
+  out.push(`PENDING executions: ${pending.size}: ${[...pending].slice(0, 10).join(",")}`);
+  const effects = await openBucket(nc.jetstream(), buckets.effects, { history: 1 });
+  const files = new Set(readdirSync(effectDir));
+  for (const id of [...pending].slice(0, 4)) {
+    const entry = await effects.get(`${id}.charge.1`).catch((e: unknown) => String(e));
+    const ledger =
+      entry && typeof entry === "object"
+        ? entry.value.length
+          ? new TextDecoder().decode(entry.value)
+          : entry.operation
+        : entry;
+    out.push(`EXEC ${id} effectFile=${files.has(effectFile(id))} ledger=${ledger}`);
+    const ledgerSeq = /"taskSeq":(\d+)/.exec(String(ledger))?.[1];
+    if (ledgerSeq) {
+      const m = await jsm.streams
+        .getMessage(streams.tasks, { seq: Number(ledgerSeq) })
+        .catch((e: unknown) => String(e));
+      out.push(`  task #${ledgerSeq}: ${typeof m === "string" ? m : m.subject}`);
+    }
+    for (const child of processes)
+      for (const line of child
+        .output()
+        .split("\n")
+        .filter((l) => l.includes(id))
+        .slice(0, 10))
+        out.push(`  ${child.name}: ${line.slice(0, 400)}`);
+  }
+  for (const child of processes)
+    for (const line of child
+      .output()
+      .split("\n")
+      .filter((l) => /"level":"(warn|error)"/.test(l))
+      .slice(0, 15))
+      out.push(`  WARN ${child.name}: ${line.slice(0, 300)}`);
+  console.error(`tasks and events when executions did not end:\n${out.join("\n")}`);
+}
+
 async function waitForAll(ids: Iterable<string>) {
   const pending = new Set(ids);
   const records = new Map<string, NonNullable<Awaited<ReturnType<Executions["get"]>>>>();
@@ -182,6 +247,7 @@ async function waitForAll(ids: Iterable<string>) {
     },
     { timeoutMs: 180_000, intervalMs: 200 },
   ).catch(async (error: unknown) => {
+    await dumpTasks(pending).catch((reason: unknown) => console.error("could not dump the tasks", reason));
     const some = await Promise.all([...pending].slice(0, 5).map((id) => executions.get(id).catch(String)));
     throw new Error(`${(error as Error).message}; some left: ${JSON.stringify(some).slice(0, 3000)}`);
   });
@@ -278,6 +344,7 @@ function expectNoErrorsLogged(): void {
   }
 }
 
+// Still gated: see the file's comment.
 const killing = process.env.BATON_TEST_CLUSTER_KILLS === "1";
 
 it.runIf(killing)(
