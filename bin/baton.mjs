@@ -55,9 +55,10 @@ if (process.env.BATON_FROM_SOURCE === "1") {
     const newest = newestSource();
     if (newest !== undefined && newest.mtimeMs > statSync(stamp).mtimeMs)
       fail(`dist/ is older than ${newest.file}: run "npm run build" in ${root} ${hint}`);
-  } else if (!existsSync(`${root}dist/engine/cli/main.js`)) {
+  } else if (!existsSync(`${root}dist/cli/main.js`)) {
     fail(`the compiled code is missing from ${root}dist/: this copy of Baton is incomplete; reinstall it`);
   }
-  ({ main } = await import("../dist/engine/cli/main.js"));
+  // The command line's bundle (scripts/build.mjs): a few files to load instead of hundreds.
+  ({ main } = await import("../dist/cli/main.js"));
 }
 process.exitCode = await main(process.argv.slice(2));

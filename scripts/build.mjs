@@ -1,13 +1,14 @@
 #!/usr/bin/env node
 // `npm run build`: compiles Baton's TypeScript (engine/ and sdk/) to JavaScript in dist/, with
 // declaration files, by tsc (tsconfig.build.json; incremental: an unchanged tree takes seconds),
-// then writes the language schema's precompiled validators and dist/.built, the stamp bin/baton.mjs compares the sources against.
+// then writes the language schema's precompiled validators, bundles the command line (dist/cli/,
+// esbuild) and writes dist/.built, the stamp bin/baton.mjs compares the sources against.
 //
 // `--if-possible` (how `prepare` runs it, on `npm ci`/`npm install`): skips the build, saying so,
 // when the sources or TypeScript are not there (`npm ci --omit=dev` in the Docker image's first
 // layer, before the sources are copied). `npm run build` itself never skips.
 import { spawnSync } from "node:child_process";
-import { existsSync, writeFileSync } from "node:fs";
+import { copyFileSync, existsSync, rmSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname, join, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
@@ -50,4 +51,45 @@ const { precompiledValidatorsSource, precompiledValidatorsFile } = await import(
   pathToFileURL(languageSchema).href
 );
 writeFileSync(join(dirname(languageSchema), precompiledValidatorsFile), precompiledValidatorsSource());
+
+// The command line as one bundle (dist/cli/): `baton` loads a few files instead of hundreds (yaml
+// and ajv alone are 160 CommonJS files), which is most of a one-shot command's start. Commands
+// stay lazy (a chunk each, loaded when run). The isolate's runtime is an entry of its own, beside
+// the chunks, where the isolate looks for it; so are the language schema's validators. Left out:
+// what is loaded from files at run time or is native (fastify and its plugins, pino, the
+// OpenTelemetry SDK, tsx, esbuild, sharp, ws); they load from node_modules as before. dist/engine
+// and dist/sdk stay: the package's exports (`import ... from "baton"`) and the types.
+const { build } = await import("esbuild");
+const cli = join(root, "dist/cli");
+rmSync(cli, { recursive: true, force: true });
+await build({
+  entryPoints: {
+    main: join(root, "dist/engine/cli/main.js"),
+    "isolate-runtime": join(root, "dist/sdk/worker/isolate-runtime.js"),
+  },
+  outdir: cli,
+  bundle: true,
+  splitting: true,
+  format: "esm",
+  platform: "node",
+  target: "node20",
+  logLevel: "warning",
+  external: [
+    "fastify",
+    "@fastify/*",
+    "@opentelemetry/*",
+    "pino",
+    "ws",
+    "tsx",
+    "esbuild",
+    "sharp",
+    "playwright-core",
+    "chart.js",
+  ],
+  // CommonJS dependencies inside an ES module bundle still call require.
+  banner: {
+    js: 'import { createRequire as __batonCreateRequire } from "node:module"; const require = __batonCreateRequire(import.meta.url);',
+  },
+});
+copyFileSync(join(dirname(languageSchema), precompiledValidatorsFile), join(cli, precompiledValidatorsFile));
 writeFileSync(join(root, "dist/.built"), `${new Date().toISOString()}\n`);

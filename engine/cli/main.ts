@@ -3,6 +3,7 @@
  * subcommand lives in its own file under `commands/`, listed in commands/index.ts and imported
  * only when it runs (or its usage is shown): `baton --help` loads no command at all.
  */
+import { commonJsExports } from "../../sdk/cjs-interop.ts";
 import { NatsAccessError } from "../../sdk/nats-access.ts";
 import { UsageError, exitCodes, type Command, type Io } from "./command.ts";
 import { createHelpCommand, formatOverview, helpSummary, type CommandSummary } from "./commands/help.ts";
@@ -29,7 +30,7 @@ function isParseArgsError(error: unknown): error is Error {
 }
 
 async function suggestion(name: string): Promise<string> {
-  const { closest } = await import("fastest-levenshtein");
+  const { closest } = commonJsExports(await import("fastest-levenshtein"));
   const near = closest(
     name,
     summaries.map((command) => command.name),

@@ -2,6 +2,8 @@
 // This finds each document's name and its own text, keeping track of where it starts so that
 // problems the server reports for one document point at the right line of the whole text.
 
+import { commonJsExports } from "../cjs-interop.ts";
+
 export interface WorkflowDocument {
   /** The document's `name`, when it has a string one. */
   readonly name: string | undefined;
@@ -17,7 +19,7 @@ export interface WorkflowDocument {
  */
 export async function splitWorkflowDocuments(text: string): Promise<WorkflowDocument[] | undefined> {
   // Loaded on first use: every function isolate imports the SDK, and none of them submits YAML.
-  const { parseAllDocuments } = await import("yaml");
+  const { parseAllDocuments } = commonJsExports(await import("yaml"));
   const parsed = parseAllDocuments(text);
   if (!Array.isArray(parsed)) return []; // an empty stream: no document at all
   const documents: WorkflowDocument[] = [];

@@ -21,7 +21,10 @@ afterAll(async () => {
 });
 
 /** Runs `baton ARGS` from the sources with the recording hooks; resolves to the URLs it imported. */
-async function importsOf(args: readonly string[]): Promise<{ code: number | null; urls: string[] }> {
+async function importsOf(
+  args: readonly string[],
+  from: "sources" | "compiled" = "sources",
+): Promise<{ code: number | null; urls: string[]; stdout: string; stderr: string }> {
   const file = join(dir, `imports-${args.join("-").replace(/\W+/g, "_")}.txt`);
   writeFileSync(file, "");
   const child = spawnProcess(
@@ -32,10 +35,18 @@ async function importsOf(args: readonly string[]): Promise<{ code: number | null
       join(root, "bin/baton.mjs"),
       ...args,
     ],
-    { name: `baton ${args.join(" ")}`, env: { RECORD_IMPORTS_FILE: file, BATON_FROM_SOURCE: "1" } },
+    {
+      name: `baton ${args.join(" ")}`,
+      env: { RECORD_IMPORTS_FILE: file, BATON_FROM_SOURCE: from === "sources" ? "1" : undefined },
+    },
   );
   const exit = await child.waitForExit(60_000);
-  return { code: exit.code, urls: readFileSync(file, "utf8").split("\n").filter(Boolean) };
+  return {
+    code: exit.code,
+    urls: readFileSync(file, "utf8").split("\n").filter(Boolean),
+    stdout: child.stdout(),
+    stderr: child.stderr(),
+  };
 }
 
 /** The packages and Baton directories a command that neither talks to NATS nor serves anything must not load. */
@@ -100,6 +111,26 @@ describe("baton loads what the command needs, and no more", () => {
   });
 });
 
+describe("the compiled command line is one bundle (dist/cli, scripts/build.mjs)", () => {
+  // These run the build (dist/), as a user's `baton` does: `npm ci` builds it before the tests.
+  it("baton validate imports a few files of dist/cli, and no module of node_modules or of dist's tree", async () => {
+    const { code, urls, stderr } = await importsOf(
+      ["validate", join(root, "workflows/hello.yaml")],
+      "compiled",
+    );
+    expect(code).toBe(0);
+    expect(stderr).toContain("1 file valid");
+    expect(urls.some((url) => url.endsWith("/dist/cli/main.js"))).toBe(true);
+    expect(urls.filter((url) => /\/node_modules\/|\/dist\/(engine|sdk)\//.test(url))).toEqual([]);
+  });
+
+  it("a CommonJS package the bundle imports on demand gives its names (an unknown command's did-you-mean)", async () => {
+    const { code, stderr } = await importsOf(["valdate"], "compiled");
+    expect(code).toBe(2);
+    expect(stderr).toContain('unknown command "valdate" (did you mean "validate"?)');
+  });
+});
+
 describe("bin/baton.mjs never runs a stale dist/", () => {
   /** A checkout-shaped directory: bin/baton.mjs, one source file, and a dist/ whose main says it ran. */
   function fakeCheckout(name: string): string {
@@ -108,9 +139,9 @@ describe("bin/baton.mjs never runs a stale dist/", () => {
     cpSync(join(root, "bin/baton.mjs"), join(checkout, "bin/baton.mjs"));
     mkdirSync(join(checkout, "engine/cli"), { recursive: true });
     writeFileSync(join(checkout, "engine/cli/main.ts"), "export {};\n");
-    mkdirSync(join(checkout, "dist/engine/cli"), { recursive: true });
+    mkdirSync(join(checkout, "dist/cli"), { recursive: true });
     writeFileSync(
-      join(checkout, "dist/engine/cli/main.js"),
+      join(checkout, "dist/cli/main.js"),
       'export async function main(argv) { process.stdout.write(`compiled ran ${argv.join(" ")}\\n`); return 0; }\n',
     );
     return checkout;

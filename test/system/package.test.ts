@@ -68,6 +68,8 @@ describe("the npm package", () => {
     expect(files).toContain("dist/sdk/index.js");
     expect(files).toContain("dist/sdk/index.d.ts");
     expect(files).toContain("dist/engine/cli/main.js");
+    expect(files).toContain("dist/cli/main.js");
+    expect(files).toContain("dist/cli/isolate-runtime.js");
     expect(files).toContain("dist/engine/workflow/schema/workflow.schema.json");
     // The console's front end is compiled by esbuild when /ui is first asked for: its sources ship.
     expect(files).toContain("engine/api/ui/app/main.tsx");
