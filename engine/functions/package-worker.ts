@@ -11,7 +11,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { definedFunctions } from "../../sdk/worker/define-function.ts";
-import { prewarmIsolate } from "../../sdk/worker/isolate-pool.ts";
+import { discardPrewarmed, prewarmIsolate } from "../../sdk/worker/isolate-pool.ts";
 import { isolateHeapMb, runWorker } from "../../sdk/worker/run-worker.ts";
 import type { NatsConnection } from "nats";
 import { PackageStore } from "./package-store.ts";
@@ -95,12 +95,17 @@ export async function runPackageWorker(
     const url = pathToFileURL(fetched.file).href;
     // The first isolate boots and imports the bundle while this thread imports it too.
     prewarmIsolate([url], isolateHeapMb(env));
-    await import(url);
+    await import(url).catch(async (error: unknown) => {
+      await discardPrewarmed();
+      throw error;
+    });
     const definition = definedFunctions().get(name);
-    if (definition === undefined)
+    if (definition === undefined) {
+      await discardPrewarmed();
       throw new Error(
         `function package "${name}" version ${fetched.version} does not define a function "${name}"`,
       );
+    }
     return await runWorker([], env, {
       functions: [definition],
       package: { name, version: fetched.version, digest: fetched.digest },

@@ -6,7 +6,8 @@
  * live it knows nothing, and says no function is unserved.
  *
  * A deployed function whose latest package version a pool marked unhealthy (its workers keep
- * crashing; KV `baton_functions`, `health.<name>`, docs/functions.md) counts as unserved at once.
+ * crashing; KV `baton_functions`, `health.<name>`, docs/functions.md) counts as unserved at once;
+ * a mark of an older version (left by a pool that died before taking it back) does not.
  */
 import { openBucket } from "../../sdk/replication.ts";
 import { StorageType, type NatsConnection, type QueuedIterator, type KvEntry, type Subscription } from "nats";
@@ -18,8 +19,10 @@ export class ServedFunctions {
   private readonly lastSeen = new Map<string, number>();
   private subscription: Subscription | undefined;
   private listeningSince = Infinity;
-  /** Functions whose latest package version is marked unhealthy. */
-  private readonly unhealthy = new Set<string>();
+  /** Function → the package version a pool marked unhealthy (KV `health.<name>`). */
+  private readonly marks = new Map<string, number>();
+  /** Function → its latest package version (KV `fn.<name>`; none once deleted). */
+  private readonly heads = new Map<string, number>();
   private healthWatch: QueuedIterator<KvEntry> | undefined;
   private isStopped = false;
 
@@ -62,14 +65,21 @@ export class ServedFunctions {
           storage: StorageType.File,
         });
         if (this.isStopped) return;
-        this.healthWatch = await kv.watch({ key: "health.>" });
-        // The watch begins with every mark there is now: forget what an earlier watch saw.
-        this.unhealthy.clear();
+        // The whole bucket: the marks, and the heads they are compared with (a mark of a version
+        // that is no longer the latest counts for nothing, whatever left it behind).
+        this.healthWatch = await kv.watch();
+        // The watch begins with every entry there is now: forget what an earlier watch saw.
+        this.marks.clear();
+        this.heads.clear();
         for await (const entry of this.healthWatch) {
           failures = 0;
-          const fn = entry.key.slice("health.".length);
-          if (entry.operation === "PUT") this.unhealthy.add(fn);
-          else this.unhealthy.delete(fn);
+          const [kind, ...rest] = entry.key.split(".");
+          const fn = rest.join(".");
+          const version = entry.operation === "PUT" ? versionIn(entry) : undefined;
+          const map = kind === "health" ? this.marks : kind === "fn" ? this.heads : undefined;
+          if (map === undefined) continue;
+          if (version === undefined) map.delete(fn);
+          else map.set(fn, version);
         }
       } catch {
         failures += 1;
@@ -84,8 +94,19 @@ export class ServedFunctions {
    * when `fn`'s deployed package is marked unhealthy.
    */
   isUnserved(fn: string, now = Date.now()): boolean {
-    if (this.unhealthy.has(fn)) return true;
+    const marked = this.marks.get(fn);
+    if (marked !== undefined && marked === this.heads.get(fn)) return true;
     if (now - this.listeningSince < workerTtlMs) return false;
     return now - (this.lastSeen.get(fn) ?? 0) > workerTtlMs;
+  }
+}
+
+/** The `version` of a head (not a tombstone) or of a health mark; `undefined` otherwise. */
+function versionIn(entry: KvEntry): number | undefined {
+  try {
+    const value = entry.json<{ version?: unknown; deleted?: unknown }>();
+    return typeof value.version === "number" && value.deleted !== true ? value.version : undefined;
+  } catch {
+    return undefined;
   }
 }

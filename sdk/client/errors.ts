@@ -92,7 +92,8 @@ export class BatonConnectionError extends Error {
   override name = "BatonConnectionError";
   /**
    * Why: the system error code (`ECONNREFUSED`, `ENOTFOUND`, `ECONNRESET`, ...), `RequestTimeout`
-   * when the server took too long, or `NetworkError` when nothing more precise is known.
+   * when the server took too long, `Redirected` when something in front of the API answered with
+   * a redirect (not followed), or `NetworkError` when nothing more precise is known.
    */
   readonly code: string;
   /** The URL that could not be reached. */

@@ -102,6 +102,17 @@ export class Transport {
       // The deadline's own reason (a TimeoutError), not the socket's "aborted".
       throw connectionError(url, deadline.aborted ? deadline.reason : error, timeoutMs);
     }
+    // The API never redirects: a redirect comes from something in front of it (an ingress sending
+    // http to https, a moved host). Followed, it would turn a POST into a GET and answer another
+    // question; so it is an error that names where it points.
+    if (response.status >= 300 && response.status < 400) {
+      const location = response.headers.get("location") ?? "nowhere";
+      throw new BatonConnectionError(
+        url.href,
+        "Redirected",
+        `${url.origin} answered ${response.status}, a redirect to ${location}: point BATON_URL (or the client's url) at the Baton API itself`,
+      );
+    }
     const parsed = parseBody(response.headers.get("content-type"), response.text);
     if (response.status >= 400) throw errorFromResponse(response.status, parsed, response.text);
     return { status: response.status, headers: response.headers, body: parsed };

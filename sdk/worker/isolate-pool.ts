@@ -50,6 +50,13 @@ export function prewarmIsolate(modules: readonly string[], heapMb: number): Isol
   return isolate;
 }
 
+/** Terminates the prewarmed isolate no pool took (its worker failed to start). */
+export async function discardPrewarmed(): Promise<void> {
+  const entry = prewarmed;
+  prewarmed = undefined;
+  await entry?.isolate.terminate();
+}
+
 /** The prewarmed isolate if it matches, its exit reported to `onExit` from now on. */
 function takePrewarmed(
   modules: readonly string[],

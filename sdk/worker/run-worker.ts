@@ -15,9 +15,10 @@ import { natsReplicas } from "../replication.ts";
 import { pathToFileURL } from "node:url";
 import type { NatsConnection } from "nats";
 import type { FunctionDefinition } from "./define-function.ts";
-import { prewarmIsolate } from "./isolate-pool.ts";
+import { natsAccessFromEnv } from "../nats-access.ts";
+import { discardPrewarmed, prewarmIsolate } from "./isolate-pool.ts";
 import { loadFunctionModules, moduleUrl } from "./load-modules.ts";
-import { defaultIsolateHeapMb, serve, type ServeOptions } from "./serve.ts";
+import { defaultIsolateHeapMb, serve, type ServeOptions, type WorkerHandle } from "./serve.ts";
 
 const usage = "usage: run-worker MODULE... (each an ES module exporting function definitions)";
 
@@ -41,26 +42,34 @@ export async function runWorker(
   }
   // Checked before anything starts: a bad value stops the worker with a message naming it.
   natsReplicas(env);
+  if (loaded?.connection === undefined) natsAccessFromEnv(env);
   // The first isolate boots on its own thread while this one imports the modules too.
   if (loaded === undefined)
     prewarmIsolate(
       args.map((module) => moduleUrl(module)),
       isolateHeapMb(env),
     );
-  const functions = loaded?.functions ?? (await loadFunctionModules(args));
   const draining = new AbortController();
-  const worker = await serve({
-    servers: env.NATS_URL,
-    functions,
-    name: env.BATON_WORKER_NAME,
-    concurrency: numberFrom(env, "BATON_WORKER_CONCURRENCY"),
-    effectConcurrency: numberFrom(env, "BATON_WORKER_EFFECT_CONCURRENCY"),
-    isolateHeapMb: numberFrom(env, "BATON_WORKER_HEAP_MB"),
-    drainTimeoutMs: numberFrom(env, "BATON_WORKER_DRAIN_TIMEOUT_MS"),
-    signal: draining.signal,
-    ...(loaded?.package === undefined ? {} : { package: loaded.package }),
-    ...(loaded?.connection === undefined ? {} : { connection: loaded.connection }),
-  });
+  let worker: WorkerHandle;
+  try {
+    const functions = loaded?.functions ?? (await loadFunctionModules(args));
+    worker = await serve({
+      servers: env.NATS_URL,
+      functions,
+      name: env.BATON_WORKER_NAME,
+      concurrency: numberFrom(env, "BATON_WORKER_CONCURRENCY"),
+      effectConcurrency: numberFrom(env, "BATON_WORKER_EFFECT_CONCURRENCY"),
+      isolateHeapMb: numberFrom(env, "BATON_WORKER_HEAP_MB"),
+      drainTimeoutMs: numberFrom(env, "BATON_WORKER_DRAIN_TIMEOUT_MS"),
+      signal: draining.signal,
+      ...(loaded?.package === undefined ? {} : { package: loaded.package }),
+      ...(loaded?.connection === undefined ? {} : { connection: loaded.connection }),
+    });
+  } catch (error) {
+    // A worker that could not start leaves no thread behind (it would keep the process up).
+    await discardPrewarmed();
+    throw error;
+  }
   let signals = 0;
   const onSignal = (): void => {
     signals += 1;

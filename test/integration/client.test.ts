@@ -4,6 +4,7 @@
  * client does goes over HTTP and the websocket, as it would from another program.
  */
 import type { AddressInfo } from "node:net";
+import { createServer as createHttpServer } from "node:http";
 import { createServer, type Socket } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startApi, type RunningApi } from "../../engine/api/start-api.ts";
@@ -413,6 +414,24 @@ describe("errors", () => {
       expect(await aborted).toMatchObject({ message: "changed my mind" });
     } finally {
       silent.close();
+    }
+  });
+
+  it("a redirect (from something in front of the API) is a BatonConnectionError naming where it points", async () => {
+    const redirecting = createHttpServer((_request, response) => {
+      response.writeHead(301, { location: "https://baton.example/v1/workflows" }).end();
+    });
+    await new Promise<void>((resolve) => redirecting.listen(0, "127.0.0.1", resolve));
+    try {
+      const { port } = redirecting.address() as AddressInfo;
+      const error = await new BatonClient({ url: `http://127.0.0.1:${port}` }).workflows
+        .list()
+        .catch((caught: unknown) => caught);
+      expect(error).toBeInstanceOf(BatonConnectionError);
+      expect(error).toMatchObject({ code: "Redirected" });
+      expect((error as Error).message).toContain("a redirect to https://baton.example/v1/workflows");
+    } finally {
+      redirecting.close();
     }
   });
 

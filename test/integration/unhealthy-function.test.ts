@@ -31,7 +31,10 @@ beforeAll(async () => {
     v: protocolVersion,
     worker: "sickly-worker",
     node: "test",
-    functions: [{ name: "sickly", lane: "pure" }],
+    functions: [
+      { name: "sickly", lane: "pure" },
+      { name: "outdated", lane: "pure" },
+    ],
     concurrency: 1,
     effectConcurrency: 1,
     running: 0,
@@ -95,7 +98,34 @@ it("a mark whose version a deploy outdated while it was written is taken back", 
   expect((await store.unhealthy()).map((health) => health.name)).not.toContain("raced");
 });
 
-it("every stored version's bundle can be read: the bundle is stored before anything names it", async () => {
+it("a mark left on an older version does not make the latest one unavailable", async () => {
+  const store = await PackageStore.open(nc.jetstream());
+  await store.put("outdated", new TextEncoder().encode("// v1"), "node20", defaultScale);
+  await store.put("outdated", new TextEncoder().encode("// v2"), "node20", defaultScale);
+  // What a pool that died between writing its mark and reading the head again leaves behind.
+  const mark = {
+    name: "outdated",
+    version: 1,
+    healthy: false,
+    reason: "crashed",
+    since: new Date().toISOString(),
+  };
+  await store.kv.put("health.outdated", JSON.stringify(mark));
+  await executions.apply(`baton: v1
+name: call-outdated
+steps:
+  - name: ask
+    call: outdated
+    timeout: 1s
+    retry: { attempts: 1 }
+`);
+  // The live worker (the heartbeat) serves version 2: the slow attempt is a Timeout.
+  const outcome = await ended((await executions.start("call-outdated", {})).id);
+  expect(outcome.status).toBe("failed");
+  expect(outcome.error).toMatchObject({ code: "Timeout" });
+});
+
+it("a version that repeats older code names the bundle already stored, and every version loads", async () => {
   const store = await PackageStore.open(nc.jetstream());
   const v1 = new TextEncoder().encode("// one");
   await store.put("ordered", v1, "node20", defaultScale);

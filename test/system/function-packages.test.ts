@@ -274,7 +274,8 @@ export default defineFunction({ name: ${JSON.stringify(name)}, handler: () => ({
           [baton, "worker", "--package", `${name}@${entry.version}`],
           {
             name: `worker ${name}@${entry.version}`,
-            env: { NATS_URL: server().url },
+            // A cache of this test's own: the bundle must come from JetStream, not an earlier run.
+            env: { NATS_URL: server().url, BATON_PACKAGE_CACHE: join(dir, `cache-${point}`) },
           },
         );
         await worker.waitForLine(/"msg":"serving"/, { timeoutMs: 60_000 });
