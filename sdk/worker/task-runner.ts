@@ -223,30 +223,32 @@ export class TaskRunner {
     const key = task.effect ? task.idempotencyKey : undefined;
     if (key === undefined) return this.#execute(entry, fn, log);
     const attempt = `${key}#${task.attempt}`;
-    // Delivered again while this process still runs it (NATS was away past the ack wait): the
-    // running one will answer and ack.
+    // Delivered again while this process still claims or runs it (NATS was away past the ack
+    // wait): the first copy will answer and ack. Marked before the claim is awaited: the ledger
+    // cannot tell two copies of one message in one worker apart (same sequence, same worker), so
+    // two claims in flight at once would both be told to run.
     if (this.#effectsRunning.has(attempt)) return { heldElsewhere: true };
-    const seed = { execution: task.execution, step: task.step };
-    const identity = { attempt: task.attempt, worker: this.#options.workerId, taskSeq: entry.msg.seq };
-    let claim = await this.#options.ledger.claim(key, seed, identity);
-    if (typeof claim === "object") {
-      // Another worker took this very message before: it runs it still, unless it is gone.
-      if (await this.#options.workerAlive(claim.held)) return { heldElsewhere: true };
-      log.warn("taking over an effect attempt from a worker that is gone", { holder: claim.held });
-      claim = await this.#options.ledger.claim(key, seed, identity, { takeOver: true });
-    }
-    if (claim === "completed") {
-      const recorded = await this.#options.ledger.get(key);
-      log.info("effect already completed; answering from the ledger", { idempotencyKey: key });
-      return { ok: true, output: recorded?.output ?? null };
-    }
-    if (claim === "duplicate") {
-      log.info("another copy of this attempt holds it; dropping this one", { idempotencyKey: key });
-      return { duplicate: true };
-    }
-    if (typeof claim === "object") return { heldElsewhere: true };
     this.#effectsRunning.add(attempt);
     try {
+      const seed = { execution: task.execution, step: task.step };
+      const identity = { attempt: task.attempt, worker: this.#options.workerId, taskSeq: entry.msg.seq };
+      let claim = await this.#options.ledger.claim(key, seed, identity);
+      if (typeof claim === "object") {
+        // Another worker took this very message before: it runs it still, unless it is gone.
+        if (await this.#options.workerAlive(claim.held)) return { heldElsewhere: true };
+        log.warn("taking over an effect attempt from a worker that is gone", { holder: claim.held });
+        claim = await this.#options.ledger.claim(key, seed, identity, { takeOver: true });
+      }
+      if (claim === "completed") {
+        const recorded = await this.#options.ledger.get(key);
+        log.info("effect already completed; answering from the ledger", { idempotencyKey: key });
+        return { ok: true, output: recorded?.output ?? null };
+      }
+      if (claim === "duplicate") {
+        log.info("another copy of this attempt holds it; dropping this one", { idempotencyKey: key });
+        return { duplicate: true };
+      }
+      if (typeof claim === "object") return { heldElsewhere: true };
       return await this.#runEffect(entry, fn, log, key);
     } finally {
       this.#effectsRunning.delete(attempt);
