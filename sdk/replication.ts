@@ -71,14 +71,15 @@ export async function openBucket(
 
 /**
  * Brings an existing stream to `wanted` (a replica count, leader-only reads); does nothing when
- * it does not exist (its creator sets them) or already has them.
+ * it does not exist (its creator sets them) or already has them. Resolves with whether the stream
+ * exists: one read serves the callers that create it when missing.
  */
 export async function reconcileStream(
   jsm: JetStreamManager,
   name: string,
   wanted: { num_replicas: number | undefined; allow_direct?: boolean },
   what = `stream ${name}`,
-): Promise<void> {
+): Promise<boolean> {
   let config: StreamConfig;
   let clustered: boolean;
   try {
@@ -86,14 +87,14 @@ export async function reconcileStream(
     config = info.config;
     clustered = info.cluster !== undefined;
   } catch (error) {
-    if (isStreamNotFound(error)) return;
+    if (isStreamNotFound(error)) return false;
     throw error;
   }
   const replicasDiffer =
     wanted.num_replicas !== undefined && (config.num_replicas || 1) !== wanted.num_replicas;
   const directDiffers =
     wanted.allow_direct !== undefined && (config.allow_direct ?? false) !== wanted.allow_direct;
-  if (!replicasDiffer && !directDiffers) return;
+  if (!replicasDiffer && !directDiffers) return true;
   try {
     // nats-server 2.9 takes such an update on a single server, and keeps one copy: refuse it here.
     if ((wanted.num_replicas ?? 1) > 1 && !clustered)
@@ -101,6 +102,7 @@ export async function reconcileStream(
     const replicas = wanted.num_replicas ?? config.num_replicas;
     await retryNats(() => jsm.streams.update(name, { ...config, ...wanted, num_replicas: replicas }));
     if (replicasDiffer) await settled(jsm, name, replicas);
+    return true;
   } catch (error) {
     const command = replicasDiffer
       ? `nats stream edit ${name} --replicas ${wanted.num_replicas}`

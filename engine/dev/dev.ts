@@ -141,21 +141,20 @@ export async function runDev(options: DevOptions = {}): Promise<number> {
         workflowPaths = await projectWorkflowPaths(projectFileName);
         const project = await loadProject(projectFileName);
         const api = new Transport(client.url, settings.api.tokens[0], 120_000);
-        const deployed: string[] = [];
+        const deployed = new Map<string, number>();
         try {
           await deployFunctions(api, project.functions, ({ fn, version, outcome }) => {
-            deployed.push(`${fn.name}@${version}`);
+            deployed.set(fn.name, version);
             if (outcome !== "unchanged") say(`function ${fn.name} version ${version} (${outcome})`);
           });
         } finally {
           // A module is left to the pool only when every function the file declares from it is
           // deployed: after a refusal part-way, the plain worker serves the rest of it.
-          const done = new Set(deployed.map((entry) => entry.slice(0, entry.lastIndexOf("@"))));
           for (const fn of project.functions)
-            if (project.functions.every((other) => other.module !== fn.module || done.has(other.name)))
+            if (project.functions.every((other) => other.module !== fn.module || deployed.has(other.name)))
               packaged.add(resolve(fn.module));
-          if (deployed.length > 0)
-            packagesLine = `${deployed.join(" ")}  (from ${projectFileName}; the pool starts their workers when a task waits)`;
+          if (deployed.size > 0)
+            packagesLine = `${[...deployed].map(([name, version]) => `${name}@${version}`).join(" ")}  (from ${projectFileName}; the pool starts their workers when a task waits)`;
         }
       } catch (error) {
         // A project that is not valid, or a package the API refused: dev comes up all the same.

@@ -202,20 +202,15 @@ export async function ensureStream(
   config: Partial<StreamConfig>,
   replicas = natsReplicas(),
 ): Promise<void> {
+  if (await reconcileStream(jsm, config.name!, { num_replicas: replicas })) return;
   try {
-    await retryNats(() => jsm.streams.info(config.name!));
-  } catch (error) {
-    if (!isNotFound(error)) throw error;
-    try {
-      await retryNats(() => jsm.streams.add({ ...config, num_replicas: replicas ?? 1 }));
-      return;
-    } catch (raced) {
-      // Another process created it between our look and our add.
-      if (!String(raced).includes("already in use"))
-        throw explainCreateError(raced, `stream ${config.name}`, replicas);
-    }
+    await retryNats(() => jsm.streams.add({ ...config, num_replicas: replicas ?? 1 }));
+  } catch (raced) {
+    // Another process created it between our look and our add: bring that one to `replicas`.
+    if (!String(raced).includes("already in use"))
+      throw explainCreateError(raced, `stream ${config.name}`, replicas);
+    await reconcileStream(jsm, config.name!, { num_replicas: replicas });
   }
-  await reconcileStream(jsm, config.name!, { num_replicas: replicas });
 }
 
 /** Creates the durable consumer with `replicas` (1 when unset) when missing, else brings it to `replicas` if set. */

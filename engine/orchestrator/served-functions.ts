@@ -74,10 +74,10 @@ export class ServedFunctions {
         for await (const entry of this.healthWatch) {
           failures = 0;
           const [kind, ...rest] = entry.key.split(".");
+          const map = kind === "health" ? this.marks : kind === "fn" ? this.heads : undefined;
+          if (map === undefined) continue; // `ver.<name>.<n>`: every version, not needed here
           const fn = rest.join(".");
           const version = entry.operation === "PUT" ? versionIn(entry) : undefined;
-          const map = kind === "health" ? this.marks : kind === "fn" ? this.heads : undefined;
-          if (map === undefined) continue;
           if (version === undefined) map.delete(fn);
           else map.set(fn, version);
         }

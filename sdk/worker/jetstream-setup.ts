@@ -50,13 +50,7 @@ export async function ensureTaskConsumer(jsm: JetStreamManager, lane: Lane, fn: 
 
 async function ensureStream(jsm: JetStreamManager, definition: StreamDefinition): Promise<void> {
   const replicas = natsReplicas();
-  try {
-    await retryNats(() => jsm.streams.info(definition.name));
-    await reconcileStream(jsm, definition.name, { num_replicas: replicas });
-    return;
-  } catch (error) {
-    if (!isNotFound(error)) throw error;
-  }
+  if (await reconcileStream(jsm, definition.name, { num_replicas: replicas })) return;
   const config: Partial<StreamConfig> = {
     ...definition,
     subjects: [...definition.subjects],

@@ -59,18 +59,22 @@ const ended = async (id: string) =>
     { timeoutMs: 30_000 },
   );
 
+/** Submits `call-<fn>`: one call of `fn` with a 1 s attempt timeout and no retry. */
+const applyCaller = (fn: string) =>
+  executions.apply(`baton: v1
+name: call-${fn}
+steps:
+  - name: ask
+    call: ${fn}
+    timeout: 1s
+    retry: { attempts: 1 }
+`);
+
 it("fails the attempts of an unhealthy package FunctionUnavailable, until a new version is deployed", async () => {
   const store = await PackageStore.open(nc.jetstream());
   await store.put("sickly", new TextEncoder().encode("// v1"), "node20", defaultScale);
   await store.markUnhealthy("sickly", 1, "3 workers of version 1 crashed");
-  await executions.apply(`baton: v1
-name: call-sickly
-steps:
-  - name: ask
-    call: sickly
-    timeout: 1s
-    retry: { attempts: 1 }
-`);
+  await applyCaller("sickly");
   const sick = await ended((await executions.start("call-sickly", {})).id);
   expect(sick.status).toBe("failed");
   expect(sick.error).toMatchObject({ code: "FunctionUnavailable" });
@@ -111,14 +115,7 @@ it("a mark left on an older version does not make the latest one unavailable", a
     since: new Date().toISOString(),
   };
   await store.kv.put("health.outdated", JSON.stringify(mark));
-  await executions.apply(`baton: v1
-name: call-outdated
-steps:
-  - name: ask
-    call: outdated
-    timeout: 1s
-    retry: { attempts: 1 }
-`);
+  await applyCaller("outdated");
   // The live worker (the heartbeat) serves version 2: the slow attempt is a Timeout.
   const outcome = await ended((await executions.start("call-outdated", {})).id);
   expect(outcome.status).toBe("failed");
