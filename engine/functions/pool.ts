@@ -36,6 +36,7 @@ import { packagePath } from "../package-root.ts";
 import { ensureTaskConsumer, ensureWorkerStreams, isNotFound } from "../../sdk/worker/jetstream-setup.ts";
 import { createJsonLogger, errorFields, type Logger } from "../../sdk/worker/logger.ts";
 import { startChild, type DevChild } from "../dev/child-process.ts";
+import { listKeys } from "../nats/kv-keys.ts";
 import { PackageStore, type FunctionPackage } from "./package-store.ts";
 
 const batonBin = packagePath("bin/baton.mjs");
@@ -321,11 +322,9 @@ async function backlogOf(jsm: JetStreamManager, fn: string, made: Set<string>): 
 }
 
 async function liveHeartbeats(kv: KV): Promise<HeartbeatEnvelope[]> {
-  // A set: a key written while the listing runs can be listed twice.
-  const keys = new Set<string>();
-  for await (const key of await kv.keys()) keys.add(key);
   const beats: HeartbeatEnvelope[] = [];
-  for (const key of keys) {
+  // Not kv.keys(): heartbeats expire, and an entry expiring while it lists stalls it (kv-keys.ts).
+  for (const key of await listKeys(kv)) {
     const entry = await kv.get(key);
     if (!entry || entry.operation !== "PUT") continue;
     try {

@@ -260,8 +260,10 @@ describe("the console at /ui", () => {
         await call("POST", `/v1/executions/${id}/cancel`).catch(() => undefined);
       });
       const page = await openConsole(`/executions/${id}`);
-      await page.locator("[data-testid=progress]").waitFor({ timeout: 40_000 });
-      expect(await page.textContent("[data-testid=progress]")).toMatch(/train attempt 1 · epoch \d+\/100/);
+      // The bar shows "starting" until the first report of the attempt arrives: wait for one.
+      await page
+        .locator("[data-testid=progress]", { hasText: /train attempt 1 · epoch \d+\/100/ })
+        .waitFor({ timeout: 40_000 });
       if (screenshots)
         await page.screenshot({ path: join(root, "docs/images/console-progress.png"), fullPage: true });
 
