@@ -36,7 +36,7 @@ async function runAll(options: BenchOptions): Promise<number> {
   const started = Date.now();
   log(
     `${environment.machine.cpuModel}, ${environment.machine.cores} cores; node ${environment.node}; ` +
-      `nats-server ${environment.natsServer}; commit ${environment.commit}; load ${environment.machine.loadAverage.join(" / ")}`,
+      `nats-server ${environment.natsServer} (cluster: ${environment.natsClusterServer}); commit ${environment.commit}; load ${environment.machine.loadAverage.join(" / ")}`,
   );
   for (const scenario of selected) {
     const scenarioStarted = Date.now();

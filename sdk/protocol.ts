@@ -82,7 +82,23 @@ export const subjects = {
   /** Core NATS: worker heartbeats. */
   heartbeat: (worker: string) => `baton.workers.heartbeat.${worker}`,
   allHeartbeats: "baton.workers.heartbeat.>",
+  /**
+   * Core NATS request/reply: "do you still hold this effect attempt?" (`HoldQuery` → `HoldAnswer`),
+   * asked of the worker a ledger claim names before another worker takes the attempt over.
+   */
+  holds: (worker: string) => `baton.workers.holds.${worker}`,
+  allHolds: "baton.workers.holds.*",
 } as const;
+
+/** Asked on `subjects.holds(worker)`: the attempt is `<idempotencyKey>#<attempt>`. */
+export interface HoldQuery {
+  readonly attempt: string;
+}
+
+/** The answer: whether that worker is claiming, running or recording the attempt now. */
+export interface HoldAnswer {
+  readonly holds: boolean;
+}
 
 /**
  * The durable consumer every worker of a function shares in a lane. Consumer names cannot hold

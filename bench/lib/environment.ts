@@ -5,7 +5,7 @@
 import { execFileSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { cpus, loadavg, release } from "node:os";
-import { resolveNatsServerBinary } from "../../test/helpers/nats-server.ts";
+import { resolveClusterNatsServerBinary, resolveNatsServerBinary } from "../../test/helpers/nats-server.ts";
 import { repoRoot } from "./processes.ts";
 
 export interface Environment {
@@ -22,6 +22,8 @@ export interface Environment {
   };
   readonly node: string;
   readonly natsServer: string;
+  /** The nats-server the `cluster` scenario's three nodes run (NATS_SERVER_CLUSTER_BIN, else the same). */
+  readonly natsClusterServer: string;
   /** `git rev-parse --short HEAD`, with `+uncommitted` when the working tree has changes. */
   readonly commit: string;
 }
@@ -50,7 +52,8 @@ export function collectEnvironment(): Environment {
       loadAverage: loadavg().map((load) => Math.round(load * 100) / 100),
     },
     node: process.version,
-    natsServer: natsServerVersion(),
+    natsServer: natsServerVersion(resolveNatsServerBinary),
+    natsClusterServer: natsServerVersion(resolveClusterNatsServerBinary),
     commit: gitCommit(),
   };
 }
@@ -82,9 +85,9 @@ function memoryMb(): number {
   return 0;
 }
 
-function natsServerVersion(): string {
+function natsServerVersion(resolve: () => string): string {
   try {
-    return run(resolveNatsServerBinary(), ["--version"]).replace(/^nats-server:\s*/, "");
+    return run(resolve(), ["--version"]).replace(/^nats-server:\s*/, "");
   } catch (error) {
     return `unknown (${error instanceof Error ? error.message.split("\n")[0] : String(error)})`;
   }

@@ -61,7 +61,7 @@ function markdown(run: RunRecord): string {
   return `# Benchmark results, ${env.date}${run.quick ? " (quick smoke run: small counts, not numbers to quote)" : ""}
 
 - machine: ${env.machine.cpuModel}, ${env.machine.cores} cores, ${env.machine.memoryMb} MB memory, Linux ${env.machine.kernel}; load average at start ${env.machine.loadAverage.join(" / ")}
-- node ${env.node}, nats-server ${env.natsServer}, commit ${env.commit}
+- node ${env.node}, nats-server ${env.natsServer} (cluster nodes: ${env.natsClusterServer}), commit ${env.commit}
 - command: \`${run.command}\`, ${run.durationS.toFixed(0)} s
 - every scenario on a fresh nats-server on the same machine; engine and workers are separate processes; payloads of about 256 bytes; warm-up discarded
 

@@ -1,6 +1,7 @@
 // The worker once `serve` has checked its options and started the first isolate: connect, create
 // the streams and consumers, check the isolate found every function, then start the pullers,
 // the cancel subscription, progress and heartbeats; and stop them in the reverse order.
+import { answerHoldQueries, holderAlive } from "./attempt-holder.ts";
 import { openBucket } from "../replication.ts";
 import { attemptProgress } from "./progress-reporter.ts";
 import { hostname } from "node:os";
@@ -129,17 +130,8 @@ function startServing(setup: {
     graceMs: settings.graceMs,
     retryReportDelayMs,
     ledger: new EffectLedger(setup.effects),
-    // Alive while its heartbeat entry lasts. Unknown (no bucket, NATS away) counts as alive: the
-    // task comes back later rather than risk running an effect twice.
-    workerAlive: async (worker) => {
-      if (workers === undefined) return true;
-      try {
-        const entry = await workers.get(worker);
-        return entry !== null && entry.operation === "PUT";
-      } catch {
-        return true;
-      }
-    },
+    // Asked first, then judged by its heartbeat entry (attempt-holder.ts).
+    workerAlive: holderAlive(nc, workers),
     progress: (identity) => attemptProgress(nc, identity),
   });
   const pullers = consumers.map(
@@ -172,6 +164,8 @@ function startServing(setup: {
       runner.cancel(cancel);
     },
   });
+  // Other workers ask before they take over an effect attempt this one claimed.
+  const holdQueries = answerHoldQueries(nc, id, (attempt) => runner.holds(attempt), logger);
   const progress = setInterval(() => runner.sendProgress(), taskProgressIntervalMs);
   const describe = (): HeartbeatEnvelope => ({
     v: protocolVersion,
@@ -209,6 +203,7 @@ function startServing(setup: {
       clearInterval(progress);
       if (!nc.isClosed()) {
         cancels.unsubscribe();
+        holdQueries.unsubscribe();
         await heartbeats.stop();
       }
       await pool.close();

@@ -47,8 +47,8 @@ export interface TaskRunnerOptions {
   readonly retryReportDelayMs: number;
   /** The effect ledger: read before an effect runs, written when one completes (see protocol.ts). */
   readonly ledger: EffectLedger;
-  /** Whether a worker is alive (its heartbeat entry is there): may it still finish what it claimed? */
-  readonly workerAlive: (worker: string) => Promise<boolean>;
+  /** Whether `worker` may still finish `attempt` (`<idempotencyKey>#<n>`) it claimed (attempt-holder.ts). */
+  readonly workerAlive: (worker: string, attempt: string) => Promise<boolean>;
   /** Where `ctx.progress` reports go (progress-reporter.ts); none: they are dropped. */
   readonly progress?: (identity: ProgressIdentity) => AttemptProgress;
 }
@@ -188,6 +188,11 @@ export class TaskRunner {
     }
   }
 
+  /** Whether this worker claims, runs or records the effect attempt `<idempotencyKey>#<n>` now. */
+  holds(attempt: string): boolean {
+    return this.#effectsRunning.has(attempt);
+  }
+
   /** Tells JetStream the running tasks are still being worked on. */
   sendProgress(): void {
     for (const entry of this.#running) entry.msg.working();
@@ -235,7 +240,7 @@ export class TaskRunner {
       let claim = await this.#options.ledger.claim(key, seed, identity);
       if (typeof claim === "object") {
         // Another worker took this very message before: it runs it still, unless it is gone.
-        if (await this.#options.workerAlive(claim.held)) return { heldElsewhere: true };
+        if (await this.#options.workerAlive(claim.held, attempt)) return { heldElsewhere: true };
         log.warn("taking over an effect attempt from a worker that is gone", { holder: claim.held });
         claim = await this.#options.ledger.claim(key, seed, identity, { takeOver: true });
       }

@@ -8,7 +8,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { connect, type NatsConnection } from "nats";
 import { afterAll, beforeAll } from "vitest";
-import { resolveNatsServerBinary } from "./nats-server.ts";
+import { resolveClusterNatsServerBinary } from "./nats-server.ts";
 import { onProcessExit, spawnProcess, waitUntil, formatExit, type TestProcess } from "./processes.ts";
 
 export interface NatsClusterNode {
@@ -63,7 +63,7 @@ export const clusterName = "baton-test";
 
 /** Starts the nodes one after another and resolves once JetStream answers on every one. */
 export async function startNatsCluster(options: NatsClusterOptions = {}): Promise<NatsCluster> {
-  const binary = resolveNatsServerBinary();
+  const binary = resolveClusterNatsServerBinary();
   const size = options.size ?? 3;
   const readyTimeoutMs = options.readyTimeoutMs ?? 30_000;
   const root = mkdtempSync(join(tmpdir(), "baton-nats-cluster-"));

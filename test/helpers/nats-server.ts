@@ -12,6 +12,7 @@ import {
   statSync,
   writeFileSync,
 } from "node:fs";
+import { execFileSync } from "node:child_process";
 import { connect as connectTcp } from "node:net";
 import { tmpdir } from "node:os";
 import { basename, delimiter, join } from "node:path";
@@ -19,6 +20,8 @@ import { afterAll, beforeAll } from "vitest";
 import { formatExit, onProcessExit, spawnProcess, waitUntil, type TestProcess } from "./processes.ts";
 
 export interface NatsServerOptions {
+  /** The nats-server binary. Default: resolveNatsServerBinary(). */
+  readonly binary?: string;
   /** Enable JetStream, with file storage in a fresh temp dir. Default true. */
   readonly jetstream?: boolean;
   /** The server's max_payload in bytes (set through a generated config file). Default: the server's (1 MiB). */
@@ -101,9 +104,38 @@ export function resolveNatsServerBinary(env: NodeJS.ProcessEnv = process.env): s
   throw new NatsServerNotFoundError(`nats-server was not found on the PATH.\n${INSTALL_HELP}`);
 }
 
+/**
+ * The nats-server binary for a cluster: NATS_SERVER_CLUSTER_BIN if set (scripts/test.sh sets it to
+ * a 2.10+ server, scripts/ensure-nats-server-cluster.sh), else the one resolveNatsServerBinary()
+ * finds. A cluster needs 2.10+ (docs/operations.md); one node runs on 2.9.10, which the other tests use.
+ */
+export function resolveClusterNatsServerBinary(env: NodeJS.ProcessEnv = process.env): string {
+  const explicit = env.NATS_SERVER_CLUSTER_BIN;
+  if (explicit === undefined || explicit === "") return resolveNatsServerBinary(env);
+  if (isExecutable(explicit)) return explicit;
+  throw new NatsServerNotFoundError(
+    `NATS_SERVER_CLUSTER_BIN is set to "${explicit}", which is not an executable file.\n` +
+      "Run bash scripts/ensure-nats-server-cluster.sh to fetch a nats-server 2.10+, or unset it.",
+  );
+}
+
+/** The version of a nats-server binary, as [major, minor, patch]. */
+export function natsServerVersion(binary: string): [number, number, number] {
+  const printed = execFileSync(binary, ["--version"], { encoding: "utf8" });
+  const match = /v?(\d+)\.(\d+)\.(\d+)/.exec(printed);
+  if (!match) throw new Error(`${binary} --version printed no version: ${printed}`);
+  return [Number(match[1]), Number(match[2]), Number(match[3])];
+}
+
+/** Whether a nats-server binary is version 2.10 or newer (sync_interval; safe replicated work queues). */
+export function isNatsServer210(binary: string): boolean {
+  const [major, minor] = natsServerVersion(binary);
+  return major > 2 || (major === 2 && minor >= 10);
+}
+
 /** Starts a nats-server on 127.0.0.1 and a random port, and resolves once it accepts connections. */
 export async function startNatsServer(options: NatsServerOptions = {}): Promise<NatsServer> {
-  const binary = resolveNatsServerBinary();
+  const binary = options.binary ?? resolveNatsServerBinary();
   const jetstream = options.jetstream ?? true;
   const readyTimeoutMs = options.readyTimeoutMs ?? 20_000;
   const dir = mkdtempSync(join(tmpdir(), "baton-nats-"));
