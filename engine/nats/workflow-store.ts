@@ -6,6 +6,7 @@
 import { createHash } from "node:crypto";
 import type { KV } from "nats";
 import type { WorkflowDefinition } from "../workflow/definition.ts";
+import { retryNats } from "../../sdk/nats-retry.ts";
 import { eraseKeys } from "./kv-erase.ts";
 
 export interface StoredWorkflow {
@@ -47,7 +48,7 @@ export class WorkflowStore {
   ): Promise<{ workflow: StoredWorkflow; outcome: PutOutcome }> {
     const hash = createHash("sha256").update(JSON.stringify(definition)).digest("hex");
     for (;;) {
-      const entry = await this.kv.get(definition.name);
+      const entry = await retryNats(() => this.kv.get(definition.name));
       const head = entry && entry.operation === "PUT" ? entry.json<StoredWorkflow | Tombstone>() : undefined;
       const latest = head && !isTombstone(head) ? head : undefined;
       if (latest?.hash === hash) return { workflow: latest, outcome: "unchanged" };
@@ -69,7 +70,10 @@ export class WorkflowStore {
   }
 
   async get(name: string, revision?: number): Promise<StoredWorkflow | undefined> {
-    const entry = await this.kv.get(revision === undefined ? name : revisionKey(name, revision));
+    // Reads ride out a leader election (nats-retry.ts), as the engine's own do.
+    const entry = await retryNats(() =>
+      this.kv.get(revision === undefined ? name : revisionKey(name, revision)),
+    );
     if (!entry || entry.operation !== "PUT") return undefined;
     const value = entry.json<StoredWorkflow | Tombstone>();
     return isTombstone(value) ? undefined : value;
@@ -82,7 +86,7 @@ export class WorkflowStore {
    */
   async remove(name: string): Promise<void> {
     for (;;) {
-      const entry = await this.kv.get(name);
+      const entry = await retryNats(() => this.kv.get(name));
       if (!entry || entry.operation !== "PUT") return;
       const head = entry.json<StoredWorkflow | Tombstone>();
       if (isTombstone(head)) return;

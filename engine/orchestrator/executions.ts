@@ -3,6 +3,7 @@
  * test): submit workflows, start, signal, cancel, read, await. Starting checks the input
  * against the workflow's schema first; a bad input creates nothing.
  */
+import { retryNats } from "../../sdk/nats-retry.ts";
 import { listKeys } from "../nats/kv-keys.ts";
 import type { JetStreamClient, NatsConnection } from "nats";
 import { streams, subjects } from "../../sdk/protocol.ts";
@@ -269,16 +270,22 @@ export class Executions {
 
   /** Delivers a signal; one with an idempotency `key` is delivered once however often it is sent. */
   async signal(id: string, name: string, payload: Json, key?: string): Promise<void> {
-    await this.js.publish(
-      subjects.events(id),
-      JSON.stringify({
-        type: "signal",
-        name,
-        payload,
-        ...(key === undefined ? {} : { key }),
-        at: Date.now(),
-      }),
-      key === undefined ? {} : { msgID: `signal:${id}:${key}` },
+    // With a key, a repeat is dropped by JetStream (message id); without, only a publish that
+    // surely stored nothing (no responders) is repeated.
+    await retryNats(
+      () =>
+        this.js.publish(
+          subjects.events(id),
+          JSON.stringify({
+            type: "signal",
+            name,
+            payload,
+            ...(key === undefined ? {} : { key }),
+            at: Date.now(),
+          }),
+          key === undefined ? {} : { msgID: `signal:${id}:${key}` },
+        ),
+      { idempotent: key !== undefined },
     );
   }
 
@@ -288,11 +295,14 @@ export class Executions {
 
   /** Re-runs a failed execution from the step that failed; completed steps keep their results. */
   async retry(id: string): Promise<void> {
-    await this.js.publish(subjects.events(id), JSON.stringify({ type: "retry", at: Date.now() }));
+    await retryNats(
+      () => this.js.publish(subjects.events(id), JSON.stringify({ type: "retry", at: Date.now() })),
+      { idempotent: false },
+    );
   }
 
   async get(id: string): Promise<ExecutionRecord | undefined> {
-    const entry = await this.topology.executions.get(id);
+    const entry = await retryNats(() => this.topology.executions.get(id));
     if (!entry || entry.operation !== "PUT") return undefined;
     const value = entry.json<ExecutionRecord | { chunked: unknown }>();
     if ("chunked" in value) {

@@ -155,6 +155,34 @@ async function killLeaderOf(stream: string): Promise<NatsClusterNode> {
   return leader;
 }
 
+/**
+ * Reads records and the workflow over and over, as the API does for its clients, until stopped;
+ * returns the errors. A node dying is ordinary weather: a read waits out the election
+ * (nats-retry.ts) instead of failing the client's request.
+ */
+function keepReading(ids: string[]): { stop: () => Promise<string[]> } {
+  const errors: string[] = [];
+  let reading = true;
+  const loop = (async () => {
+    for (let i = 0; reading; i++) {
+      try {
+        await executions.get(ids[i % ids.length]!);
+        await executions.workflows.get("replicated");
+      } catch (error) {
+        errors.push(String(error));
+      }
+      await new Promise((resolve) => setTimeout(resolve, 20)); // a pace, not a wait for anything
+    }
+  })();
+  return {
+    stop: async () => {
+      reading = false;
+      await loop;
+      return errors;
+    },
+  };
+}
+
 /** Every replica of `stream` is back and current. */
 async function waitForCurrent(stream: string): Promise<void> {
   const jsm = await nc.jetstreamManager();
@@ -358,9 +386,11 @@ it.runIf(killing)(
   async () => {
     const started = await startMany(executionsPerRound, 0);
     await waitForEffects(started, 20);
+    const reader = keepReading([...started.keys()]);
     const first = await killLeaderOf(streams.events);
     // A second node: the one leading now, which is not the one that just came back.
     const second = await killLeaderOf(streams.events);
+    expect(await reader.stop(), "reads that failed while nodes died").toEqual([]);
     expect(second.name).not.toBe(first.name);
     await expectAllRight(started);
     expectNoErrorsLogged();
@@ -374,8 +404,10 @@ it.runIf(killing)(
     const records = `KV_${buckets.executions}`;
     const started = await startMany(executionsPerRound, 10_000);
     await waitForEffects(started, 20);
+    const reader = keepReading([...started.keys()]);
     const first = await killLeaderOf(records);
     const second = await killLeaderOf(records);
+    expect(await reader.stop(), "reads that failed while nodes died").toEqual([]);
     expect(second.name).not.toBe(first.name);
     await expectAllRight(started);
     expectNoErrorsLogged();
