@@ -92,6 +92,13 @@ export interface StartOptions {
   links?: string[];
 }
 
+/**
+ * How long a client's read waits out NATS electing a leader (or a node coming back) before it
+ * fails: longer than the engine's own 15 s, whose failures JetStream redelivers, as a client's
+ * failed read is an error in front of a person.
+ */
+export const readPatienceMs = 30_000;
+
 export class Executions {
   private idempotencyKeys: Promise<IdempotencyKeys> | undefined;
   private readonly inputChecks = new Map<string, (input: Json) => InputCheck>();
@@ -302,7 +309,7 @@ export class Executions {
   }
 
   async get(id: string): Promise<ExecutionRecord | undefined> {
-    const entry = await retryNats(() => this.topology.executions.get(id));
+    const entry = await retryNats(() => this.topology.executions.get(id), { patienceMs: readPatienceMs });
     if (!entry || entry.operation !== "PUT") return undefined;
     const value = entry.json<ExecutionRecord | { chunked: unknown }>();
     if ("chunked" in value) {

@@ -165,11 +165,12 @@ function keepReading(ids: string[]): { stop: () => Promise<string[]> } {
   let reading = true;
   const loop = (async () => {
     for (let i = 0; reading; i++) {
+      const startedAt = Date.now();
       try {
         await executions.get(ids[i % ids.length]!);
         await executions.workflows.get("replicated");
       } catch (error) {
-        errors.push(String(error));
+        errors.push(`${String(error)} after ${Date.now() - startedAt} ms`);
       }
       await new Promise((resolve) => setTimeout(resolve, 20)); // a pace, not a wait for anything
     }
