@@ -47,6 +47,7 @@ import {
   reconcileConsumer,
   reconcileStream,
 } from "../../sdk/replication.ts";
+import { emittedStream } from "./emit-stream.ts";
 import { ExecutionIndex } from "./execution-index.ts";
 
 /** Executions waiting on a subject: the engine's own, not part of the worker protocol. */
@@ -143,6 +144,9 @@ export interface Topology {
 export async function ensureTopology(nc: NatsConnection, replicas = natsReplicas()): Promise<Topology> {
   const jsm = await nc.jetstreamManager();
   for (const config of engineStreams) await ensureStream(jsm, config, replicas);
+  // Created with the first workflow that emits (emit-stream.ts); when it exists, it is brought to
+  // the configured replica count at start like the others.
+  await reconcileStream(jsm, emittedStream, { num_replicas: replicas });
   await ensureConsumer(jsm, streams.events, replicas, {
     durable_name: engineConsumers.events,
     ack_policy: AckPolicy.Explicit,

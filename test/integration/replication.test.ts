@@ -4,6 +4,7 @@
  * reads from their leader only (`allow_direct: false`), and where the server cannot have the
  * count asked for, start fails naming the resource and the command that fixes it.
  */
+import { captureEmitSubjects, emittedStream } from "../../engine/nats/emit-stream.ts";
 import { connect, type NatsConnection } from "nats";
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import { ConfigError, loadEngineConfig } from "../../engine/config.ts";
@@ -95,6 +96,8 @@ describe("on a 3-node cluster", () => {
     expect((await jsm.streams.info(`KV_${buckets.executions}`)).config.allow_direct).toBe(true);
     await ensureTopology(nc, 1);
     await ensureTaskConsumer(jsm, "pure", "double");
+    await captureEmitSubjects(jsm, ["orders.placed"]); // BATON_EMITTED, made by a workflow that emits
+    expect((await jsm.streams.info(emittedStream)).config.num_replicas).toBe(1);
     expect((await jsm.streams.info(streams.events)).config.num_replicas).toBe(1);
     expect((await jsm.streams.info(`KV_${buckets.executions}`)).config.allow_direct).toBe(false);
 
@@ -108,6 +111,7 @@ describe("on a 3-node cluster", () => {
       for (const info of [page].flat()) names.push(info.config.name);
     expect(names.sort()).toEqual(
       [
+        "BATON_EMITTED",
         "BATON_EVENTS",
         "BATON_HISTORY",
         "BATON_POISON",

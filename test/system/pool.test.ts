@@ -307,5 +307,5 @@ describe("the pool", () => {
           : undefined,
       { timeoutMs: 60_000, intervalMs: 200 },
     );
-  }, 150_000);
+  }, 240_000); // more than its waits together: a stuck one says which it was
 });
