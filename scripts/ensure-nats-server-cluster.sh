@@ -20,7 +20,8 @@ readonly INSTALL_DOCS="https://docs.nats.io/running-a-nats-service/introduction/
 log() { printf 'ensure-nats-server-cluster: %s\n' "$*" >&2; }
 
 server_version() {
-  "$1" --version 2>&1 | sed -nE 's/.*v?([0-9]+\.[0-9]+\.[0-9]+).*/\1/p' | head -n 1
+  # "nats-server: v2.10.27" → "2.10.27"
+  "$1" --version 2>&1 | sed -nE 's/.*v([0-9]+\.[0-9]+\.[0-9]+).*/\1/p' | head -n 1
 }
 
 # True when the binary $1 runs and is MIN_VERSION or newer.
@@ -69,6 +70,13 @@ echo "deb [arch=$arch signed-by=$KEYRING] http://deb.debian.org/debian trixie ma
 apt_options=(
   -o "Dir::Etc::SourceList=$work/sources.list"
   -o "Dir::Etc::SourceParts=/dev/null"
+  # The machine's pins (a Debian 12 that pins trixie down) would refuse the download.
+  -o "Dir::Etc::Preferences=/dev/null"
+  -o "Dir::Etc::PreferencesParts=/dev/null"
+  # Offline, say so within a minute rather than after apt's default retries.
+  -o "Acquire::Retries=1"
+  -o "Acquire::http::Timeout=20"
+  -o "Acquire::Languages=none"
   -o "Dir::State::Lists=$work/lists"
   -o "Dir::Cache=$work/cache"
   -o "APT::Get::List-Cleanup=false"
@@ -80,8 +88,12 @@ log "fetching Debian 13's nats-server package with apt-get (signature checked by
 apt-get "${apt_options[@]}" -q update </dev/null >&2 || unavailable "apt-get could not read Debian 13's package index."
 (cd "$work" && apt-get "${apt_options[@]}" -q download nats-server </dev/null >&2) ||
   unavailable "apt-get could not download Debian 13's nats-server package."
-dpkg-deb -x "$work"/nats-server_*.deb "$work/unpacked"
+packages=("$work"/nats-server_*.deb)
+[[ -f "${packages[0]}" ]] || unavailable "apt-get downloaded no nats-server package into $work."
+dpkg-deb -x "${packages[0]}" "$work/unpacked" || unavailable "dpkg-deb could not unpack ${packages[0]}."
 mkdir -p "$CACHE_DIR"
-install -m 0755 "$work/unpacked/usr/sbin/nats-server" "$CACHE_DIR/nats-server"
+# Into place in one step: a test run and a bench run may fetch at the same time.
+install -m 0755 "$work/unpacked/usr/sbin/nats-server" "$CACHE_DIR/nats-server.$$"
+mv -f "$CACHE_DIR/nats-server.$$" "$CACHE_DIR/nats-server"
 recent_enough "$CACHE_DIR/nats-server" || unavailable "the unpacked $CACHE_DIR/nats-server does not run or is older than $MIN_VERSION."
 found "$CACHE_DIR/nats-server"

@@ -59,8 +59,12 @@ bash scripts/ensure-nats-server.sh </dev/null
 section "making sure a nats-server 2.10+ is at hand for the cluster tests (scripts/ensure-nats-server-cluster.sh)"
 # Debian 12's nats-server (2.9.10) runs one node; the 3-node cluster tests need 2.10 or newer.
 # Without one, the cluster tests that kill nodes are skipped (they say so); the rest run.
+# In CI (CI=true) that is a failure: the node-killing tests must run there.
 if cluster_server="$(bash scripts/ensure-nats-server-cluster.sh </dev/null)"; then
   export NATS_SERVER_CLUSTER_BIN="$cluster_server"
+elif [[ "${CI:-}" == "true" ]]; then
+  echo "test.sh: no nats-server 2.10+ for the cluster tests (see above); in CI they must run." >&2
+  exit 1
 else
   echo "test.sh: WARNING: no nats-server 2.10+ for the cluster tests; the node-killing ones will be skipped." >&2
 fi

@@ -47,13 +47,13 @@ export class EffectLedger {
    * effect runs. Another copy of the same attempt (an engine resent the task after JetStream's
    * duplicate window) is a `duplicate`: the claim's holder reports. The same message delivered
    * again while another worker holds the claim is `held` by that worker: the caller runs it only
-   * when that worker is gone (`takeOver`). A completed entry answers `completed`.
+   * when that worker is gone (`takeOver`: the holder found gone). A completed entry answers `completed`.
    */
   async claim(
     idempotencyKey: string,
     seed: Pick<EffectLedgerEntry, "execution" | "step">,
     attempt: { attempt: number; worker: string; taskSeq: number },
-    options: { takeOver?: boolean } = {},
+    options: { takeOver?: string } = {},
   ): Promise<ClaimVerdict> {
     let verdict: ClaimVerdict = "run";
     const now = new Date().toISOString();
@@ -73,7 +73,9 @@ export class EffectLedger {
         return;
       }
       const holder = record.taskSeq === undefined ? undefined : record.worker;
-      if (holder !== undefined && holder !== attempt.worker && !options.takeOver) {
+      // A take-over replaces only the holder that was found gone: another worker that took it
+      // over meanwhile holds it now.
+      if (holder !== undefined && holder !== attempt.worker && holder !== options.takeOver) {
         verdict = { held: holder };
         return;
       }

@@ -31,6 +31,13 @@ export interface RetryNatsOptions {
   readonly signal?: AbortSignal;
 }
 
+/**
+ * How long a client's read (an execution record, a workflow) waits out an election before it
+ * fails: longer than the 15 s default, whose failures JetStream redelivers, as a client's failed
+ * read is an error in front of a person.
+ */
+export const readPatienceMs = 30_000;
+
 /** Whether `error` is NATS having no leader to answer for now (or being away a moment), not a refusal. */
 export function isElectionWeather(error: unknown, { idempotent = true } = {}): boolean {
   if (isNoResponders(error)) return true;

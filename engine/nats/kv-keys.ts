@@ -19,6 +19,8 @@ import { consumerOpts, type JetStreamClient, type KV } from "nats";
 
 /** How long a listing runs before it asks the server whether anything is left to deliver. */
 const stallCheckMs = 250;
+/** Stall checks that may fail in a row (about 10 s) before the listing fails. */
+const maxFailedChecks = 40;
 
 export async function listKeys(kv: KV, filter = ">"): Promise<string[]> {
   const { js, bucket } = bucketOf(kv);
@@ -40,6 +42,10 @@ export async function listKeys(kv: KV, filter = ">"): Promise<string[]> {
   let last = { consumer: "", delivery: 0 };
   let receivedSinceCheck = true;
   let checking = false;
+  /** Whether the listing reached its end (rather than its subscription closing under it). */
+  let complete = false;
+  let failedChecks = 0;
+  let failure: unknown;
   const stallCheck = setInterval(() => {
     // Only a listing that received nothing since the last check: one still receiving is not stalled.
     if (checking || receivedSinceCheck) {
@@ -52,11 +58,21 @@ export async function listKeys(kv: KV, filter = ">"): Promise<string[]> {
       .then((info) => {
         // Nothing left to deliver, and every delivery made has arrived: the entries counted
         // for it are gone.
+        failedChecks = 0;
         const delivered = info.name === last.consumer ? last.delivery : 0;
-        if (info.num_pending === 0 && info.delivered.consumer_seq <= delivered) sub.unsubscribe();
+        if (info.num_pending === 0 && info.delivered.consumer_seq <= delivered) {
+          complete = true;
+          sub.unsubscribe();
+        }
       })
-      // The consumer may be between two of its ordered resets: asked again at the next check.
-      .catch(() => undefined)
+      // The consumer may be between two of its ordered resets: asked again at the next check,
+      // but not for ever (NATS away, or not allowed to ask).
+      .catch((error: unknown) => {
+        failedChecks += 1;
+        if (failedChecks < maxFailedChecks) return;
+        failure = error;
+        sub.unsubscribe();
+      })
       .finally(() => {
         checking = false;
       });
@@ -68,12 +84,17 @@ export async function listKeys(kv: KV, filter = ">"): Promise<string[]> {
       const operation = message.headers?.get("KV-Operation");
       if (operation !== "DEL" && operation !== "PURGE") keys.add(message.subject.slice(prefix.length));
       // As kv.keys(): the entries already on their way are still taken.
-      if (message.info.pending === 0) sub.unsubscribe();
+      if (message.info.pending === 0) {
+        complete = true;
+        sub.unsubscribe();
+      }
     }
   } finally {
     clearInterval(stallCheck);
     sub.unsubscribe();
   }
+  if (!complete)
+    throw new Error(`listing the keys of ${bucket} ended before it was complete`, { cause: failure });
   return [...keys].sort();
 }
 

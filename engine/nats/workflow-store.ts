@@ -6,7 +6,7 @@
 import { createHash } from "node:crypto";
 import type { KV } from "nats";
 import type { WorkflowDefinition } from "../workflow/definition.ts";
-import { retryNats } from "../../sdk/nats-retry.ts";
+import { readPatienceMs, retryNats } from "../../sdk/nats-retry.ts";
 import { eraseKeys } from "./kv-erase.ts";
 
 export interface StoredWorkflow {
@@ -70,9 +70,10 @@ export class WorkflowStore {
   }
 
   async get(name: string, revision?: number): Promise<StoredWorkflow | undefined> {
-    // Reads ride out a leader election (nats-retry.ts), as the engine's own do.
-    const entry = await retryNats(() =>
-      this.kv.get(revision === undefined ? name : revisionKey(name, revision)),
+    // Reads ride out a leader election (nats-retry.ts), as long as a client's read does.
+    const entry = await retryNats(
+      () => this.kv.get(revision === undefined ? name : revisionKey(name, revision)),
+      { patienceMs: readPatienceMs },
     );
     if (!entry || entry.operation !== "PUT") return undefined;
     const value = entry.json<StoredWorkflow | Tombstone>();

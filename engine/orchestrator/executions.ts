@@ -3,7 +3,7 @@
  * test): submit workflows, start, signal, cancel, read, await. Starting checks the input
  * against the workflow's schema first; a bad input creates nothing.
  */
-import { retryNats } from "../../sdk/nats-retry.ts";
+import { readPatienceMs, retryNats } from "../../sdk/nats-retry.ts";
 import { listKeys } from "../nats/kv-keys.ts";
 import type { JetStreamClient, NatsConnection } from "nats";
 import { streams, subjects } from "../../sdk/protocol.ts";
@@ -91,13 +91,6 @@ export interface StartOptions {
   /** What caused the start, as W3C `traceparent`s; by default the active span (an API request's). */
   links?: string[];
 }
-
-/**
- * How long a client's read waits out NATS electing a leader (or a node coming back) before it
- * fails: longer than the engine's own 15 s, whose failures JetStream redelivers, as a client's
- * failed read is an error in front of a person.
- */
-export const readPatienceMs = 30_000;
 
 export class Executions {
   private idempotencyKeys: Promise<IdempotencyKeys> | undefined;

@@ -131,7 +131,7 @@ function startServing(setup: {
     retryReportDelayMs,
     ledger: new EffectLedger(setup.effects),
     // Asked first, then judged by its heartbeat entry (attempt-holder.ts).
-    workerAlive: holderAlive(nc, workers),
+    workerAlive: holderAlive(nc, workers, logger),
     progress: (identity) => attemptProgress(nc, identity),
   });
   const pullers = consumers.map(

@@ -66,6 +66,8 @@ interface RunningTask {
   isolate: Isolate | undefined;
   stop: StopReason | undefined;
   graceTimer: NodeJS.Timeout | undefined;
+  /** The effect attempt (`<key>#<attempt>`) this delivery marked as held, until it is acked or nak'd. */
+  holding?: string;
 }
 
 type Outcome =
@@ -82,7 +84,11 @@ export class TaskRunner {
   /** Cancels of the last minute, by execution, oldest first (a Map keeps insertion order). */
   readonly #recentCancels = new Map<string, { cancels: CancelEnvelope[]; until: number }>();
   readonly #idleWaiters: (() => void)[] = [];
-  /** Effect attempts (`<key>#<attempt>`) this process is running. */
+  /**
+   * Effect attempts (`<key>#<attempt>`) this process holds: from before the ledger claim until
+   * their message is acked or nak'd (so through the report, which a failed effect has nowhere
+   * else: nothing in the ledger says it ran).
+   */
   readonly #effectsRunning = new Set<string>();
 
   constructor(options: TaskRunnerOptions) {
@@ -163,6 +169,7 @@ export class TaskRunner {
       msg.nak(this.#options.retryReportDelayMs);
     } finally {
       clearTimeout(entry.graceTimer);
+      if (entry.holding !== undefined) this.#effectsRunning.delete(entry.holding);
       this.#running.delete(entry);
       if (this.#running.size === 0) for (const wake of this.#idleWaiters.splice(0)) wake();
     }
@@ -234,30 +241,27 @@ export class TaskRunner {
     // two claims in flight at once would both be told to run.
     if (this.#effectsRunning.has(attempt)) return { heldElsewhere: true };
     this.#effectsRunning.add(attempt);
-    try {
-      const seed = { execution: task.execution, step: task.step };
-      const identity = { attempt: task.attempt, worker: this.#options.workerId, taskSeq: entry.msg.seq };
-      let claim = await this.#options.ledger.claim(key, seed, identity);
-      if (typeof claim === "object") {
-        // Another worker took this very message before: it runs it still, unless it is gone.
-        if (await this.#options.workerAlive(claim.held, attempt)) return { heldElsewhere: true };
-        log.warn("taking over an effect attempt from a worker that is gone", { holder: claim.held });
-        claim = await this.#options.ledger.claim(key, seed, identity, { takeOver: true });
-      }
-      if (claim === "completed") {
-        const recorded = await this.#options.ledger.get(key);
-        log.info("effect already completed; answering from the ledger", { idempotencyKey: key });
-        return { ok: true, output: recorded?.output ?? null };
-      }
-      if (claim === "duplicate") {
-        log.info("another copy of this attempt holds it; dropping this one", { idempotencyKey: key });
-        return { duplicate: true };
-      }
-      if (typeof claim === "object") return { heldElsewhere: true };
-      return await this.#runEffect(entry, fn, log, key);
-    } finally {
-      this.#effectsRunning.delete(attempt);
+    entry.holding = attempt; // let go in handle(), once the message is acked or nak'd
+    const seed = { execution: task.execution, step: task.step };
+    const identity = { attempt: task.attempt, worker: this.#options.workerId, taskSeq: entry.msg.seq };
+    let claim = await this.#options.ledger.claim(key, seed, identity);
+    if (typeof claim === "object") {
+      // Another worker took this very message before: it runs it still, unless it is gone.
+      if (await this.#options.workerAlive(claim.held, attempt)) return { heldElsewhere: true };
+      log.warn("taking over an effect attempt from a worker that is gone", { holder: claim.held });
+      claim = await this.#options.ledger.claim(key, seed, identity, { takeOver: claim.held });
     }
+    if (claim === "completed") {
+      const recorded = await this.#options.ledger.get(key);
+      log.info("effect already completed; answering from the ledger", { idempotencyKey: key });
+      return { ok: true, output: recorded?.output ?? null };
+    }
+    if (claim === "duplicate") {
+      log.info("another copy of this attempt holds it; dropping this one", { idempotencyKey: key });
+      return { duplicate: true };
+    }
+    if (typeof claim === "object") return { heldElsewhere: true };
+    return await this.#runEffect(entry, fn, log, key);
   }
 
   async #runEffect(entry: RunningTask, fn: ServedFunction, log: Logger, key: string): Promise<Outcome> {

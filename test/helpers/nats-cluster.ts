@@ -206,6 +206,7 @@ export async function startNatsCluster(options: NatsClusterOptions = {}): Promis
 
   try {
     for (const state of states) await waitForJetStream(state, readyTimeoutMs);
+    await waitForPlacement(states[0]!, size, readyTimeoutMs);
   } catch (error) {
     await cluster.stop();
     throw error;
@@ -245,6 +246,31 @@ async function waitForJetStream(state: NodeState, timeoutMs: number): Promise<vo
       const log = state.process?.output().split("\n").slice(-30).join("\n");
       throw new Error(`${(error as Error).message}\n--- ${state.name} log ---\n${log}`, { cause: error });
     });
+  } finally {
+    await nc.close();
+  }
+}
+
+/**
+ * The cluster can place a stream on all its nodes. JetStream answers on every node before the
+ * meta group knows every peer (seen on nats-server 2.10 on a loaded machine): an R3 stream created
+ * then fails with "no suitable peers for placement". A probe stream of `size` replicas is created
+ * (and deleted) until that works.
+ */
+async function waitForPlacement(state: NodeState, size: number, timeoutMs: number): Promise<void> {
+  const nc = await connect({ servers: `nats://127.0.0.1:${state.port}`, reconnect: false });
+  try {
+    const jsm = await nc.jetstreamManager({ timeout: 5_000 });
+    const name = "BATON_TEST_PLACEMENT_PROBE";
+    await waitUntil(
+      `the cluster to place a stream on ${size} nodes`,
+      async () => {
+        await jsm.streams.add({ name, subjects: ["baton-test.placement-probe"], num_replicas: size });
+        await jsm.streams.delete(name);
+        return true;
+      },
+      { timeoutMs, intervalMs: 250 },
+    );
   } finally {
     await nc.close();
   }

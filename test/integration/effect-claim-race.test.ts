@@ -17,8 +17,8 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "no
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
-import { connect, StorageType } from "nats";
-import { afterAll, expect, it, onTestFinished } from "vitest";
+import { connect, StorageType, type KV } from "nats";
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from "vitest";
 import { EffectLedger } from "../../sdk/effect-ledger.ts";
 import { buckets, streams, taskConsumer, workersBucketConfig } from "../../sdk/protocol.ts";
 import { openBucket } from "../../sdk/replication.ts";
@@ -91,42 +91,60 @@ it("runs an effect once when one worker handles two copies of its task message a
   expect(outcome.envelope.type).toBe("task.succeeded");
 });
 
-it("does not take over an effect attempt whose holder still runs it, though its heartbeat entry is gone", async () => {
-  const gate = join(effectDir, "gate");
+describe("taking over an effect attempt another worker claimed", () => {
   const module = join(effectDir, "slow-effect.mts");
-  writeFileSync(
-    module,
-    `import { appendFileSync, existsSync } from "node:fs";
+  const runsFile = join(effectDir, "slow-runs");
+  const logger = { debug: () => {}, ...testLogger };
+  let engine: Awaited<ReturnType<typeof createEngineDouble>>;
+  let workers: KV;
+  let ledgerBucket: KV;
+  const fn = () => ({
+    name: "slow-effect",
+    module: pathToFileURL(module).href,
+    timeoutMs: undefined,
+    validateInput: undefined,
+  });
+
+  beforeAll(async () => {
+    writeFileSync(
+      module,
+      `import { appendFileSync, existsSync } from "node:fs";
 import { defineFunction } from ${JSON.stringify(join(import.meta.dirname, "../../sdk/index.ts"))};
 export const slowEffect = defineFunction({
   name: "slow-effect",
-  // One line per run, then it waits for the test to open the gate.
-  handler: async (_input: unknown, ctx) => {
-    appendFileSync(${JSON.stringify(join(effectDir, "slow-runs"))}, ctx.worker + "\\n");
-    while (!existsSync(${JSON.stringify(gate)})) await new Promise((resolve) => setTimeout(resolve, 20));
+  // One line per run (its gate, which names the test, and the worker), then it waits for the test to open the gate; it
+  // throws then if asked to.
+  handler: async (input: { gate: string; fail?: boolean }, ctx) => {
+    appendFileSync(${JSON.stringify(runsFile)}, input.gate + " " + ctx.worker + "\\n");
+    while (!existsSync(input.gate)) await new Promise((resolve) => setTimeout(resolve, 20));
+    if (input.fail) throw new Error("the effect failed");
     return { done: true };
   },
 });
 `,
-  );
-  const runs = () =>
-    existsSync(join(effectDir, "slow-runs"))
-      ? readFileSync(join(effectDir, "slow-runs"), "utf8").trim().split("\n")
-      : [];
-  const engine = await createEngineDouble(server().url);
-  onTestFinished(() => engine.close());
-  await ensureTaskConsumer(engine.jsm, "effect", "slow-effect");
-  const logger = { debug: () => {}, ...testLogger };
-  const workers = await openBucket(engine.js, workersBucketConfig.bucket, {
-    ttl: workersBucketConfig.ttlMs,
-    history: 1,
-    storage: StorageType.File,
+    );
+    engine = await createEngineDouble(server().url);
+    await ensureTaskConsumer(engine.jsm, "effect", "slow-effect");
+    workers = await openBucket(engine.js, workersBucketConfig.bucket, {
+      ttl: workersBucketConfig.ttlMs,
+      history: 1,
+      storage: StorageType.File,
+    });
+    ledgerBucket = await openBucket(engine.js, buckets.effects, { history: 1, storage: StorageType.File });
   });
-  const ledgerBucket = await openBucket(engine.js, buckets.effects, {
-    history: 1,
-    storage: StorageType.File,
-  });
-  const runner = async (workerId: string) => {
+  afterAll(() => engine?.close());
+
+  /** The workers that ran the effect of the test whose gate this is, in order. */
+  const runs = (gate: string) =>
+    (existsSync(runsFile) ? readFileSync(runsFile, "utf8").trim().split("\n") : [])
+      .filter((line) => line.startsWith(`${gate} `))
+      .map((line) => line.split(" ")[1]);
+
+  /** A runner on a connection of its own that answers hold questions, as start-worker.ts wires it. */
+  async function runner(
+    workerId: string,
+    options: { takeOverAfterMs?: number; holdReports?: Promise<void>; onReport?: () => void } = {},
+  ) {
     const nc = await connect({ servers: server().url });
     const pool = new IsolatePool({
       modules: [pathToFileURL(module).href],
@@ -140,52 +158,118 @@ export const slowEffect = defineFunction({
       await nc.close();
     });
     await pool.start();
+    const publisher = new ResultPublisher(nc, nc.jetstream(), () => 1_048_576);
+    if (options.holdReports !== undefined) {
+      // The report held back, as while a stream elects a leader: nothing real can be made to
+      // wait on demand at that point, so the publish waits on the test.
+      const publish = publisher.publish.bind(publisher);
+      const until = options.holdReports;
+      publisher.publish = async (...args) => {
+        options.onReport?.();
+        await until;
+        return publish(...args);
+      };
+    }
     const taskRunner: TaskRunner = new TaskRunner({
       workerId,
       pool,
-      publisher: new ResultPublisher(nc, nc.jetstream(), () => 1_048_576),
+      publisher,
       logger,
       graceMs: 300,
       retryReportDelayMs: 2_000,
       ledger: new EffectLedger(ledgerBucket),
-      workerAlive: holderAlive(nc, workers),
+      workerAlive: holderAlive(nc, workers, logger, options),
     });
     answerHoldQueries(nc, workerId, (attempt) => taskRunner.holds(attempt), logger);
-    return taskRunner;
-  };
-  const [holder, other] = [await runner("holder-worker"), await runner("other-worker")];
-  // Neither has a heartbeat entry: the holder's is gone, as after failed writes.
-  expect(await workers.get("holder-worker")).toBeNull();
+    return { taskRunner, nc };
+  }
 
-  const execution = newExecutionId("held");
-  await engine.publishTask({
-    function: "slow-effect",
-    effect: true,
-    idempotencyKey: `${execution}/charge/1`,
-    execution,
-    input: {},
+  /** Publishes one effect task and takes its message (handed to runners directly, as often as wanted). */
+  async function oneTask(input: { gate: string; fail?: boolean }) {
+    const execution = newExecutionId("held");
+    await engine.publishTask({
+      function: "slow-effect",
+      effect: true,
+      idempotencyKey: `${execution}/charge/1`,
+      execution,
+      input,
+    });
+    const consumer = await engine.js.consumers.get(streams.tasks, taskConsumer("effect", "slow-effect"));
+    // An earlier test's message, nak'd by its other worker, comes back: ended here.
+    for (;;) {
+      const msg = await consumer.next({ expires: 10_000 });
+      expect(msg).not.toBeNull();
+      if (msg!.json<{ execution: string }>().execution === execution) return { execution, msg: msg! };
+      msg!.term();
+    }
+  }
+
+  it("leaves an attempt to its holder that still runs it, though the holder's heartbeat entry is gone", async () => {
+    const gate = join(effectDir, "gate-1");
+    const [holder, other] = [await runner("holder-1"), await runner("other-1")];
+    // Neither has a heartbeat entry: the holder's is gone, as after failed writes.
+    expect(await workers.get("holder-1")).toBeNull();
+    const { execution, msg } = await oneTask({ gate });
+
+    const held = holder.taskRunner.handle(msg, fn(), "effect");
+    await waitUntil("the holder to run the effect", () => (runs(gate).length === 1 ? true : undefined));
+    // The same message again, at the other worker: it must leave it to the holder.
+    let otherSettled = false;
+    const again = other.taskRunner.handle(msg, fn(), "effect").finally(() => (otherSettled = true));
+    await waitUntil("the other worker to leave the attempt, or to run it too", () =>
+      otherSettled || runs(gate).length > 1 ? true : undefined,
+    );
+    writeFileSync(gate, "");
+    await Promise.all([held, again]);
+    expect(runs(gate)).toEqual(["holder-1"]);
+    const outcome = await engine.waitForOutcome(execution);
+    expect(outcome.envelope.type).toBe("task.succeeded");
   });
-  const consumer = await engine.js.consumers.get(streams.tasks, taskConsumer("effect", "slow-effect"));
-  const msg = await consumer.next({ expires: 10_000 });
-  expect(msg).not.toBeNull();
-  const fn = {
-    name: "slow-effect",
-    module: pathToFileURL(module).href,
-    timeoutMs: undefined,
-    validateInput: undefined,
-  };
 
-  const held = holder.handle(msg!, fn, "effect");
-  await waitUntil("the holder to run the effect", () => (runs().length === 1 ? true : undefined));
-  // The same message again, at the other worker: it must leave it to the holder.
-  let otherSettled = false;
-  const again = other.handle(msg!, fn, "effect").finally(() => (otherSettled = true));
-  await waitUntil("the other worker to leave the attempt, or to run it too", () =>
-    otherSettled || runs().length > 1 ? true : undefined,
-  );
-  writeFileSync(gate, "");
-  await Promise.all([held, again]);
-  expect(runs()).toEqual(["holder-worker"]);
-  const outcome = await engine.waitForOutcome(execution);
-  expect(outcome.envelope.type).toBe("task.succeeded");
+  it("leaves it to a holder whose effect failed and which is still reporting it", async () => {
+    // A failed effect leaves nothing in the ledger: only the holder knows it ran.
+    const gate = join(effectDir, "gate-2");
+    let releaseReports: () => void = () => {};
+    const holdReports = new Promise<void>((resolve) => (releaseReports = resolve));
+    let reporting = false;
+    const [holder, other] = [
+      await runner("holder-2", { holdReports, onReport: () => (reporting = true) }),
+      await runner("other-2"),
+    ];
+    const { execution, msg } = await oneTask({ gate, fail: true });
+    writeFileSync(gate, "");
+    const held = holder.taskRunner.handle(msg, fn(), "effect");
+    await waitUntil("the holder to report the failed effect", () => (reporting ? true : undefined));
+    expect(runs(gate)).toEqual(["holder-2"]);
+    // The effect failed; the holder's report waits. The message comes to the other worker.
+    await other.taskRunner.handle(msg, fn(), "effect");
+    expect(runs(gate)).toEqual(["holder-2"]);
+    releaseReports();
+    await held;
+    const outcome = await engine.waitForOutcome(execution);
+    expect(outcome.envelope.type).toBe("task.failed");
+  });
+
+  it("takes it over from a holder that stays gone (no answer, no heartbeat entry), not at once", async () => {
+    const gate = join(effectDir, "gate-3");
+    const takeOverAfterMs = 1_000;
+    const holder = await runner("holder-3");
+    const other = await runner("other-3", { takeOverAfterMs });
+    const { msg } = await oneTask({ gate });
+    void holder.taskRunner.handle(msg, fn(), "effect");
+    await waitUntil("the holder to run the effect", () => (runs(gate).length === 1 ? true : undefined));
+    // The holder's connection goes: it no longer answers, and it has no heartbeat entry.
+    await holder.nc.close();
+    const firstAsked = Date.now();
+    await other.taskRunner.handle(msg, fn(), "effect");
+    expect(runs(gate), "taken over at once").toEqual(["holder-3"]);
+    // Handed again (as JetStream does every 2 s) until the holder has seemed gone long enough.
+    while (Date.now() - firstAsked < takeOverAfterMs)
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    const takenOver = other.taskRunner.handle(msg, fn(), "effect");
+    await waitUntil("the other worker to run the effect", () => (runs(gate).length === 2 ? true : undefined));
+    writeFileSync(gate, "");
+    await takenOver;
+    expect(runs(gate)).toEqual(["holder-3", "other-3"]);
+  });
 });
