@@ -51,7 +51,8 @@ export function isElectionWeather(error: unknown, { idempotent = true } = {}): b
   return false;
 }
 
-function isNoResponders(error: unknown): boolean {
+/** Whether `error` is "no responders": nobody subscribed to the subject got the request. */
+export function isNoResponders(error: unknown): boolean {
   return error instanceof NatsError && error.code === (ErrorCode.NoResponders as string);
 }
 

@@ -12,6 +12,7 @@
  * the effect twice.
  */
 import { ErrorCode, NatsError, type KV, type NatsConnection, type Subscription } from "nats";
+import { isNoResponders } from "../nats-retry.ts";
 import { subjects, workerTtlMs, type HoldAnswer, type HoldQuery } from "../protocol.ts";
 import { errorFields, type Logger } from "./logger.ts";
 
@@ -70,12 +71,11 @@ export function holderAlive(
       });
       return reply.json<HoldAnswer>().holds === true;
     } catch (error) {
-      const code = error instanceof NatsError ? error.code : undefined;
       // No responders: not connected now (gone, or reconnecting), or a worker that does not
       // answer questions. Not allowed to ask (a NATS configuration from before the question):
       // as if unanswered, said once, so that a dead worker's tasks are still taken over.
-      if (code === (ErrorCode.NoResponders as string)) return "unanswered";
-      if (code === (ErrorCode.PermissionsViolation as string)) {
+      if (isNoResponders(error)) return "unanswered";
+      if (error instanceof NatsError && error.code === (ErrorCode.PermissionsViolation as string)) {
         if (!warnedPermission)
           logger?.warn(
             `not allowed to ask other workers whether they hold an attempt (publish on ${subjects.allHolds}): judging by heartbeats alone`,
