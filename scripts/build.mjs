@@ -51,6 +51,12 @@ const { precompiledValidatorsSource, precompiledValidatorsFile } = await import(
   pathToFileURL(languageSchema).href
 );
 writeFileSync(join(dirname(languageSchema), precompiledValidatorsFile), precompiledValidatorsSource());
+// The same for the draft 2020-12 meta-schema, which checks a workflow's own input schema.
+const inputSchemaCheck = join(root, "dist/engine/workflow/validate/check-input-schema.js");
+const { precompiledMetaValidatorSource, precompiledMetaValidatorFile } = await import(
+  pathToFileURL(inputSchemaCheck).href
+);
+writeFileSync(join(dirname(inputSchemaCheck), precompiledMetaValidatorFile), precompiledMetaValidatorSource());
 
 // The command line as one bundle (dist/cli/): `baton` loads a few files instead of hundreds (yaml
 // and ajv alone are 160 CommonJS files), which is most of a one-shot command's start. Commands
@@ -92,4 +98,8 @@ await build({
   },
 });
 copyFileSync(join(dirname(languageSchema), precompiledValidatorsFile), join(cli, precompiledValidatorsFile));
+copyFileSync(
+  join(dirname(inputSchemaCheck), precompiledMetaValidatorFile),
+  join(cli, precompiledMetaValidatorFile),
+);
 writeFileSync(join(root, "dist/.built"), `${new Date().toISOString()}\n`);

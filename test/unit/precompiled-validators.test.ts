@@ -9,8 +9,10 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import type { ValidateFunction } from "ajv";
-import { afterAll, describe, expect, it } from "vitest";
+import { afterAll, describe, expect, it, onTestFinished } from "vitest";
 import { parseAllDocuments } from "yaml";
+import { Ajv2020 } from "ajv/dist/2020.js";
+import { precompiledMetaValidatorSource } from "../../engine/workflow/validate/check-input-schema.ts";
 import {
   precompiledValidatorsSource,
   shallowDefs,
@@ -66,5 +68,45 @@ describe("precompiled language validators", () => {
     }
     // The examples must exercise the error path, not only valid documents.
     expect(invalid).toBeGreaterThan(5);
+  });
+});
+
+describe("precompiled meta-schema validator", () => {
+  it("judges every example's input schema, and broken ones, as ajv's own meta-schema check does", async () => {
+    // Inside the repo, as dist/cli is: the module requires ajv's runtime helpers from node_modules.
+    const near = mkdtempSync(join(root, "node_modules", ".baton-meta-"));
+    onTestFinished(() => rmSync(near, { recursive: true, force: true }));
+    const file = join(near, "input-schema-meta-validator.mjs");
+    writeFileSync(file, precompiledMetaValidatorSource());
+    // Imported as the compiled `baton` imports it: an ES module beside the bundle.
+    const { meta } = (await import(pathToFileURL(file).href)) as { meta: ValidateFunction };
+    const ajv = new Ajv2020({ strict: false, allErrors: true, addUsedSchema: false, logger: false });
+    const reference = (schema: unknown) => ({
+      valid: ajv.validateSchema(schema as object),
+      errors: structuredClone(ajv.errors ?? []),
+    });
+    const schemas: unknown[] = documents()
+      .map(({ value }) => (value as { input?: unknown } | null)?.input)
+      .filter((input) => input !== undefined);
+    expect(schemas.length).toBeGreaterThan(10);
+    schemas.push(
+      { type: "strin" },
+      { type: "object", properties: { a: { minLength: -1 } } },
+      { required: "a" },
+      { enum: [] },
+      { items: [{ type: "string" }] },
+      { type: "object", properties: { n: { type: "number", multipleOf: 0 } }, $defs: { x: { const: 1 } } },
+      { anyOf: [], allOf: [{ uniqueItems: "yes" }] },
+    );
+    let invalid = 0;
+    for (const schema of schemas) {
+      const expected = reference(schema);
+      if (!expected.valid) invalid += 1;
+      expect({ schema, valid: meta(schema), errors: structuredClone(meta.errors ?? []) }).toEqual({
+        schema,
+        ...expected,
+      });
+    }
+    expect(invalid).toBeGreaterThanOrEqual(6);
   });
 });
