@@ -56,14 +56,17 @@ const inputSchemaCheck = join(root, "dist/engine/workflow/validate/check-input-s
 const { precompiledMetaValidatorSource, precompiledMetaValidatorFile } = await import(
   pathToFileURL(inputSchemaCheck).href
 );
-writeFileSync(join(dirname(inputSchemaCheck), precompiledMetaValidatorFile), precompiledMetaValidatorSource());
+writeFileSync(
+  join(dirname(inputSchemaCheck), precompiledMetaValidatorFile),
+  precompiledMetaValidatorSource(),
+);
 
 // The command line as one bundle (dist/cli/): `baton` loads a few files instead of hundreds (yaml
 // and ajv alone are 160 CommonJS files), which is most of a one-shot command's start. Commands
 // stay lazy (a chunk each, loaded when run). The isolate's runtime is an entry of its own, beside
 // the chunks, where the isolate looks for it; so are the language schema's validators. Left out:
 // what is loaded from files at run time or is native (fastify and its plugins, pino, the
-// OpenTelemetry SDK, tsx, esbuild, sharp, ws); they load from node_modules as before. dist/engine
+// OpenTelemetry SDK but not its API, tsx, esbuild, sharp, ws); they load from node_modules as before. dist/engine
 // and dist/sdk stay: the package's exports (`import ... from "baton"`) and the types.
 const { build } = await import("esbuild");
 const cli = join(root, "dist/cli");
@@ -79,11 +82,21 @@ await build({
   format: "esm",
   platform: "node",
   target: "node20",
+  // Less text for V8 to parse at every start; names are kept for stack traces and error names.
+  minifyWhitespace: true,
+  minifySyntax: true,
+  keepNames: true,
   logLevel: "warning",
   external: [
     "fastify",
     "@fastify/*",
-    "@opentelemetry/*",
+    // The OpenTelemetry SDK, loaded only when tracing is configured. The API (@opentelemetry/api,
+    // about 90 CommonJS files, needed by every worker and engine) is bundled; copies of it share
+    // their state through a global keyed by its version, so the SDK's own copy sees the same.
+    "@opentelemetry/sdk-node",
+    "@opentelemetry/sdk-trace",
+    "@opentelemetry/resources",
+    "@opentelemetry/semantic-conventions",
     "pino",
     "ws",
     "tsx",

@@ -4,8 +4,13 @@ import type { LogFields, LogLevel } from "./logger.ts";
 
 /** `workerData` of an isolate. */
 export interface IsolateData {
-  /** The modules to import at start (they define the functions the worker serves). */
-  readonly modules: readonly string[];
+  /**
+   * The modules to import at start (they define the functions the worker serves); absent when the
+   * thread boots before they are known (a prebooted isolate), which then waits for a `load`.
+   */
+  readonly modules?: readonly string[];
+  /** tsx's loader API, registered before importing a TypeScript module the thread was not booted for. */
+  readonly tsxApiUrl: string;
 }
 
 /** The attempt's identity as the handler sees it (`FunctionContext` without signal, logger and progress). */
@@ -23,6 +28,8 @@ export interface RunContext {
 }
 
 export type ToIsolate =
+  /** The modules of a prebooted isolate (sent once, first). */
+  | { readonly type: "load"; readonly modules: readonly string[] }
   | {
       readonly type: "run";
       readonly id: number;

@@ -4,6 +4,9 @@
 import { Isolate, type IsolateReady } from "./isolate.ts";
 import { errorFields, type Logger } from "./logger.ts";
 
+/** An isolate's heap limit (old generation) unless BATON_WORKER_HEAP_MB says otherwise, in MB. */
+export const defaultIsolateHeapMb = 512;
+
 export interface IsolatePoolOptions {
   readonly modules: readonly string[];
   readonly heapMb: number;
@@ -22,11 +25,15 @@ interface Warming {
 /**
  * One isolate started before its pool exists: `baton worker MODULE...` knows its modules from its
  * arguments, so the thread boots (and imports them) while the process itself still imports them,
- * loads the NATS client and connects. The first pool whose modules and heap match takes it;
- * nobody else does, and a pool that does not match terminates it.
+ * loads the NATS client and connects. A worker that learns its modules later (a package worker
+ * fetches its bundle first) boots the thread without them (`prebootIsolate`), since Node's own
+ * start is most of an isolate's, and names them when it has them. The first pool whose modules
+ * and heap match takes it; nobody else does, and a pool that does not match terminates it.
  */
 interface Prewarmed {
-  readonly key: string;
+  /** The modules and heap it was given; `undefined` while prebooted without modules. */
+  key: string | undefined;
+  readonly heapMb: number;
   readonly isolate: Isolate;
   /** Where its exit is reported once a pool has taken it. */
   set owner(onExit: (isolate: Isolate) => void);
@@ -35,19 +42,47 @@ let prewarmed: Prewarmed | undefined;
 const prewarmKey = (modules: readonly string[], heapMb: number): string =>
   JSON.stringify([[...modules].sort(), heapMb]);
 
-export function prewarmIsolate(modules: readonly string[], heapMb: number): Isolate | undefined {
-  if (prewarmed !== undefined) return undefined;
+function startPrewarmed(modules: readonly string[] | undefined, heapMb: number): Isolate {
   let owner: ((isolate: Isolate) => void) | undefined;
-  const isolate = new Isolate({ modules, heapMb, onExit: (exited) => owner?.(exited) });
+  const isolate = new Isolate({
+    ...(modules === undefined ? {} : { modules }),
+    heapMb,
+    onExit: (exited) => owner?.(exited),
+  });
   isolate.ready.catch(() => {}); // Seen by the pool that takes it, if any.
   prewarmed = {
-    key: prewarmKey(modules, heapMb),
+    key: modules === undefined ? undefined : prewarmKey(modules, heapMb),
+    heapMb,
     isolate,
     set owner(onExit: (isolate: Isolate) => void) {
       owner = onExit;
     },
   };
   return isolate;
+}
+
+/**
+ * Boots an isolate's thread before its modules are known; `prewarmIsolate` or a pool names them.
+ * `undefined` when an isolate is prewarmed already.
+ */
+export function prebootIsolate(heapMb: number): Isolate | undefined {
+  return prewarmed === undefined ? startPrewarmed(undefined, heapMb) : undefined;
+}
+
+/**
+ * The prebooted isolate given its modules, or a new isolate starting with them; `undefined` when
+ * one is prewarmed already. A prebooted isolate of another heap size is terminated.
+ */
+export function prewarmIsolate(modules: readonly string[], heapMb: number): Isolate | undefined {
+  const entry = prewarmed;
+  if (entry !== undefined && entry.key !== undefined) return undefined;
+  if (entry !== undefined && entry.heapMb === heapMb) {
+    entry.isolate.load(modules);
+    entry.key = prewarmKey(modules, heapMb);
+    return entry.isolate;
+  }
+  if (entry !== undefined) void entry.isolate.terminate();
+  return startPrewarmed(modules, heapMb);
 }
 
 /** Terminates the prewarmed isolate no pool took (its worker failed to start). */
@@ -57,12 +92,13 @@ export async function discardPrewarmed(): Promise<void> {
   await entry?.isolate.terminate();
 }
 
-/** The prewarmed isolate if it matches, its exit reported to `onExit` from now on. */
+/** The prewarmed isolate if it matches (a prebooted one is given the modules), its exit reported to `onExit` from now on. */
 function takePrewarmed(
   modules: readonly string[],
   heapMb: number,
   onExit: (isolate: Isolate) => void,
 ): Isolate | undefined {
+  if (prewarmed?.key === undefined && prewarmed?.heapMb === heapMb) prewarmIsolate(modules, heapMb);
   const entry = prewarmed;
   if (entry === undefined) return undefined;
   prewarmed = undefined;

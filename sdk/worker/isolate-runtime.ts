@@ -13,8 +13,19 @@ const data = workerData as IsolateData;
 const controllers = new Map<number, AbortController>();
 const send = (message: FromIsolate): void => port.postMessage(message);
 
+let loadModules: (modules: readonly string[]) => void = () => {};
+const modules: Promise<readonly string[]> =
+  data.modules !== undefined
+    ? Promise.resolve(data.modules)
+    : new Promise((resolve) => {
+        loadModules = resolve;
+      });
+
 port.on("message", (message: ToIsolate) => {
   switch (message.type) {
+    case "load":
+      loadModules(message.modules);
+      break;
     case "run":
       void run(message.id, message.module, message.fn, message.input, message.ctx);
       break;
@@ -31,7 +42,21 @@ port.on("message", (message: ToIsolate) => {
 
 const loaded = new Set<string>();
 const failures: { module: string; message: string }[] = [];
-for (const module of data.modules) {
+// Booted before its modules were known (and so without tsx's hooks unless the runtime itself is
+// TypeScript): a TypeScript module registers them first.
+const toImport = await modules;
+const isTypeScript = (url: string): boolean => /\.[cm]?tsx?$/.test(url);
+if (!isTypeScript(import.meta.url) && toImport.some(isTypeScript)) {
+  try {
+    ((await import(data.tsxApiUrl)) as { register: () => void }).register();
+  } catch (error) {
+    failures.push({
+      module: toImport.find(isTypeScript)!,
+      message: `TypeScript modules need tsx, which could not be loaded: ${error instanceof Error ? error.message : String(error)}`,
+    });
+  }
+}
+for (const module of toImport) {
   try {
     await importModule(module);
   } catch (error) {

@@ -27,7 +27,11 @@ export interface RunJob {
 }
 
 export interface IsolateOptions {
-  readonly modules: readonly string[];
+  /**
+   * The function modules to import. Left out, the thread boots without them (Node's own start is
+   * most of an isolate's) and imports them when `load` names them.
+   */
+  readonly modules?: readonly string[];
   /** The isolate's old-generation heap limit, in MB. */
   readonly heapMb: number;
   /** Called once when the thread has exited, whatever the reason. */
@@ -60,15 +64,20 @@ export class Isolate {
   #hasStarted = false;
   #hasExited = false;
   #isTerminating = false;
+  #hasModules: boolean;
   #lastError: unknown;
 
   constructor(options: IsolateOptions) {
     this.#heapMb = options.heapMb;
-    const needsTsx = isTypeScript(runtimeUrl) || options.modules.some(isTypeScript);
+    this.#hasModules = options.modules !== undefined;
+    const needsTsx = isTypeScript(runtimeUrl) || (options.modules ?? []).some(isTypeScript);
     const bootstrap = needsTsx
       ? `import(${JSON.stringify(tsxApiUrl)}).then((tsx) => { tsx.register(); return import(${JSON.stringify(runtimeUrl)}); });`
       : `import(${JSON.stringify(runtimeUrl)});`;
-    const data: IsolateData = { modules: options.modules };
+    const data: IsolateData = {
+      ...(options.modules === undefined ? {} : { modules: options.modules }),
+      tsxApiUrl,
+    };
     this.#worker = new Worker(bootstrap, {
       eval: true,
       workerData: data,
@@ -131,6 +140,18 @@ export class Isolate {
       }
       options.onExit?.(this);
     });
+  }
+
+  /** Whether the isolate was given its modules (at its start, or by `load`). */
+  get hasModules(): boolean {
+    return this.#hasModules;
+  }
+
+  /** Names the modules of an isolate started without them; `ready` follows their import. Once. */
+  load(modules: readonly string[]): void {
+    if (this.#hasModules) throw new Error("Isolate.load: the isolate has its modules already");
+    this.#hasModules = true;
+    this.#post({ type: "load", modules });
   }
 
   /** Whether the isolate got as far as importing the function modules. */

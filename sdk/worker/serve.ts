@@ -6,7 +6,7 @@ import { hostname } from "node:os";
 import type { NatsConnection } from "nats";
 import { natsAccessFromEnv, noNatsAccess } from "../nats-access.ts";
 import type { FunctionDefinition } from "./define-function.ts";
-import { IsolatePool } from "./isolate-pool.ts";
+import { defaultIsolateHeapMb, IsolatePool } from "./isolate-pool.ts";
 import { createJsonLogger, type Logger } from "./logger.ts";
 
 /** The options of `serve`. */
@@ -123,7 +123,7 @@ export async function serve(options: ServeOptions): Promise<WorkerHandle> {
 }
 
 /** An isolate's old-generation heap limit unless `isolateHeapMb` says otherwise, in MB. */
-export const defaultIsolateHeapMb = 512;
+export { defaultIsolateHeapMb };
 
 /** A definition whose module is known. */
 export type ServableDefinition = FunctionDefinition & { readonly module: string };

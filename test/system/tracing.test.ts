@@ -109,10 +109,16 @@ describe("tracing across the engine, a restart and the workers", () => {
   let base: string;
 
   beforeAll(async () => {
+    // The compiled `baton worker` (dist/, as users run it), not the sources: its bundle carries
+    // its own copy of @opentelemetry/api beside the SDK's, and its spans must still join the trace.
     const worker = spawnProcess(
       process.execPath,
       [join(root, "bin/baton.mjs"), "worker", join(root, "functions/examples.ts")],
-      { name: "worker", cwd: root, env: { ...tracingEnv(), BATON_WORKER_NAME: "traced-worker" } },
+      {
+        name: "worker",
+        cwd: root,
+        env: { ...tracingEnv(), BATON_WORKER_NAME: "traced-worker", BATON_FROM_SOURCE: undefined },
+      },
     );
     await worker.waitForLine(/serving/, { timeoutMs: 30_000 });
 

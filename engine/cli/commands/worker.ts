@@ -1,5 +1,6 @@
 /** `baton worker MODULE...` or `baton worker --package NAME[@VERSION]`: serve functions. */
-import { runWorker } from "../../../sdk/worker/run-worker.ts";
+import { defaultIsolateHeapMb, prebootIsolate, prewarmIsolate } from "../../../sdk/worker/isolate-pool.ts";
+import { moduleUrl } from "../../../sdk/worker/load-modules.ts";
 import { tracingConfigured } from "../../telemetry/tracing-config.ts";
 import { UsageError, type Command } from "../command.ts";
 
@@ -28,14 +29,27 @@ engine's attempt span).
   async run(args) {
     if (args.length === 0)
       throw new UsageError("name at least one module, e.g. baton worker functions/examples.ts");
+    const first = args[0] ?? "";
+    const isPackage = first === "--package" || first.startsWith("--package=");
+    // The first isolate's thread boots now, before the NATS client is even loaded: Node's start in
+    // that thread is most of a cold start, and it runs on another core meanwhile. A plain worker
+    // names its modules at once; a package worker names the bundle once it has fetched it.
+    const heapMb = heapMbFrom(process.env);
+    if (heapMb !== undefined && isPackage) prebootIsolate(heapMb);
+    else if (heapMb !== undefined && !args.some((arg) => arg.startsWith("-")))
+      prewarmIsolate(
+        args.map((module) => moduleUrl(module)),
+        heapMb,
+      );
+    const { runWorker } = await import("../../../sdk/worker/run-worker.ts");
     // The OpenTelemetry SDK is loaded only when tracing is asked for: it alone costs more than
     // the rest of the worker's start.
     const tracing = tracingConfigured() ? await import("../../telemetry/tracing.ts") : undefined;
     tracing?.startTracing("baton-worker");
     let code: number;
-    if (args[0] === "--package" || args[0]?.startsWith("--package=")) {
-      const ref = args[0] === "--package" ? args[1] : args[0].slice("--package=".length);
-      const rest = args.slice(args[0] === "--package" ? 2 : 1);
+    if (isPackage) {
+      const ref = first === "--package" ? args[1] : first.slice("--package=".length);
+      const rest = args.slice(first === "--package" ? 2 : 1);
       const { parsePackageRef, runPackageWorker } = await import("../../functions/package-worker.ts");
       const parsed = ref === undefined ? undefined : parsePackageRef(ref);
       if (parsed === undefined)
@@ -56,3 +70,11 @@ engine's attempt span).
     process.exit(code);
   },
 };
+
+/** BATON_WORKER_HEAP_MB as the worker will read it; `undefined` when invalid (the worker refuses it). */
+function heapMbFrom(env: NodeJS.ProcessEnv): number | undefined {
+  const text = env.BATON_WORKER_HEAP_MB;
+  if (text === undefined || text === "") return defaultIsolateHeapMb;
+  const value = Number(text);
+  return Number.isSafeInteger(value) && value > 0 ? value : undefined;
+}
