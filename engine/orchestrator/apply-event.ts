@@ -4,7 +4,8 @@
  * history to write. No I/O here; orchestrator.ts persists the record (compare-and-set) and only
  * then sends what this returns.
  */
-import { initialTransition, transition, type AnyMachineSnapshot, type AnyStateMachine } from "xstate";
+import type { AnyMachineSnapshot, AnyStateMachine } from "xstate";
+import { pureInitialTransition, pureTransition } from "./pure-transition.ts";
 import type { StepError } from "../errors.ts";
 import type { CompiledWorkflow } from "../workflow/compile/compile-workflow.ts";
 import type { Json } from "../workflow/definition.ts";
@@ -96,7 +97,7 @@ export function startExecution(
         }
       : {}),
   };
-  const [snapshot, actions] = initialTransition(machineOf(compiled, record), input);
+  const [snapshot, actions] = pureInitialTransition(machineOf(compiled, record), input);
   const applied = settle(record, snapshot, actions, start.at, []);
   planWake(record, applied.commands);
   if (record.trace) {
@@ -228,7 +229,7 @@ function step(
 ): Applied {
   const machine = machineOf(compiled, record);
   const snapshot = machine.resolveState(record.snapshot as never);
-  const [next, actions] = transition(machine, snapshot, machineEvent);
+  const [next, actions] = pureTransition(machine, snapshot, machineEvent);
   return settle(record, next, actions, at, history);
 }
 
