@@ -12,6 +12,7 @@ import {
   type NatsConnection,
 } from "nats";
 import { NatsAccessError, type NatsAccess } from "./nats-access.ts";
+import { quietCancelErrors } from "./nats-cancel-errors.ts";
 
 /** nats.js connection options for `access`: only the credential and TLS ones. */
 export function natsAccessOptions(access: NatsAccess): Partial<ConnectionOptions> {
@@ -44,6 +45,7 @@ export function natsAccessOptions(access: NatsAccess): Partial<ConnectionOptions
  * line naming the variables; any other error is passed on as is.
  */
 export async function connectNats(options: ConnectionOptions, access: NatsAccess): Promise<NatsConnection> {
+  quietCancelErrors();
   try {
     return await connect({ ...options, ...natsAccessOptions(access) });
   } catch (error) {
