@@ -1,5 +1,10 @@
 /** `baton worker MODULE...` or `baton worker --package NAME[@VERSION]`: serve functions. */
-import { defaultIsolateHeapMb, prebootIsolate, prewarmIsolate } from "../../../sdk/worker/isolate-pool.ts";
+import {
+  defaultIsolateHeapMb,
+  discardPrewarmed,
+  prebootIsolate,
+  prewarmIsolate,
+} from "../../../sdk/worker/isolate-pool.ts";
 import { moduleUrl } from "../../../sdk/worker/load-modules.ts";
 import { tracingConfigured } from "../../telemetry/tracing-config.ts";
 import { UsageError, type Command } from "../command.ts";
@@ -41,35 +46,57 @@ engine's attempt span).
         args.map((module) => moduleUrl(module)),
         heapMb,
       );
-    const { runWorker } = await import("../../../sdk/worker/run-worker.ts");
-    // The OpenTelemetry SDK is loaded only when tracing is asked for: it alone costs more than
-    // the rest of the worker's start.
-    const tracing = tracingConfigured() ? await import("../../telemetry/tracing.ts") : undefined;
-    tracing?.startTracing("baton-worker");
     let code: number;
-    if (isPackage) {
-      const ref = first === "--package" ? args[1] : first.slice("--package=".length);
-      const rest = args.slice(first === "--package" ? 2 : 1);
-      const { parsePackageRef, runPackageWorker } = await import("../../functions/package-worker.ts");
-      const parsed = ref === undefined ? undefined : parsePackageRef(ref);
-      if (parsed === undefined)
-        throw new UsageError(
-          `--package takes NAME or NAME@VERSION (e.g. --package resize@3), not "${ref ?? ""}"`,
-        );
-      if (rest.length > 0)
-        throw new UsageError(`--package serves one package; unexpected "${rest.join(" ")}"`);
-      code = await runPackageWorker(parsed.name, parsed.version).catch((error: unknown) => {
-        process.stderr.write(`baton worker: ${error instanceof Error ? error.message : String(error)}\n`);
-        return 1;
-      });
-    } else {
-      code = await runWorker(args);
+    let tracing: StartedTracing | undefined;
+    try {
+      code = await serveWorker(args, isPackage, first, (loaded) => (tracing = loaded));
+    } catch (error) {
+      // A worker that cannot start (a bad setting, a credential refused) leaves no thread behind:
+      // the isolate booted above would keep the process up.
+      await discardPrewarmed();
+      throw error;
     }
     await tracing?.stopTracing();
     // The worker has stopped; nothing it left behind should keep the process up.
     process.exit(code);
   },
 };
+
+/** Tracing once started: stopped (its spans flushed) when the worker has stopped. */
+interface StartedTracing {
+  stopTracing(): Promise<void>;
+}
+
+/** Loads the worker (and tracing, when configured) and serves until drained; the exit code. */
+async function serveWorker(
+  args: readonly string[],
+  isPackage: boolean,
+  first: string,
+  onTracing: (tracing: StartedTracing) => void,
+): Promise<number> {
+  const { runWorker } = await import("../../../sdk/worker/run-worker.ts");
+  // The OpenTelemetry SDK is loaded only when tracing is asked for: it alone costs more than
+  // the rest of the worker's start.
+  if (tracingConfigured()) {
+    const tracing = await import("../../telemetry/tracing.ts");
+    onTracing(tracing);
+    tracing.startTracing("baton-worker");
+  }
+  if (!isPackage) return runWorker(args);
+  const ref = first === "--package" ? args[1] : first.slice("--package=".length);
+  const rest = args.slice(first === "--package" ? 2 : 1);
+  const { parsePackageRef, runPackageWorker } = await import("../../functions/package-worker.ts");
+  const parsed = ref === undefined ? undefined : parsePackageRef(ref);
+  if (parsed === undefined)
+    throw new UsageError(
+      `--package takes NAME or NAME@VERSION (e.g. --package resize@3), not "${ref ?? ""}"`,
+    );
+  if (rest.length > 0) throw new UsageError(`--package serves one package; unexpected "${rest.join(" ")}"`);
+  return runPackageWorker(parsed.name, parsed.version).catch((error: unknown) => {
+    process.stderr.write(`baton worker: ${error instanceof Error ? error.message : String(error)}\n`);
+    return 1;
+  });
+}
 
 /** BATON_WORKER_HEAP_MB as the worker will read it; `undefined` when invalid (the worker refuses it). */
 function heapMbFrom(env: NodeJS.ProcessEnv): number | undefined {
