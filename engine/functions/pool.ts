@@ -19,8 +19,18 @@
  * `crashWindowMs`, the pool marks the version unhealthy (KV `baton_functions`,
  * `health.<name>`), starts no more of it, and the engine fails its attempts that time out with
  * `FunctionUnavailable`. Deploying a new version clears the mark.
+ *
+ * The workers run user code, so on a server where each role has its own user
+ * (deploy/nats/baton.conf) they must not get the pool's credential: the pool gives them the one
+ * named by `BATON_POOL_WORKER_*` (`BATON_POOL_WORKER_USER`/`BATON_POOL_WORKER_PASSWORD`, ...:
+ * {@link poolWorkerEnv}) and none of its own.
  */
-import { natsAccessFromEnv, type NatsAccess } from "../../sdk/nats-access.ts";
+import {
+  NatsAccessError,
+  natsAccessFromEnv,
+  natsAccessVariables,
+  type NatsAccess,
+} from "../../sdk/nats-access.ts";
 import { connectNats } from "../../sdk/nats-connect.ts";
 import { openBucket } from "../../sdk/replication.ts";
 import { randomBytes } from "node:crypto";
@@ -54,7 +64,10 @@ export interface PoolOptions {
   crashWindowMs?: number;
   /** NATS credentials and TLS. Default: from this process's environment (NATS_CREDS, NATS_USER, ...). */
   natsAccess?: NatsAccess;
-  /** The environment of the workers it starts (NATS_URL is set). Default: this process's. */
+  /**
+   * The environment of the workers it starts (NATS_URL is set). Default: this process's. Its
+   * `BATON_POOL_WORKER_*` variables, when set, replace its NATS credential ({@link poolWorkerEnv}).
+   */
   workerEnv?: NodeJS.ProcessEnv;
   /** Called with every line the workers print (dev shows them). Default: dropped, beyond the last lines kept for crash reports. */
   onWorkerLine?: (worker: string, line: string) => void;
@@ -86,12 +99,20 @@ export async function startPool(options: PoolOptions): Promise<RunningPool> {
   const leaseTtlMs = options.leaseTtlMs ?? 10_000;
   const crashLimit = options.crashLimit ?? 3;
   const crashWindowMs = options.crashWindowMs ?? 5 * 60_000;
-  // Credentials and TLS from the environment (NATS_CREDS, NATS_USER, ...), as every process; the
-  // workers it starts inherit them.
+  // Credentials and TLS from the environment (NATS_CREDS, NATS_USER, ...), as every process. The
+  // workers get the worker credential of BATON_POOL_WORKER_* instead, checked before anything runs.
+  const access = options.natsAccess ?? natsAccessFromEnv();
+  const { env: workerEnv, credential: workerCredential } = poolWorkerEnv(options.workerEnv ?? process.env);
   const nc: NatsConnection = await connectNats(
     { servers: options.natsUrl, name: id, maxReconnectAttempts: -1 },
-    options.natsAccess ?? natsAccessFromEnv(),
+    access,
   );
+  if (workerCredential === undefined && access.credential.kind !== "none")
+    logger.warn(
+      `the workers get this pool's own NATS credential (${access.credentialVariables.join(", ")}); ` +
+        `they run user code: set BATON_POOL_WORKER_USER/BATON_POOL_WORKER_PASSWORD (or BATON_POOL_WORKER_CREDS, ...) ` +
+        `to the worker's user (docs/operations.md, "Credentials and permissions")`,
+    );
   const js = nc.jetstream();
   const jsm = await nc.jetstreamManager();
   const store = await PackageStore.open(js);
@@ -127,7 +148,7 @@ export async function startPool(options: PoolOptions): Promise<RunningPool> {
       [batonBin, "worker", "--package", `${fn.name}@${fn.version}`],
       {
         env: {
-          ...(options.workerEnv ?? process.env),
+          ...workerEnv,
           NATS_URL: options.natsUrl,
           BATON_WORKER_NAME: name,
           // A pool killed with SIGKILL cannot stop its workers: they drain once it is gone.
@@ -275,7 +296,11 @@ export async function startPool(options: PoolOptions): Promise<RunningPool> {
       });
   };
   loop();
-  logger.info("pool started", { nats: options.natsUrl });
+  logger.info("pool started", {
+    nats: options.natsUrl,
+    // Where its workers' NATS credential comes from.
+    workerCredential: workerCredential ?? (access.credential.kind === "none" ? "none" : "the pool's own"),
+  });
 
   return {
     id,
@@ -296,6 +321,46 @@ export async function startPool(options: PoolOptions): Promise<RunningPool> {
       logger.info("pool stopped");
     },
   };
+}
+
+/** What a pool's workers get in place of the NATS variable `NATS_<X>`: `BATON_POOL_WORKER_<X>`. */
+export const poolWorkerPrefix = "BATON_POOL_WORKER_";
+/** The pool's credential: never passed on once a worker credential is given. */
+const credentialVariables = ["NATS_CREDS", "NATS_USER", "NATS_PASSWORD", "NATS_TOKEN", "NATS_NKEY"];
+/** Its client certificate: passed on unless the workers get one of their own. */
+const certificateVariables = ["NATS_CERT", "NATS_KEY"];
+const workerVariable = (name: string) => `${poolWorkerPrefix}${name.slice("NATS_".length)}`;
+
+/**
+ * The environment of the workers a pool starts, from the pool's `env`. When any
+ * `BATON_POOL_WORKER_<X>` is set (X: CREDS, USER, PASSWORD, TOKEN, NKEY, CERT, KEY), the workers
+ * get those as `NATS_<X>` and none of the pool's own credential variables (NATS_CREDS,
+ * NATS_USER, NATS_PASSWORD, NATS_TOKEN, NATS_NKEY); the pool's NATS_CA, and its NATS_CERT/NATS_KEY
+ * unless BATON_POOL_WORKER_CERT/_KEY are set, still reach them. The worker credential is checked
+ * as a process's own is (a missing file, a user without a password...): a mistake throws a
+ * NatsAccessError naming the BATON_POOL_WORKER_ variable. `credential` names the variables in play
+ * (undefined: none set, the workers get the pool's environment as it is).
+ */
+export function poolWorkerEnv(env: NodeJS.ProcessEnv): { env: NodeJS.ProcessEnv; credential?: string } {
+  const given = natsAccessVariables
+    .filter((name) => name !== "NATS_CA")
+    .filter((name) => env[workerVariable(name)] !== undefined && env[workerVariable(name)] !== "");
+  const workerEnv: NodeJS.ProcessEnv = { ...env };
+  for (const name of natsAccessVariables) delete workerEnv[workerVariable(name)];
+  if (given.length === 0) return { env: workerEnv };
+  for (const name of credentialVariables) delete workerEnv[name];
+  if (given.some((name) => certificateVariables.includes(name)))
+    for (const name of certificateVariables) delete workerEnv[name];
+  for (const name of given) workerEnv[name] = env[workerVariable(name)];
+  try {
+    natsAccessFromEnv(workerEnv);
+  } catch (error) {
+    if (!(error instanceof NatsAccessError)) throw error;
+    throw new NatsAccessError(
+      `the pool's worker credential: ${error.message.replace(/\bNATS_(CREDS|USER|PASSWORD|TOKEN|NKEY|CERT|KEY)\b/g, `${poolWorkerPrefix}$1`)}`,
+    );
+  }
+  return { env: workerEnv, credential: given.map(workerVariable).join(", ") };
 }
 
 /**

@@ -5,20 +5,25 @@
  * worker (`baton worker functions/examples.ts`) each connect with their role's user and run a
  * workflow with an effect step end to end. With the worker's credentials, purging BATON_EVENTS,
  * publishing a forged `execution.start` and writing another bucket are refused by NATS, and
- * nothing changed. A bad credential stops a process at start with one line naming the variable.
+ * nothing changed. `baton pool` runs as its own user and gives its workers the worker's
+ * (BATON_POOL_WORKER_USER/BATON_POOL_WORKER_PASSWORD): it scales a deployed function from zero
+ * and marks a crashing version unhealthy; with the pool's credentials, a purge, forged events,
+ * a pull of a task, writes to other buckets' keys and a stream delete are refused. A bad
+ * credential stops a process at start with one line naming the variable.
  */
 import { randomBytes } from "node:crypto";
-import { mkdtempSync, readdirSync, rmSync } from "node:fs";
+import { mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { connect, ErrorCode, type NatsConnection, type NatsError } from "nats";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { streams, subjects } from "../../sdk/protocol.ts";
+import { streams, subjects, taskConsumerConfig } from "../../sdk/protocol.ts";
 import { useNatsServer } from "../helpers/nats-server.ts";
-import { killAllProcesses, spawnProcess, type TestProcess } from "../helpers/processes.ts";
+import { killAllProcesses, spawnProcess, waitUntil, type TestProcess } from "../helpers/processes.ts";
 
 const root = join(import.meta.dirname, "../..");
 const batonBin = join(root, "bin/baton.mjs");
+const sdk = join(root, "sdk/index.ts");
 // Letters first: nats-server reads a `$VARIABLE` from the environment as a config value, and a
 // value that looks like a number would not be a string.
 const password = () => `pw${randomBytes(12).toString("hex")}`;
@@ -26,6 +31,7 @@ const users = {
   engine: { NATS_USER: "baton-engine", NATS_PASSWORD: password() },
   api: { NATS_USER: "baton-api", NATS_PASSWORD: password() },
   worker: { NATS_USER: "baton-worker", NATS_PASSWORD: password() },
+  pool: { NATS_USER: "baton-pool", NATS_PASSWORD: password() },
 };
 const server = useNatsServer({
   configFile: join(root, "deploy/nats/baton.conf"),
@@ -34,6 +40,7 @@ const server = useNatsServer({
     BATON_ENGINE_PASSWORD: users.engine.NATS_PASSWORD,
     BATON_API_PASSWORD: users.api.NATS_PASSWORD,
     BATON_WORKER_PASSWORD: users.worker.NATS_PASSWORD,
+    BATON_POOL_PASSWORD: users.pool.NATS_PASSWORD,
   },
 });
 /** The same configuration, where no engine has created anything yet. */
@@ -44,9 +51,23 @@ const freshServer = useNatsServer({
     BATON_ENGINE_PASSWORD: users.engine.NATS_PASSWORD,
     BATON_API_PASSWORD: users.api.NATS_PASSWORD,
     BATON_WORKER_PASSWORD: users.worker.NATS_PASSWORD,
+    BATON_POOL_PASSWORD: users.pool.NATS_PASSWORD,
   },
 });
 const effectDir = mkdtempSync(join(tmpdir(), "baton-creds-effects-"));
+/** The function packages the pool runs, and its package cache. */
+const packageDir = mkdtempSync(join(tmpdir(), "baton-creds-packages-"));
+const tripleModule = `import { defineFunction } from ${JSON.stringify(sdk)};
+export const triple = defineFunction({
+  name: "triple",
+  handler: (input: { n: number }, ctx) => ({ value: input.n * 3, worker: ctx.worker }),
+});
+`;
+/** Loads in the API's check, and exits at once in a worker the pool starts: a crash at load. */
+const crashAtLoadModule = `import { defineFunction } from ${JSON.stringify(sdk)};
+if (process.env.BATON_WORKER_NAME?.startsWith("pool-")) process.exit(3);
+export const brittle = defineFunction({ name: "brittle", handler: () => 1 });
+`;
 const workflow = `baton: v1
 name: guarded
 input: { type: object, required: [n], properties: { n: { type: integer } } }
@@ -66,6 +87,9 @@ let base: string;
 let admin: NatsConnection;
 /** The worker's user, as a function's code could use it. */
 let asWorker: NatsConnection;
+/** The pool's user (connected by the test that needs it). */
+let asPool: NatsConnection;
+let pool: TestProcess | undefined;
 
 /** The environment of a Baton process: the role's credentials and nothing inherited about NATS. */
 function roleEnv(role: Record<string, string>, extra: Record<string, string> = {}) {
@@ -130,12 +154,12 @@ async function eventsState() {
 }
 
 /** Rejects with NATS's permission violation for publishing on `subject`. */
-async function expectRefused(attempt: Promise<unknown>, subject: string) {
+async function expectRefused(attempt: Promise<unknown>, subject: string, who = "worker") {
   const error = (await attempt.then(
     () => undefined,
     (reason: unknown) => reason,
   )) as NatsError | undefined;
-  expect(error, `NATS let the worker's user publish on ${subject}`).toBeDefined();
+  expect(error, `NATS let the ${who}'s user publish on ${subject}`).toBeDefined();
   expect(error?.code).toBe(ErrorCode.PermissionsViolation);
   expect(error?.message).toContain(`Permissions Violation for Publish to "${subject}"`);
 }
@@ -177,10 +201,12 @@ beforeAll(async () => {
 }, 180_000);
 
 afterAll(async () => {
+  await asPool?.close();
   await asWorker?.close();
   await admin?.close();
   await killAllProcesses();
   rmSync(effectDir, { recursive: true, force: true });
+  rmSync(packageDir, { recursive: true, force: true });
 });
 
 describe("the shipped nats-server configuration", () => {
@@ -237,6 +263,165 @@ describe("the shipped nats-server configuration", () => {
     const done = await result(waiting);
     expect(done.status, JSON.stringify(done.error)).toBe("succeeded");
     expect(done.output).toBe(8);
+    expect((await api("GET", `/v1/executions/${forged}`)).status).toBe(404);
+  });
+});
+
+interface FunctionBody {
+  health: { status: string; reason?: string };
+  workers: { worker: string; version?: number }[];
+}
+
+async function getFunction(name: string): Promise<FunctionBody> {
+  const answer = await api<FunctionBody>("GET", `/v1/functions/${name}`);
+  expect(answer.status, JSON.stringify(answer.body)).toBe(200);
+  return answer.body;
+}
+
+/** `baton function deploy FILE ...` through the API (which stores the package as its user). */
+async function deploy(file: string, ...options: string[]) {
+  const child = spawnProcess(process.execPath, [batonBin, "function", "deploy", file, ...options], {
+    name: "baton function deploy",
+    cwd: root,
+    env: { BATON_URL: base, BATON_TOKEN: undefined },
+  });
+  const exit = await child.waitForExit(60_000);
+  expect(exit.code, child.output()).toBe(0);
+}
+
+/** Fails on a pool tick or lease NATS refused, or on a NATS error of any kind in its log. */
+function expectNoPoolErrors() {
+  expect(pool?.output()).not.toMatch(/"msg":"pool tick failed"|Permissions Violation|could not mark/);
+}
+
+describe("the pool's user", () => {
+  it(
+    "runs a pool as baton-pool that scales a deployed function from zero; its workers run as baton-worker",
+    { timeout: 180_000 },
+    async () => {
+      pool = spawnProcess(process.execPath, [batonBin, "pool"], {
+        name: "pool",
+        cwd: root,
+        env: roleEnv(users.pool, {
+          // The workers it starts run user code: the worker's user, never the pool's.
+          BATON_POOL_WORKER_USER: users.worker.NATS_USER,
+          BATON_POOL_WORKER_PASSWORD: users.worker.NATS_PASSWORD,
+          BATON_POOL_TICK_MS: "200",
+          BATON_PACKAGE_CACHE: join(packageDir, "cache"),
+          BATON_LOG_LEVEL: "info",
+        }),
+      });
+      await pool.waitForLine(
+        /"msg":"pool started".*"workerCredential":"BATON_POOL_WORKER_USER, BATON_POOL_WORKER_PASSWORD"/,
+        { timeoutMs: 60_000 },
+      );
+      expect(pool.output()).not.toMatch(/"level":"warn"/);
+      writeFileSync(join(packageDir, "triple.ts"), tripleModule);
+      await deploy(join(packageDir, "triple.ts"), "--idle", "30s");
+      const applied = await api("PUT", "/v1/workflows/tripled", {
+        yaml: `baton: v1
+name: tripled
+input: { type: object, required: [n], properties: { n: { type: integer } } }
+steps:
+  - name: triple
+    call: triple
+    with: { n: "\${ $input.n }" }
+`,
+      });
+      expect(applied.status, JSON.stringify(applied.body)).toBe(201);
+      // Several ticks with the function deployed and nothing to do: no worker.
+      await new Promise((resolve) => setTimeout(resolve, 1_000));
+      expect((await getFunction("triple")).workers).toEqual([]);
+
+      // A task waits and nobody serves triple: the pool starts a worker, which runs it.
+      const started = await api<{ id: string }>("POST", "/v1/workflows/tripled/executions", {
+        json: { n: 4 },
+      });
+      expect(started.status, JSON.stringify(started.body)).toBe(202);
+      const done = await result(started.body.id);
+      expect(done.status, JSON.stringify(done.error)).toBe("succeeded");
+      const output = done.output as { value: number; worker: string };
+      expect(output.value).toBe(12);
+      expect(output.worker).toMatch(/^pool-/);
+      expect(pool.output()).toMatch(/"msg":"worker started".*"function":"triple"/);
+      expect(pool.output()).not.toMatch(/"msg":"worker crashed"/);
+      const served = await getFunction("triple");
+      expect(served.workers.map((worker) => worker.version)).toEqual([1]);
+      expectNoPoolErrors();
+    },
+  );
+
+  it(
+    "marks a version whose workers keep crashing unhealthy, as baton-pool",
+    { timeout: 120_000 },
+    async () => {
+      writeFileSync(join(packageDir, "brittle.ts"), crashAtLoadModule);
+      // minScale 1: the pool starts a worker at once, and another after each crash.
+      await deploy(join(packageDir, "brittle.ts"), "--min-scale", "1");
+      const fn = await waitUntil(
+        "brittle to be marked unhealthy",
+        async () => {
+          const found = await getFunction("brittle");
+          return found.health.status === "unhealthy" ? found : undefined;
+        },
+        { timeoutMs: 90_000, intervalMs: 200 },
+      );
+      expect(fn.health.reason).toMatch(/3 workers of version 1 crashed within 300 s; the last: exit code 3/);
+      expect(pool?.output()).toMatch(/"msg":"function marked unhealthy".*"function":"brittle"/);
+      expectNoPoolErrors();
+    },
+  );
+
+  it("refuses the pool's user a purge, forged events, a pull of a task, other keys and a stream delete; nothing changes", async () => {
+    asPool = await connect({
+      servers: server().url,
+      user: users.pool.NATS_USER,
+      pass: users.pool.NATS_PASSWORD,
+    });
+    await engine.kill("SIGTERM", 20_000);
+    const waiting = await startExecution(11);
+    const before = await eventsState();
+    expect(before.messages).toBeGreaterThan(0);
+    const jsm = await asPool.jetstreamManager();
+    const refused = (attempt: Promise<unknown>, subject: string) => expectRefused(attempt, subject, "pool");
+
+    await refused(jsm.streams.purge(streams.events), `$JS.API.STREAM.PURGE.${streams.events}`);
+    const forged = "forged-by-a-pool";
+    const start = JSON.stringify({
+      type: "execution.start",
+      workflow: "guarded",
+      revision: 1,
+      input: { n: 1 },
+      at: 1,
+    });
+    await refused(asPool.jetstream().publish(subjects.events(forged), start), subjects.events(forged));
+    // Nor a worker's report (the pool runs no task).
+    await refused(
+      asPool.jetstream().publish(`${subjects.events(forged)}.result`, "{}"),
+      `${subjects.events(forged)}.result`,
+    );
+    // It reads the task consumers' state, and takes no task.
+    const consumer = taskConsumerConfig("pure", "triple").durable_name;
+    const next = `$JS.API.CONSUMER.MSG.NEXT.${streams.tasks}.${consumer}`;
+    await refused(asPool.request(next, JSON.stringify({ batch: 1 }), { timeout: 5_000 }), next);
+    // An execution record, a function's version (it writes health marks only), a stream delete.
+    await refused(
+      asPool.jetstream().publish(`$KV.baton_executions.${forged}`, "{}"),
+      `$KV.baton_executions.${forged}`,
+    );
+    await refused(
+      asPool.jetstream().publish("$KV.baton_functions.fn.triple", "{}"),
+      "$KV.baton_functions.fn.triple",
+    );
+    await refused(jsm.streams.delete(streams.tasks), `$JS.API.STREAM.DELETE.${streams.tasks}`);
+
+    expect(await eventsState()).toEqual(before);
+    expect((await getFunction("triple")).health.status).toBe("healthy");
+    engine = startEngine();
+    await engine.waitForLine(/engine ready/, { timeoutMs: 60_000 });
+    const done = await result(waiting);
+    expect(done.status, JSON.stringify(done.error)).toBe("succeeded");
+    expect(done.output).toBe(12);
     expect((await api("GET", `/v1/executions/${forged}`)).status).toBe(404);
   });
 });

@@ -18,9 +18,11 @@ pools, on one machine or several, share the functions through leases in JetStrea
 
 SIGTERM or SIGINT stops the pool: its workers drain, then it exits.
 
-Environment: NATS_URL; BATON_POOL_TICK_MS (default 500), BATON_POOL_LEASE_TTL_MS (default
-10000), BATON_POOL_CRASH_LIMIT (default 3); the workers get this environment too (BATON_LOG_LEVEL,
-BATON_PACKAGE_CACHE, ...).
+Environment: NATS_URL and the NATS credential variables (NATS_USER/NATS_PASSWORD, NATS_CREDS,
+...); BATON_POOL_TICK_MS (default 500), BATON_POOL_LEASE_TTL_MS (default 10000),
+BATON_POOL_CRASH_LIMIT (default 3). The workers get this environment too (BATON_LOG_LEVEL,
+BATON_PACKAGE_CACHE, ...), but with BATON_POOL_WORKER_USER/_PASSWORD (or _CREDS, _TOKEN, _NKEY,
+_CERT/_KEY) set, those are their NATS credential instead of the pool's own (docs/operations.md).
 
 Exit codes: 0 stopped by a signal, 2 usage error.
 `,
