@@ -32,6 +32,7 @@ import {
   type NatsAccess,
 } from "../../sdk/nats-access.ts";
 import { connectNats } from "../../sdk/nats-connect.ts";
+import { retryNats } from "../../sdk/nats-retry.ts";
 import { openBucket } from "../../sdk/replication.ts";
 import { randomBytes } from "node:crypto";
 import { hostname } from "node:os";
@@ -121,6 +122,7 @@ export async function startPool(options: PoolOptions): Promise<RunningPool> {
     ttl: leaseTtlMs,
     storage: StorageType.File,
   });
+  await agreeLeaseTtl(jsm, leaseTtlMs, logger);
   const heartbeats = await openBucket(js, workersBucketConfig.bucket, {
     ttl: workersBucketConfig.ttlMs,
     history: workersBucketConfig.history,
@@ -321,6 +323,35 @@ export async function startPool(options: PoolOptions): Promise<RunningPool> {
       logger.info("pool stopped");
     },
   };
+}
+
+/**
+ * A lease lasts as long as the leases bucket keeps an entry (its max age), which the first pool
+ * set when it created the bucket. Pools started with different `BATON_POOL_LEASE_TTL_MS` agree on
+ * the longest: a pool that asks for longer raises the bucket's (a pool whose ticks are further apart
+ * than the bucket's age would lose its leases between renewals, and pools would take the functions
+ * from each other in turn); one that asks for shorter keeps the longer and says so. Lowering it is
+ * an operator's choice (`nats stream edit KV_baton_pool_leases --max-age`, or removing the bucket
+ * while no pool runs: docs/functions.md). Resolves with the lease TTL in force.
+ */
+export async function agreeLeaseTtl(
+  jsm: JetStreamManager,
+  wantedMs: number,
+  logger: Pick<Logger, "info">,
+): Promise<number> {
+  const stream = `KV_${leasesBucket}`;
+  const info = await retryNats(() => jsm.streams.info(stream));
+  const currentMs = Math.round(info.config.max_age / 1e6);
+  if (currentMs >= wantedMs) {
+    if (currentMs > wantedMs)
+      logger.info(
+        `leases last ${currentMs} ms, as an earlier pool asked; this pool's BATON_POOL_LEASE_TTL_MS (${wantedMs}) is shorter and does not lower it`,
+      );
+    return currentMs;
+  }
+  await retryNats(() => jsm.streams.update(stream, { ...info.config, max_age: wantedMs * 1e6 }));
+  logger.info(`leases now last ${wantedMs} ms (BATON_POOL_LEASE_TTL_MS), up from ${currentMs} ms`);
+  return wantedMs;
 }
 
 /** What a pool's workers get in place of the NATS variable `NATS_<X>`: `BATON_POOL_WORKER_<X>`. */
