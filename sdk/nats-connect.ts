@@ -13,6 +13,7 @@ import {
 } from "nats";
 import { NatsAccessError, type NatsAccess } from "./nats-access.ts";
 import { quietCancelErrors } from "./nats-cancel-errors.ts";
+import { coalesceWrites } from "./nats-coalesce.ts";
 
 /** nats.js connection options for `access`: only the credential and TLS ones. */
 export function natsAccessOptions(access: NatsAccess): Partial<ConnectionOptions> {
@@ -40,14 +41,16 @@ export function natsAccessOptions(access: NatsAccess): Partial<ConnectionOptions
 }
 
 /**
- * `connect` with `access`'s credentials and TLS. A connection refused for its credentials or its
+ * `connect` with `access`'s credentials and TLS, its writes coalesced (nats-coalesce.ts). A connection refused for its credentials or its
  * TLS, or a server nobody answers at, rejects with a {@link NatsAccessError} whose message is one
  * line naming the variables; any other error is passed on as is.
  */
 export async function connectNats(options: ConnectionOptions, access: NatsAccess): Promise<NatsConnection> {
   quietCancelErrors();
   try {
-    return await connect({ ...options, ...natsAccessOptions(access) });
+    const nc = await connect({ ...options, ...natsAccessOptions(access) });
+    coalesceWrites(nc);
+    return nc;
   } catch (error) {
     throw explainConnectError(error, access, options.servers) ?? error;
   }
