@@ -5,7 +5,7 @@
  * one write system call per message: a fifth of the engine's CPU in its profile of the steps
  * benchmark. Here a flush waits for the end of the event loop's current turn (setImmediate), so
  * the messages of a turn leave in one write: the steps benchmark went from 1,006 to 1,442 steps/s,
- * chain-10's latency unchanged (bench/results/2026-12-07-8.md). Messages keep their order (the
+ * chain-10's latency unchanged (bench/results/2026-12-07-ab-coalesce.md). Messages keep their order (the
  * buffer is drained whole, as before) and wait at most until the turn ends; a close writes what is
  * pending first.
  *
