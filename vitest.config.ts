@@ -9,8 +9,9 @@ export default defineConfig({
     pool: "forks",
     maxWorkers: 2,
     // Every `bin/baton.mjs` a test starts (and every process that one starts) runs the TypeScript
-    // sources through tsx, never a dist/ that may be older than them; the compiled code has its
-    // own test (test/system/package.test.ts), which builds it first.
+    // sources through tsx, unless the test asks for the compiled code (cli-start, package, the
+    // tracing test's worker), which test/global-setup.ts builds once before any test runs.
     env: { BATON_FROM_SOURCE: "1" },
+    globalSetup: ["test/global-setup.ts"],
   },
 });

@@ -34,7 +34,12 @@ export class AccessTokens {
     private readonly ttlMs: number,
   ) {
     this.#sign = createSigner({ key, algorithm: "HS256" });
-    this.#verify = createVerifier({ key, algorithms: ["HS256"], allowedIss: issuer });
+    this.#verify = createVerifier({
+      key,
+      algorithms: ["HS256"],
+      allowedIss: issuer,
+      requiredClaims: ["exp", "iss", "sub"],
+    });
   }
 
   /** Reads (or creates, once) the key in JetStream, unless `signingKey` is given. */

@@ -115,18 +115,27 @@ export async function startPool(options: PoolOptions): Promise<RunningPool> {
         `to the worker's user (docs/operations.md, "Credentials and permissions")`,
     );
   const js = nc.jetstream();
-  const jsm = await nc.jetstreamManager();
-  const store = await PackageStore.open(js);
-  const leases = await openBucket(js, leasesBucket, {
-    history: 1,
-    ttl: leaseTtlMs,
-    storage: StorageType.File,
-  });
-  await agreeLeaseTtl(jsm, leaseTtlMs, logger);
-  const heartbeats = await openBucket(js, workersBucketConfig.bucket, {
-    ttl: workersBucketConfig.ttlMs,
-    history: workersBucketConfig.history,
-    storage: StorageType.File,
+  // A pool that cannot set up (permissions, NATS away for good) closes its connection, or the
+  // process would stay up with nothing to do.
+  const setUp = async () => {
+    const jsm = await nc.jetstreamManager();
+    const store = await PackageStore.open(js);
+    const leases = await openBucket(js, leasesBucket, {
+      history: 1,
+      ttl: leaseTtlMs,
+      storage: StorageType.File,
+    });
+    await agreeLeaseTtl(jsm, leaseTtlMs, logger);
+    const heartbeats = await openBucket(js, workersBucketConfig.bucket, {
+      ttl: workersBucketConfig.ttlMs,
+      history: workersBucketConfig.history,
+      storage: StorageType.File,
+    });
+    return { jsm, store, leases, heartbeats };
+  };
+  const { jsm, store, leases, heartbeats } = await setUp().catch(async (error: unknown) => {
+    await nc.close().catch(() => undefined);
+    throw error;
   });
 
   const workers = new Set<PoolWorker>();
@@ -340,18 +349,22 @@ export async function agreeLeaseTtl(
   logger: Pick<Logger, "info">,
 ): Promise<number> {
   const stream = `KV_${leasesBucket}`;
-  const info = await retryNats(() => jsm.streams.info(stream));
-  const currentMs = Math.round(info.config.max_age / 1e6);
-  if (currentMs >= wantedMs) {
-    if (currentMs > wantedMs)
-      logger.info(
-        `leases last ${currentMs} ms, as an earlier pool asked; this pool's BATON_POOL_LEASE_TTL_MS (${wantedMs}) is shorter and does not lower it`,
-      );
-    return currentMs;
+  // Read, raise, read again: two pools raising it at once may each write theirs; the longer must stay.
+  for (let raised: number | undefined; ;) {
+    const info = await retryNats(() => jsm.streams.info(stream));
+    const currentMs = Math.round(info.config.max_age / 1e6);
+    if (currentMs >= wantedMs) {
+      if (raised !== undefined)
+        logger.info(`leases now last ${currentMs} ms (BATON_POOL_LEASE_TTL_MS), up from ${raised} ms`);
+      else if (currentMs > wantedMs)
+        logger.info(
+          `leases last ${currentMs} ms, as an earlier pool asked; this pool's BATON_POOL_LEASE_TTL_MS (${wantedMs}) is shorter and does not lower it`,
+        );
+      return currentMs;
+    }
+    raised ??= currentMs;
+    await retryNats(() => jsm.streams.update(stream, { ...info.config, max_age: wantedMs * 1e6 }));
   }
-  await retryNats(() => jsm.streams.update(stream, { ...info.config, max_age: wantedMs * 1e6 }));
-  logger.info(`leases now last ${wantedMs} ms (BATON_POOL_LEASE_TTL_MS), up from ${currentMs} ms`);
-  return wantedMs;
 }
 
 /** What a pool's workers get in place of the NATS variable `NATS_<X>`: `BATON_POOL_WORKER_<X>`. */

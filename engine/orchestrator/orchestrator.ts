@@ -557,6 +557,9 @@ export class Orchestrator {
     ];
     if (crashPointArmed("mid-send")) {
       await sends[0];
+      // Core publishes (a cancel) are written at the end of the event loop turn (nats-coalesce.ts):
+      // let them leave, so that "mid-send" means the commands went and the history did not.
+      await new Promise((resolve) => setImmediate(resolve));
       crashPoint("mid-send");
     }
     await Promise.all(sends);

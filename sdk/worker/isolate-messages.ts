@@ -11,6 +11,8 @@ export interface IsolateData {
   readonly modules?: readonly string[];
   /** tsx's loader API, registered before importing a TypeScript module the thread was not booted for. */
   readonly tsxApiUrl: string;
+  /** Whether the thread's bootstrap registered tsx already (the runtime or a module given at start is TypeScript). */
+  readonly tsxRegistered: boolean;
 }
 
 /** The attempt's identity as the handler sees it (`FunctionContext` without signal, logger and progress). */

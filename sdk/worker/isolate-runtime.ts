@@ -43,10 +43,10 @@ port.on("message", (message: ToIsolate) => {
 const loaded = new Set<string>();
 const failures: { module: string; message: string }[] = [];
 // Booted before its modules were known (and so without tsx's hooks unless the runtime itself is
-// TypeScript): a TypeScript module registers them first.
+// TypeScript): a TypeScript module registers them first, once.
 const toImport = await modules;
 const isTypeScript = (url: string): boolean => /\.[cm]?tsx?$/.test(url);
-if (!isTypeScript(import.meta.url) && toImport.some(isTypeScript)) {
+if (!data.tsxRegistered && toImport.some(isTypeScript)) {
   try {
     ((await import(data.tsxApiUrl)) as { register: () => void }).register();
   } catch (error) {

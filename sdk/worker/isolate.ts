@@ -77,6 +77,7 @@ export class Isolate {
     const data: IsolateData = {
       ...(options.modules === undefined ? {} : { modules: options.modules }),
       tsxApiUrl,
+      tsxRegistered: needsTsx,
     };
     this.#worker = new Worker(bootstrap, {
       eval: true,

@@ -82,6 +82,29 @@ it("sends the messages of one event loop turn in one write, whole and in order",
   }
 });
 
+it("still writes every pendingLimit bytes (32 KiB) within a turn that sends more", async () => {
+  const reader = await connect({ servers: server.url });
+  const adapted = await connect({ servers: server.url });
+  try {
+    coalesceWrites(adapted);
+    const sub = reader.subscribe("coalesce.big");
+    await reader.flush();
+    const writes = countWrites(adapted);
+    const chunk = "x".repeat(8 * 1024);
+    for (let i = 0; i < 16; i++) {
+      adapted.publish("coalesce.big", `${i}:${chunk}`);
+      await Promise.resolve();
+    }
+    // 128 KiB in one turn: about one write per 32 KiB, not one for all of it.
+    expect(writes()).toBeGreaterThanOrEqual(3);
+    await adapted.flush();
+    const got = await received(sub, 16);
+    expect(got.map((text) => text.split(":")[0])).toEqual(Array.from({ length: 16 }, (_, i) => String(i)));
+  } finally {
+    await Promise.all([reader.close(), adapted.close()]);
+  }
+});
+
 it("writes what is pending before a close", async () => {
   const reader = await connect({ servers: server.url });
   const adapted = await connect({ servers: server.url });

@@ -1,5 +1,6 @@
 /**
- * Baton as a user installs it: `npm pack` (which builds dist/ through `prepare`), then in an empty
+ * Baton as a user installs it: `npm pack` (of the dist/ test/global-setup.ts built before the tests;
+ * with --ignore-scripts, so that `prepare` does not rebuild it while other files run), then in an empty
  * directory `npm install ./baton-*.tgz` (from npm's local cache where it can). There, with the
  * compiled code only (BATON_FROM_SOURCE unset: this is the test of the compiled path), `npx baton
  * --help` and `npx baton validate` work, `npx baton dev` starts with no workflows/ or functions/
@@ -35,7 +36,10 @@ async function run(
 }
 
 beforeAll(async () => {
-  const packed = await run("npm", ["pack", "--pack-destination", dir], { cwd: root, timeoutMs: 300_000 });
+  const packed = await run("npm", ["pack", "--ignore-scripts", "--pack-destination", dir], {
+    cwd: root,
+    timeoutMs: 300_000,
+  });
   expect(packed.code, packed.stderr).toBe(0);
   const tarball = readdirSync(dir).find((name) => /^baton-.*\.tgz$/.test(name));
   expect(tarball, readdirSync(dir).join(" ")).toBeDefined();

@@ -1,8 +1,8 @@
 /**
  * engine/orchestrator/pure-transition.ts stands in for xstate's `initialTransition` and
- * `transition` (it only saves their per-call cost): on every example workflow, run as far as
- * answering each task with success goes, both must give the same snapshots and the same actions
- * at every step. The conformance suite runs the examples through the engine's core, which uses it.
+ * `transition` (it only saves their per-call cost): on every example workflow, driven through task
+ * successes, retryable failures, fired timers (retry backoffs, timeouts) and a cancel, both must
+ * give the same snapshots and the same actions at every step. The conformance suite runs the examples through the engine's core, which uses it.
  */
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
@@ -28,30 +28,46 @@ const seen = (snapshot: AnyMachineSnapshot, actions: unknown[]) =>
     }),
   });
 
-/** The next event: the first task the actions dispatch, answered with success. */
-function answer(actions: unknown[], at: number): MachineEvent | undefined {
+/**
+ * The next event the driver would send: the first task the actions dispatch, answered with success
+ * or, every third time, with a retryable failure; else a delayed event they armed (a retry's
+ * backoff: fired at once); with neither, a cancel (once).
+ */
+function nextEvent(actions: unknown[], at: number, cancelled: boolean): MachineEvent | undefined {
   for (const action of actions) {
     const { type, params } = action as {
       type: string;
       params?: { step: string; run: number; attempt: number };
     };
-    if (type === "dispatchTask" && params)
+    if (type !== "dispatchTask" || params === undefined) continue;
+    const { step, run, attempt } = params;
+    if (at % 3 === 0 && attempt === 1)
       return {
-        type: "task.succeeded",
-        step: params.step,
-        run: params.run,
-        attempt: params.attempt,
-        output: { ok: at },
+        type: "task.failed",
+        step,
+        run,
+        attempt,
+        error: { code: "FunctionError", message: "failed on purpose", retryable: true },
         at,
       };
+    return { type: "task.succeeded", step, run, attempt, output: { ok: at }, at };
   }
-  return undefined;
+  for (const action of actions) {
+    const { type, params } = action as {
+      type: string;
+      params?: { delay?: unknown; event?: MachineEvent };
+    };
+    if (type === "xstate.raise" && params?.delay !== undefined && params.event !== undefined)
+      return { ...params.event, at };
+  }
+  return cancelled ? undefined : { type: "cancel", reason: "test", at };
 }
 
 it("gives the snapshots and actions of xstate's own pure functions, step by step, on every example", () => {
   const files = readdirSync(root).filter((file) => file.endsWith(".yaml"));
   expect(files.length).toBeGreaterThan(25);
   let transitions = 0;
+  const kinds = new Set<string>();
   for (const file of files) {
     const { workflows } = validateWorkflowText(readFileSync(join(root, file), "utf8"));
     for (const definition of workflows) {
@@ -67,9 +83,12 @@ it("gives the snapshots and actions of xstate's own pure functions, step by step
         let [theirs, theirActions] = initialTransition(machine, input);
         let [ours, ourActions] = pureInitialTransition(machine, input);
         expect({ file, ...seen(ours, ourActions) }).toEqual({ file, ...seen(theirs, theirActions) });
-        for (let i = 0; i < 20; i++) {
-          const event = answer(theirActions, 2_000 + i);
+        let cancelled = false;
+        for (let i = 0; i < 30; i++) {
+          const event = nextEvent(theirActions, 2_000 + i, cancelled);
           if (event === undefined || theirs.status !== "active") break;
+          kinds.add(event.type.startsWith("xstate.after") ? "timer" : event.type);
+          cancelled ||= event.type === "cancel";
           [theirs, theirActions] = transition(machine, theirs, event);
           [ours, ourActions] = pureTransition(machine, ours, event);
           expect({ file, i, ...seen(ours, ourActions) }).toEqual({ file, i, ...seen(theirs, theirActions) });
@@ -78,6 +97,7 @@ it("gives the snapshots and actions of xstate's own pure functions, step by step
       }
     }
   }
-  // The examples must carry the comparison past their first steps.
+  // The examples must carry the comparison past their first steps, through every kind of event.
   expect(transitions).toBeGreaterThan(50);
+  expect([...kinds].sort()).toEqual(["cancel", "task.failed", "task.succeeded", "timer"]);
 });
