@@ -4,15 +4,15 @@
  * engine, API or worker, whose publishes and requests come from many separate I/O callbacks, makes
  * one write system call per message: a fifth of the engine's CPU in its profile of the steps
  * benchmark. Here a flush waits for the end of the event loop's current turn (setImmediate), so
- * the messages of a turn leave in one write (or one per nats.js's pendingLimit, 32 KiB, when a turn
- * sends more): the steps benchmark went from 1,006 to 1,442 steps/s,
- * chain-10's latency unchanged (bench/results/2026-12-07-ab-coalesce.md). Messages keep their order (the
- * buffer is drained whole, as before) and wait at most until the turn ends; a close writes what is
- * pending first.
+ * the messages of a turn leave in one write (or one per nats.js's pendingLimit, 32 KiB, when a
+ * turn sends more). The steps benchmark went from 1,006 to 1,442 steps/s, chain-10's latency
+ * unchanged (bench/results/2026-12-07-ab-coalesce.md). Messages keep their order (the buffer is
+ * drained whole, as before) and wait at most until the turn ends; a close writes what is pending
+ * first.
  *
  * nats.js has no option for this, so the connection's protocol handler is adapted, after checking
- * that it has the two methods this relies on; when it does not (another nats.js), writes stay as
- * they were.
+ * that it has what this relies on (flushPending, _close, pendingLimit, outbound); when it does not
+ * (another nats.js), writes stay as they were.
  */
 import type { NatsConnection } from "nats";
 
