@@ -12,7 +12,8 @@ import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { definedFunctions } from "../../sdk/worker/define-function.ts";
 import { discardPrewarmed, prewarmIsolate } from "../../sdk/worker/isolate-pool.ts";
-import { isolateHeapMb, runWorker } from "../../sdk/worker/run-worker.ts";
+import { runWorker } from "../../sdk/worker/run-worker.ts";
+import { isolateHeapMb } from "../../sdk/worker/worker-env.ts";
 import type { NatsConnection } from "nats";
 import { PackageStore } from "./package-store.ts";
 

@@ -18,7 +18,8 @@ import type { FunctionDefinition } from "./define-function.ts";
 import { natsAccessFromEnv } from "../nats-access.ts";
 import { discardPrewarmed, prewarmIsolate } from "./isolate-pool.ts";
 import { loadFunctionModules, moduleUrl } from "./load-modules.ts";
-import { defaultIsolateHeapMb, serve, type ServeOptions, type WorkerHandle } from "./serve.ts";
+import { serve, type ServeOptions, type WorkerHandle } from "./serve.ts";
+import { isolateHeapMb, numberFrom } from "./worker-env.ts";
 
 const usage = "usage: run-worker MODULE... (each an ES module exporting function definitions)";
 
@@ -109,20 +110,6 @@ function watchParent(env: NodeJS.ProcessEnv, onGone: () => void): NodeJS.Timeout
   timer.unref();
   check();
   return timer;
-}
-
-/** `BATON_WORKER_HEAP_MB`, or the default heap of an isolate. */
-export function isolateHeapMb(env: NodeJS.ProcessEnv): number {
-  return numberFrom(env, "BATON_WORKER_HEAP_MB") ?? defaultIsolateHeapMb;
-}
-
-function numberFrom(env: NodeJS.ProcessEnv, name: string): number | undefined {
-  const text = env[name];
-  if (text === undefined || text === "") return undefined;
-  const value = Number(text);
-  if (!Number.isSafeInteger(value) || value <= 0)
-    throw new Error(`${name} must be a positive whole number, not "${text}"`);
-  return value;
 }
 
 // Not a top-level await: the function modules import the SDK, and an SDK module that imported

@@ -26,6 +26,14 @@ const batonBin = join(root, "bin/baton.mjs");
 const sdk = join(root, "sdk/index.ts");
 // Letters first: nats-server reads a `$VARIABLE` from the environment as a config value, and a
 // value that looks like a number would not be a string.
+/** The start a forger would publish on the engine's events: refused to every user but the engine's and the API's. */
+const forgedStart = JSON.stringify({
+  type: "execution.start",
+  workflow: "guarded",
+  revision: 1,
+  input: { n: 1 },
+  at: 1,
+});
 const password = () => `pw${randomBytes(12).toString("hex")}`;
 const users = {
   engine: { NATS_USER: "baton-engine", NATS_PASSWORD: password() },
@@ -238,15 +246,8 @@ describe("the shipped nats-server configuration", () => {
     const jsm = await asWorker.jetstreamManager();
     await expectRefused(jsm.streams.purge(streams.events), `$JS.API.STREAM.PURGE.${streams.events}`);
     const forged = "forged-by-a-worker";
-    const start = JSON.stringify({
-      type: "execution.start",
-      workflow: "guarded",
-      revision: 1,
-      input: { n: 1 },
-      at: 1,
-    });
     await expectRefused(
-      asWorker.jetstream().publish(subjects.events(forged), start),
+      asWorker.jetstream().publish(subjects.events(forged), forgedStart),
       subjects.events(forged),
     );
     // Nor another bucket's keys (an execution record), nor deleting a stream.
@@ -386,14 +387,7 @@ steps:
 
     await refused(jsm.streams.purge(streams.events), `$JS.API.STREAM.PURGE.${streams.events}`);
     const forged = "forged-by-a-pool";
-    const start = JSON.stringify({
-      type: "execution.start",
-      workflow: "guarded",
-      revision: 1,
-      input: { n: 1 },
-      at: 1,
-    });
-    await refused(asPool.jetstream().publish(subjects.events(forged), start), subjects.events(forged));
+    await refused(asPool.jetstream().publish(subjects.events(forged), forgedStart), subjects.events(forged));
     // Nor a worker's report (the pool runs no task).
     await refused(
       asPool.jetstream().publish(`${subjects.events(forged)}.result`, "{}"),

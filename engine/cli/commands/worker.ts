@@ -1,11 +1,7 @@
 /** `baton worker MODULE...` or `baton worker --package NAME[@VERSION]`: serve functions. */
-import {
-  defaultIsolateHeapMb,
-  discardPrewarmed,
-  prebootIsolate,
-  prewarmIsolate,
-} from "../../../sdk/worker/isolate-pool.ts";
+import { discardPrewarmed, prebootIsolate, prewarmIsolate } from "../../../sdk/worker/isolate-pool.ts";
 import { moduleUrl } from "../../../sdk/worker/load-modules.ts";
+import { isolateHeapMb } from "../../../sdk/worker/worker-env.ts";
 import { tracingConfigured } from "../../telemetry/tracing-config.ts";
 import { UsageError, type Command } from "../command.ts";
 
@@ -39,7 +35,7 @@ engine's attempt span).
     // The first isolate's thread boots now, before the NATS client is even loaded: Node's start in
     // that thread is most of a cold start, and it runs on another core meanwhile. A plain worker
     // names its modules at once; a package worker names the bundle once it has fetched it.
-    const heapMb = heapMbFrom(process.env);
+    const heapMb = heapMbOrUndefined();
     if (heapMb !== undefined && isPackage) prebootIsolate(heapMb);
     else if (heapMb !== undefined && !args.some((arg) => arg.startsWith("-")))
       prewarmIsolate(
@@ -98,10 +94,11 @@ async function serveWorker(
   });
 }
 
-/** BATON_WORKER_HEAP_MB as the worker will read it; `undefined` when invalid (the worker refuses it). */
-function heapMbFrom(env: NodeJS.ProcessEnv): number | undefined {
-  const text = env.BATON_WORKER_HEAP_MB;
-  if (text === undefined || text === "") return defaultIsolateHeapMb;
-  const value = Number(text);
-  return Number.isSafeInteger(value) && value > 0 ? value : undefined;
+/** BATON_WORKER_HEAP_MB as the worker reads it; `undefined` when invalid (the worker then refuses it, naming it). */
+function heapMbOrUndefined(): number | undefined {
+  try {
+    return isolateHeapMb(process.env);
+  } catch {
+    return undefined;
+  }
 }
