@@ -30,7 +30,16 @@ export interface EngineConfig {
    * exists is left as it is; sdk/replication.ts.
    */
   natsReplicas?: number;
+  /**
+   * The timer index's slot length (engine/orchestrator/timer-index.ts): a minute. Tests shorten
+   * it with `BATON_TEST_TIMER_SLOT_MS`; never set it in production (every engine must agree, and
+   * slots of another length are not found).
+   */
+  timerSlotMs?: number;
 }
+
+/** The timer index's slot length in production: a minute (engine/orchestrator/timer-index.ts). */
+export const defaultTimerSlotMs = 60_000;
 
 export class ConfigError extends Error {
   override name = "ConfigError";
@@ -46,6 +55,9 @@ export function loadEngineConfig(env: NodeJS.ProcessEnv = process.env): EngineCo
     cacheSize: integerVar(env, "BATON_CACHE_SIZE", 10_000),
     nodeSilenceMs: durationVar(env, "BATON_NODE_SILENCE", "10s"),
     natsReplicas: replicasVar(env),
+    ...(env.BATON_TEST_TIMER_SLOT_MS === undefined
+      ? {}
+      : { timerSlotMs: integerVar(env, "BATON_TEST_TIMER_SLOT_MS", defaultTimerSlotMs) }),
   };
 }
 

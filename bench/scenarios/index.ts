@@ -12,6 +12,7 @@ import { starts } from "./starts.ts";
 import { steps } from "./steps.ts";
 import { cluster } from "./cluster.ts";
 import { tracing } from "./tracing.ts";
+import { timers } from "./timers.ts";
 import { waiting } from "./waiting.ts";
 
 export const scenarios: readonly Scenario[] = [
@@ -23,6 +24,7 @@ export const scenarios: readonly Scenario[] = [
   steps,
   fanout,
   waiting,
+  timers,
   recovery,
   coldStart,
   tracing,

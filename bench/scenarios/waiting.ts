@@ -5,6 +5,7 @@
  * linearly to N (labelled as an extrapolation).
  */
 import { newExecutionId } from "../../engine/orchestrator/ids.ts";
+import { timerIndexStream } from "../../engine/nats/topology.ts";
 import { streams } from "../../sdk/protocol.ts";
 import { cpuData, formatCpu, startCpuMeter, type CpuShares } from "../lib/cpu.ts";
 import { memoryOf, type ProcessMemory } from "../lib/processes.ts";
@@ -103,7 +104,9 @@ export const waiting: Scenario = {
         const cpu = meter();
         await sleep(2_000);
         const after = memoryOf(engine.pid);
-        const timerMessages = (await jsm.streams.info(streams.timers)).state.messages;
+        const timerMessages =
+          (await jsm.streams.info(streams.timers)).state.messages +
+          (await jsm.streams.info(timerIndexStream)).state.messages;
         return [
           describe({
             target,
@@ -152,7 +155,7 @@ function describe(m: Measurement): Row {
       `started with Executions.start, ${startConcurrency} calls in flight, ${warmup} more parked first as a warm-up; ` +
         "parked = its start event applied (BATON_EVENTS empty)",
       `engine RSS ${m.idle.rssMb.toFixed(0)} MB idle before, ${m.after.rssMb.toFixed(0)} MB after ` +
-        `(peak ${m.after.peakRssMb.toFixed(0)} MB); BATON_TIMERS holds ${count(m.timerMessages)} messages ` +
+        `(peak ${m.after.peakRssMb.toFixed(0)} MB); BATON_TIMERS and BATON_TIMER_INDEX hold ${count(m.timerMessages)} messages ` +
         "(each execution arms its wait and its execution timeout)",
       formatCpu(m.cpu),
     ],

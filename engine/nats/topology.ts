@@ -9,6 +9,8 @@
  * | BATON_TIMERS        | stream  | durable timers (`baton.timers.<id>`), redelivered when due     |
  * | BATON_RETENTION     | stream  | finished executions' removals (`baton.retention.<id>`), in due   |
  * |                     |         | order: read through a window of `retentionWindow` at a time     |
+ * | BATON_TIMER_INDEX   | stream  | wake-ups due beyond the near window, by slot, unread until it  |
+ * |                     |         | comes near (`baton.timer-index.<slot>.<id>`, timer-index.ts)   |
  * | BATON_HISTORY       | stream  | each execution's history (`baton.history.<id>`)                |
  * | BATON_POISON        | stream  | events set aside as poison (`baton.poison.<id>`), 30 days      |
  * | baton_executions    | KV      | execution records (snapshot, status, timers, outbox)          |
@@ -16,6 +18,7 @@
  * | baton_effects       | KV      | the effect ledger, by idempotency key                         |
  * | baton_receives      | KV      | executions waiting on a NATS subject (`<id>.<step>` → subject)  |
  * | baton_execution_index | KV    | top-level executions, for listing them                        |
+ * | baton_engine        | KV      | engine-wide state: how far the timer index is promoted         |
  * | baton_workers       | KV      | live workers (their heartbeats), created here too, so the API   |
  * |                     |         | can list none when only workers without the SDK run            |
  */
@@ -52,6 +55,12 @@ import { ExecutionIndex } from "./execution-index.ts";
 
 /** Executions waiting on a subject: the engine's own, not part of the worker protocol. */
 export const receivesBucket = "baton_receives";
+/** Wake-ups due beyond the near window, by the slot they fall in (engine/orchestrator/timer-index.ts). */
+export const timerIndexStream = "BATON_TIMER_INDEX";
+export const timerIndexSubject = (slotStart: number | "*", execution: string) =>
+  `baton.timer-index.${slotStart}.${execution}`;
+/** Engine-wide state: how far the timer index is promoted (timer-index.ts). */
+export const engineStateBucket = "baton_engine";
 
 /** Deduplication window of the streams that take message ids: replays within it are dropped. */
 export { duplicateWindowMs };
@@ -110,6 +119,15 @@ const engineStreams: Partial<StreamConfig>[] = [
     duplicate_window: nanos(duplicateWindowMs),
   },
   {
+    // Read a slot at a time by the engine promoting it, then purged (timer-index.ts): no consumer
+    // holds anything here, so millions of wake-ups cost bytes only.
+    name: timerIndexStream,
+    subjects: [timerIndexSubject("*", "*")],
+    retention: RetentionPolicy.Limits,
+    storage: StorageType.File,
+    duplicate_window: nanos(duplicateWindowMs),
+  },
+  {
     name: streams.history,
     subjects: [subjects.allHistory],
     retention: RetentionPolicy.Limits,
@@ -132,6 +150,8 @@ export interface Topology {
   effects: KV;
   receives: KV;
   workers: KV;
+  /** Engine-wide state (`baton_engine`): the timer index's promotion cursor. */
+  engineState: KV;
   /** Top-level executions, for listing them (execution-index.ts). */
   executionIndex: ExecutionIndex;
 }
@@ -182,6 +202,7 @@ export async function ensureTopology(nc: NatsConnection, replicas = natsReplicas
     workflows: await kv(buckets.workflows),
     effects: await kv(buckets.effects),
     receives: await kv(receivesBucket),
+    engineState: await kv(engineStateBucket),
     workers: await openWorkersBucket(js, replicas),
     executionIndex: await ExecutionIndex.open(js, executions),
   };

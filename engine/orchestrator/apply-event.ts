@@ -350,8 +350,9 @@ function noteStarted(
 
 /** The finish of an execution, naming the wake-ups it leaves armed (their messages are stale). */
 function withStaleWakes(finish: Finish, record: ExecutionRecord): Finish {
-  const stale = Object.keys(record.wakes ?? {});
-  return stale.length === 0 ? finish : { ...finish, staleWakes: stale };
+  const wakes = record.wakes ?? {};
+  const stale = Object.keys(wakes);
+  return stale.length === 0 ? finish : { ...finish, staleWakes: stale, wakesDue: { ...wakes } };
 }
 
 /**

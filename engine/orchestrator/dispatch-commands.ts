@@ -42,6 +42,7 @@ import type { ExecutionRecord, OutboxEntry } from "./execution-record.ts";
 import type { WorkflowStore } from "../nats/workflow-store.ts";
 import type { ReceiveSubscriptions } from "./receive-subscriptions.ts";
 import { refuseSubject } from "../workflow/subject-guard.ts";
+import { armTimer, removeIndexedWakes } from "./timer-index.ts";
 
 export interface DispatchDeps {
   nc: NatsConnection;
@@ -50,6 +51,8 @@ export interface DispatchDeps {
   ledger: EffectLedger;
   receives: ReceiveSubscriptions;
   retentionMs: number;
+  /** The timer index's slot length (timer-index.ts): wake-ups due later than two slots wait there. */
+  timerSlotMs: number;
   /** A submitted workflow revision, compiled (a child's input is checked against it). */
   compiledFor: (name: string, revision: number) => Promise<CompiledWorkflow | undefined>;
   log?: { info(message: string, fields?: Record<string, unknown>): void };
@@ -89,10 +92,7 @@ async function dispatchOne(deps: DispatchDeps, record: ExecutionRecord, command:
     }
     case "armTimer": {
       const timer: TimerMessage = { ...(params as ArmTimer), execution: record.id };
-      await retryNats(() =>
-        js.publish(subjects.timers(record.id), JSON.stringify(timer), { msgID: timer.token }),
-      );
-      return;
+      return armTimer(js, timer, deps.timerSlotMs);
     }
     case "startItem":
       return startItem(deps, record, params, command.traceparent);
@@ -276,7 +276,7 @@ async function finish(deps: DispatchDeps, record: ExecutionRecord, end: Finish):
     js.publish(retentionSubject(record.id), JSON.stringify(expire), { msgID: expire.token }),
   );
   // The wake-ups it left armed would stay parked until due and then change nothing.
-  if (end.staleWakes !== undefined) await removeStaleWakes(deps, record.id, end.staleWakes);
+  if (end.staleWakes !== undefined) await removeStaleWakes(deps, record.id, end.staleWakes, end.wakesDue);
 }
 
 /**
@@ -288,10 +288,23 @@ async function finish(deps: DispatchDeps, record: ExecutionRecord, end: Finish):
  * since (the execution retried) has another token and stays, with whatever is behind it. Best
  * effort: a wake-up left behind fires later and changes nothing.
  */
-async function removeStaleWakes(deps: DispatchDeps, execution: string, tokens: string[]): Promise<void> {
+async function removeStaleWakes(
+  deps: DispatchDeps,
+  execution: string,
+  tokens: string[],
+  dues: Record<string, number> | undefined,
+): Promise<void> {
   const stale = new Set(tokens);
   try {
     const jsm = await deps.js.jetstreamManager(false);
+    // One armed far ahead waits in the timer index: looked for there first, by its slot. (A
+    // finish written before finishes named the dues knows of none there.)
+    const far = Object.fromEntries(Object.entries(dues ?? {}).filter(([token]) => stale.has(token)));
+    if (Object.keys(far).length > 0) {
+      const notThere = new Set(await removeIndexedWakes(jsm, execution, far, deps.timerSlotMs));
+      for (const token of Object.keys(far)) if (!notThere.has(token)) stale.delete(token);
+      if (stale.size === 0) return;
+    }
     // Oldest first, by subject (nats-server answers "next on this subject from here" from its
     // subject index); then deleted from the newest back.
     const armed: { seq: number; token: unknown }[] = [];

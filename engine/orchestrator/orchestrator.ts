@@ -18,7 +18,7 @@
  */
 import { NatsError, type ConsumerMessages, type JsMsg, type NatsConnection } from "nats";
 import { streams, subjects } from "../../sdk/protocol.ts";
-import type { EngineConfig } from "../config.ts";
+import { defaultTimerSlotMs, type EngineConfig } from "../config.ts";
 import { stepError } from "../errors.ts";
 import { ExecutionStore, RevisionConflict, type StoredRecord } from "../nats/execution-store.ts";
 import {
@@ -57,6 +57,7 @@ import {
 import type { HistoryEntry } from "./history.ts";
 import { isExecutionId } from "./ids.ts";
 import { ReceiveSubscriptions } from "./receive-subscriptions.ts";
+import { TimerIndexPromoter } from "./timer-index.ts";
 
 /** A worker's report subject is its execution's events subject with this suffix (`subjects.result`). */
 const resultSuffix = subjects.result("").slice(subjects.events("").length);
@@ -130,6 +131,7 @@ export class Orchestrator {
   readonly workflows: WorkflowStore;
   private readonly deps: DispatchDeps;
   private readonly receives: ReceiveSubscriptions;
+  private readonly timerIndex: TimerIndexPromoter;
   private stopped = false;
 
   private constructor(
@@ -142,6 +144,13 @@ export class Orchestrator {
     this.workflows = new WorkflowStore(topology.workflows);
     this.receives = new ReceiveSubscriptions(nc, topology.js, topology.receives);
     this.served = new ServedFunctions(nc);
+    this.timerIndex = new TimerIndexPromoter(
+      topology.js,
+      topology.jsm,
+      topology.engineState,
+      config.timerSlotMs ?? defaultTimerSlotMs,
+      log,
+    );
     this.applyOptions = { unserved: (fn) => this.served.isUnserved(fn) };
     this.deps = {
       nc,
@@ -150,6 +159,7 @@ export class Orchestrator {
       ledger: new EffectLedger(topology.effects),
       receives: this.receives,
       retentionMs: config.retentionMs,
+      timerSlotMs: config.timerSlotMs ?? defaultTimerSlotMs,
       compiledFor: (name, revision) => this.compiledFor(name, revision),
       log,
     };
@@ -175,6 +185,7 @@ export class Orchestrator {
       ),
     ];
     await Promise.all(reads.map((read) => read.opened));
+    this.timerIndex.start();
     // Events queued behind a write, or in a write that takes long (NATS slow or away), stay this
     // engine's: JetStream would otherwise hand them to another replica after the ack wait.
     this.keepAlive = setInterval(() => this.keepEventsAlive(), eventAckWaitMs / 3);
@@ -186,9 +197,10 @@ export class Orchestrator {
     this.stopped = true;
     clearInterval(this.keepAlive);
     this.served.stop();
+    const promoting = this.timerIndex.stop();
     for (const consumer of this.consumers) consumer.stop();
     this.receives.stop();
-    await Promise.allSettled([...this.draining.values()]);
+    await Promise.allSettled([...this.draining.values(), promoting]);
   }
 
   /** Says "still working" for every event held longer than a third of the ack wait. */

@@ -247,6 +247,8 @@ export interface Finish {
   error: StepError | null;
   /** Set by the engine: the tokens of the wake-ups still armed when the execution ended. */
   staleWakes?: string[];
+  /** Set by the engine: when each of those was due (token → ms), to find those in the timer index. */
+  wakesDue?: Record<string, number>;
 }
 
 export const historyTypes = [
