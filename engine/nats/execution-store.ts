@@ -51,7 +51,12 @@ export class ExecutionStore<R extends Keyed> {
     private readonly index?: ExecutionIndex,
   ) {}
 
-  async load(id: string, { fresh = false } = {}): Promise<StoredRecord<R> | undefined> {
+  /**
+   * The record, from the cache unless `fresh`. `keep: false` reads without caching what it read
+   * (a map's join reads every item's record once: they would push the executions being worked
+   * on out of the cache).
+   */
+  async load(id: string, { fresh = false, keep = true } = {}): Promise<StoredRecord<R> | undefined> {
     if (!fresh) {
       const cached = this.cache.get(id);
       if (cached) return cached;
@@ -60,9 +65,12 @@ export class ExecutionStore<R extends Keyed> {
       const entry = await retryNats(() => this.kv.get(id));
       if (!entry || entry.operation !== "PUT" || entry.value.length === 0) return undefined;
       const parsed = entry.json<R | ChunkedHead>();
-      if (!("chunked" in parsed))
-        return this.remember(id, { record: parsed, revision: entry.revision }, undefined);
+      if (!("chunked" in parsed)) {
+        const stored = { record: parsed, revision: entry.revision };
+        return keep ? this.remember(id, stored, undefined) : stored;
+      }
       const record = await this.readChunks(id, parsed.chunked);
+      if (record && !keep) return { record, revision: entry.revision };
       if (record) return this.remember(id, { record, revision: entry.revision }, parsed.chunked.write);
       // A chunk is gone: a newer write replaced this head (and erased its chunks) while we read.
       // Read the new head; a head that has not moved means the chunk is lost for real.

@@ -265,18 +265,32 @@ async function finish(deps: DispatchDeps, record: ExecutionRecord, end: Finish):
   // ended again gets another (the first, when due, finds a later end and goes), so no removal
   // holds a place in the consumer's window past its own due time.
   const endedAt = record.endedAt ?? Date.now();
+  await armRemoval(js, record.id, endedAt, endedAt + deps.retentionMs);
+  // The wake-ups it left armed would stay parked until due and then change nothing.
+  if (end.staleWakes !== undefined) await removeStaleWakes(deps, record.id, end.staleWakes, end.wakesDue);
+}
+
+/**
+ * Arms the removal of an execution that ended at `endedAt`, due at `due` (its token names both: a
+ * removal put off, see the orchestrator's `expire`, is a message of its own).
+ */
+export async function armRemoval(
+  js: JetStreamClient,
+  execution: string,
+  endedAt: number,
+  due: number,
+  { putOff = false } = {},
+): Promise<void> {
   const expire: TimerMessage = {
-    execution: record.id,
+    execution,
     timer: expireEvent,
-    token: `${record.id}.expire.${endedAt}`,
-    due: endedAt + deps.retentionMs,
+    token: putOff ? `${execution}.expire.${endedAt}.${due}` : `${execution}.expire.${endedAt}`,
+    due,
     event: { type: expireEvent, endedAt } as TimerMessage["event"],
   };
   await retryNats(() =>
-    js.publish(retentionSubject(record.id), JSON.stringify(expire), { msgID: expire.token }),
+    js.publish(retentionSubject(execution), JSON.stringify(expire), { msgID: expire.token }),
   );
-  // The wake-ups it left armed would stay parked until due and then change nothing.
-  if (end.staleWakes !== undefined) await removeStaleWakes(deps, record.id, end.staleWakes, end.wakesDue);
 }
 
 /**

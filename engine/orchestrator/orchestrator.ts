@@ -37,6 +37,7 @@ import { compileWorkflow, type CompiledWorkflow } from "../workflow/compile/comp
 import { applyEvent, failExecution, startExecution, type Applied, type ApplyOptions } from "./apply-event.ts";
 import { ServedFunctions } from "./served-functions.ts";
 import {
+  armRemoval,
   dispatchCommands,
   expireEvent,
   publishEvent,
@@ -58,6 +59,8 @@ import type { HistoryEntry } from "./history.ts";
 import { isExecutionId } from "./ids.ts";
 import { ReceiveSubscriptions } from "./receive-subscriptions.ts";
 import { TimerIndexPromoter } from "./timer-index.ts";
+import { itemResult, joinItems, joinsCompleted, resultsKey, withJoinResults } from "./map-join.ts";
+import type { Json } from "../workflow/definition.ts";
 
 /** A worker's report subject is its execution's events subject with this suffix (`subjects.result`). */
 const resultSuffix = subjects.result("").slice(subjects.events("").length);
@@ -127,6 +130,8 @@ export class Orchestrator {
   /** Execution → the record revision whose outbox this process has sent. */
   private readonly sentOutbox = new Map<string, number>();
   private readonly consumers: ConsumerMessages[] = [];
+  /** The loops reading the consumers: each ends once its message in hand is handled, after stop(). */
+  private readonly reads: Promise<void>[] = [];
   private readonly store: ExecutionStore<ExecutionRecord>;
   readonly workflows: WorkflowStore;
   private readonly deps: DispatchDeps;
@@ -200,7 +205,7 @@ export class Orchestrator {
     const promoting = this.timerIndex.stop();
     for (const consumer of this.consumers) consumer.stop();
     this.receives.stop();
-    await Promise.allSettled([...this.draining.values(), promoting]);
+    await Promise.allSettled([...this.draining.values(), promoting, ...this.reads]);
   }
 
   /** Says "still working" for every event held longer than a third of the ack wait. */
@@ -235,7 +240,7 @@ export class Orchestrator {
       failed = reject;
     });
     let isFirst = true;
-    void (async () => {
+    const reading = (async () => {
       while (!this.stopped) {
         let messages: ConsumerMessages | undefined;
         try {
@@ -274,6 +279,8 @@ export class Orchestrator {
         await new Promise((resolve) => setTimeout(resolve, 1_000));
       }
     })();
+    // stop() waits for the message in hand (a removal half done, a timer being fired).
+    this.reads.push(reading);
     return { opened: first };
   }
 
@@ -513,11 +520,48 @@ export class Orchestrator {
     if (!batch.some((delivery) => takesEvent(record, delivery.event))) return false;
     const compiled = await this.compiledFor(record.workflow, record.revision);
     if (!compiled) throw new Error(`workflow ${record.workflow} revision ${record.revision} is missing`);
-    const applied = this.fold(compiled, { record, commands: [], history: [], spans: [] }, batch);
+    const deliveries = await this.withJoinResults(record, batch);
+    const applied = this.fold(compiled, { record, commands: [], history: [], spans: [] }, deliveries);
     if (applied.record === record) return false;
     const next = await this.store.update(applied.record, stored.revision);
     await this.send(next, applied);
     return true;
+  }
+
+  /**
+   * The batch, with every item's result on the answers that complete a map's join (map-join.ts):
+   * read from the items' records, 256 at a time, without caching them.
+   */
+  private async withJoinResults(record: ExecutionRecord, batch: Delivery[]): Promise<Delivery[]> {
+    const joins = joinsCompleted(
+      record,
+      batch.map((delivery) => delivery.event),
+    );
+    if (joins.length === 0) return batch;
+    const results = new Map<string, Json[]>();
+    for (const join of joins) {
+      const ids = joinItems(record.id, join);
+      const gathered: Json[] = new Array<Json>(ids.length);
+      let next = 0;
+      const lane = async () => {
+        while (next < ids.length) {
+          const index = next++;
+          const item = await this.store.load(ids[index]!, { fresh: true, keep: false });
+          if (!item)
+            throw new Error(
+              `map "${join.step}": the record of item ${index} (${ids[index]}) is gone, and its result with it`,
+            );
+          gathered[index] = itemResult(item.record);
+        }
+      };
+      await Promise.all(Array.from({ length: Math.min(256, ids.length) }, lane));
+      results.set(resultsKey(join), gathered);
+    }
+    const events = withJoinResults(
+      batch.map((delivery) => delivery.event),
+      results,
+    );
+    return batch.map((delivery, index) => ({ ...delivery, event: events[index]! }));
   }
 
   /** Applies deliveries one after another in memory; one write persists them all. */
@@ -644,6 +688,25 @@ export class Orchestrator {
     if (stored && endedAt !== undefined && stored.record.endedAt !== endedAt) return undefined;
     const left = stored ? (stored.record.endedAt ?? 0) + this.config.retentionMs - Date.now() : 0;
     if (left > 0) return left;
+    // A map's item is kept while its parent runs: the map's join reads every item's result from
+    // the items' records (map-join.ts), however long the map takes. Its removal is put off by a
+    // retention period, as a message of its own (a delayed one would hold a place in the window).
+    const parent = stored?.record.parent;
+    if (stored && parent?.kind === "item") {
+      const running = await this.store.load(parent.execution, { fresh: true, keep: false });
+      if (running && !isEnded(running.record.status)) {
+        await armRemoval(
+          this.topology.js,
+          execution,
+          stored.record.endedAt ?? 0,
+          Date.now() + this.config.retentionMs,
+          {
+            putOff: true,
+          },
+        );
+        return undefined;
+      }
+    }
     // The record goes last: while it exists, a crash here means the timer comes back and finishes the job.
     await eraseKeys(this.topology.effects, `${execution}.>`);
     await this.topology.jsm.streams.purge(streams.history, { filter: subjects.history(execution) });

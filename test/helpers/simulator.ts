@@ -37,6 +37,13 @@ import type {
   Subscribe,
 } from "../../engine/workflow/compile/machine-types.ts";
 import {
+  itemResult,
+  joinItems,
+  joinsCompleted,
+  resultsKey,
+  withJoinResults,
+} from "../../engine/orchestrator/map-join.ts";
+import {
   applyEvent,
   startExecution,
   type Applied,
@@ -233,7 +240,7 @@ class Simulation {
       if (stored === undefined) throw new Error(`${event.type} for ${execution}, which never started`);
       const record = JSON.parse(stored) as ExecutionRecord;
       if (!takesEvent(record, event)) return;
-      applied = applyEvent(this.workflow(record.workflow), record, event, id);
+      applied = applyEvent(this.workflow(record.workflow), record, this.withJoinResults(record, event), id);
     }
     if (!applied) return;
     this.records.set(execution, JSON.stringify(applied.record));
@@ -245,6 +252,20 @@ class Simulation {
       }
     }
     for (const command of applied.commands) this.carryOut(applied.record, command);
+  }
+
+  /** As the orchestrator does: the answer that completes a map's join gets every item's result. */
+  private withJoinResults(record: ExecutionRecord, event: EngineEvent): EngineEvent {
+    const results = new Map<string, Json[]>();
+    for (const join of joinsCompleted(record, [event])) {
+      const gathered = joinItems(record.id, join).map((item) => {
+        const stored = this.records.get(item);
+        if (stored === undefined) throw new Error(`the record of item ${item} is missing`);
+        return itemResult(JSON.parse(stored) as ExecutionRecord);
+      });
+      results.set(resultsKey(join), gathered);
+    }
+    return withJoinResults([event], results)[0]!;
   }
 
   /** dispatch-commands.ts, on the simulated clock. */

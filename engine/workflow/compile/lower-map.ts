@@ -2,7 +2,10 @@
  * `map`: fan out over a list, then join. Each item runs the map's steps as an execution of its
  * own (a machine compiled from the body: see compile-workflow.ts), so an item's state never
  * grows the parent's snapshot beyond its result, and 10,000 items are 10,000 small executions.
- * The parent keeps the join: how many items are out, done and failed, and their results.
+ * The parent keeps the join: how many items are out, done and failed. Their results stay in the
+ * items' records until the join, where the engine reads them all once and hands them to the answer
+ * that completes it (`ItemDone.results`): the parent's record, written on every batch of answers,
+ * does not grow with them.
  */
 import { assign } from "xstate";
 import { stepError, type StepError } from "../../errors.ts";
@@ -106,7 +109,6 @@ export function lowerMap(step: MapStep, frame: ListFrame, compilation: Compilati
                 inFlight: 0,
                 outstanding: [],
                 done: 0,
-                results: [],
                 failures: [],
               };
               return { maps: { ...context.maps, [name]: progress } };
@@ -134,9 +136,12 @@ export function lowerMap(step: MapStep, frame: ListFrame, compilation: Compilati
                   assign(({ context, event }: Args) => {
                     if (event.type !== "item.done") return {};
                     const progress = progressOf(context);
-                    // Results are written in place: the snapshot is owned by this transition,
-                    // and copying a 10,000-item array per answer would make the join quadratic.
-                    progress.results[event.index] = event.error ? null : (event.output ?? null);
+                    // A join begun by an earlier version keeps each result as it comes, in place:
+                    // the snapshot is owned by this transition, and copying a 10,000-item array
+                    // per answer would make the join quadratic.
+                    if (progress.results && !event.results)
+                      progress.results[event.index] = event.error ? null : (event.output ?? null);
+                    const results = event.results ?? progress.results;
                     const failures = event.error
                       ? [...progress.failures, { index: event.index, error: event.error }]
                       : progress.failures;
@@ -145,6 +150,7 @@ export function lowerMap(step: MapStep, frame: ListFrame, compilation: Compilati
                         ...context.maps,
                         [name]: {
                           ...progress,
+                          ...(results ? { results } : {}),
                           inFlight: progress.inFlight - 1,
                           outstanding: progress.outstanding.filter((index) => index !== event.index),
                           done: progress.done + 1,
@@ -174,7 +180,12 @@ export function lowerMap(step: MapStep, frame: ListFrame, compilation: Compilati
               target: target(ids.finishing(name)),
               actions: [
                 patchPending(name, ({ context }) => {
-                  const { results, failures, items } = progressOf(context);
+                  const { failures, items } = progressOf(context);
+                  // The engine hands every result to the answer that completes the join (an empty
+                  // list has none); a join without them is a bug, not a map of nulls.
+                  const results = progressOf(context).results ?? (items.length === 0 ? [] : undefined);
+                  if (!results)
+                    throw new Error(`map "${name}": the join completed without the items' results`);
                   const output: Json[] = Array.from(
                     { length: items.length },
                     (_, index) => results[index] ?? null,

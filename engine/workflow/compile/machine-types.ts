@@ -58,7 +58,12 @@ export interface MapProgress {
   /** Indices of the items out now (at most `concurrency`): what a cancel must reach. */
   outstanding: number[];
   done: number;
-  results: Json[];
+  /**
+   * Every item's result, set only at the join: the engine reads them from the items' records
+   * then (`ItemDone.results`), so the parent's record does not grow with each answer. Records
+   * written by an earlier version keep each answer's result here as it comes.
+   */
+  results?: Json[];
   failures: { index: number; error: StepError }[];
 }
 
@@ -129,6 +134,11 @@ export interface ItemDone {
   index: number;
   output?: Json;
   error?: StepError;
+  /**
+   * Set by the engine, never on the wire: on the answers that complete a map's join, every item's
+   * result, read from the items' records (apply-event.ts, `joinsCompleted`).
+   */
+  results?: Json[];
   at: number;
 }
 export interface ChildDone {
