@@ -36,6 +36,11 @@ export interface EngineConfig {
    * slots of another length are not found).
    */
   timerSlotMs?: number;
+  /**
+   * How many partitions executions are shared in (`BATON_PARTITIONS`, 1 to 1024). Read only when a
+   * deployment first starts; unset afterwards means "as stored" (engine/nats/partitions.ts).
+   */
+  partitions?: number;
 }
 
 /** The timer index's slot length in production: a minute (engine/orchestrator/timer-index.ts). */
@@ -55,6 +60,7 @@ export function loadEngineConfig(env: NodeJS.ProcessEnv = process.env): EngineCo
     cacheSize: integerVar(env, "BATON_CACHE_SIZE", 10_000),
     nodeSilenceMs: durationVar(env, "BATON_NODE_SILENCE", "10s"),
     natsReplicas: replicasVar(env),
+    ...(env.BATON_PARTITIONS === undefined ? {} : { partitions: partitionsVar(env) }),
     ...(env.BATON_TEST_TIMER_SLOT_MS === undefined
       ? {}
       : { timerSlotMs: integerVar(env, "BATON_TEST_TIMER_SLOT_MS", defaultTimerSlotMs) }),
@@ -221,6 +227,12 @@ function durationVar(env: NodeJS.ProcessEnv, name: string, fallback: string): nu
       `${name}="${text}" is not a duration: write a number with a unit (250ms, 5s, 10m, 2h, 7d)`,
     );
   return ms;
+}
+
+function partitionsVar(env: NodeJS.ProcessEnv): number {
+  const value = integerVar(env, "BATON_PARTITIONS", 16);
+  if (value > 1_024) throw new ConfigError(`BATON_PARTITIONS="${env.BATON_PARTITIONS}" must be at most 1024`);
+  return value;
 }
 
 function integerVar(env: NodeJS.ProcessEnv, name: string, fallback: number): number {

@@ -9,15 +9,35 @@
  *   engine ──JetStream publish──► baton.tasks.<lane>.<function>        (stream BATON_TASKS, work queue)
  *   worker ◄──pull (durable consumer "fn_<lane>_<function>", shared by every worker of the function)
  *   worker ──msg.working() every `taskProgressIntervalMs` while the function runs (progress heartbeat)
- *   worker ──publish──► baton.events.<execution>.result  { type: "task.succeeded" | "task.failed", startedAt }
+ *   worker ──publish──► the task's `reply` (baton.events.p.<partition>.<execution>.result)
+ *                       { type: "task.succeeded" | "task.failed", startedAt }
  *   worker ──ack the task message (only after the result is stored by JetStream)
  *
  * A worker that dies mid-task stops sending progress; JetStream redelivers the task to another
  * worker after `taskAckWaitMs`. Cancellation arrives on the core subject `baton.cancel.<execution>`.
  */
 
-/** Version of this protocol: `v` of every envelope, and the `Baton-Protocol` header of tasks and reports. */
-export const protocolVersion = 1;
+/**
+ * Version of this protocol: `v` of every envelope, and the `Baton-Protocol` header of tasks and
+ * reports. 2: events carry their execution's partition in the subject, and a task names where
+ * its report goes (`reply`).
+ */
+export const protocolVersion = 2;
+
+/**
+ * Executions are shared among engines by partition: an execution's events are on its partition's
+ * subjects, and one engine at a time consumes a partition. The number of partitions is fixed when
+ * a deployment first starts (docs/operations.md); workers never need it (a task names its `reply`).
+ */
+export function partitionOf(execution: string, partitions: number): number {
+  // FNV-1a, 32 bits, over the id's UTF-16 code units (ids are ASCII).
+  let hash = 0x811c9dc5;
+  for (let i = 0; i < execution.length; i++) {
+    hash ^= execution.charCodeAt(i);
+    hash = Math.imul(hash, 0x01000193) >>> 0;
+  }
+  return hash % partitions;
+}
 
 /** Pure steps and effect steps run in separate lanes: own subjects, consumers and concurrency. */
 export const lanes = ["pure", "effect"] as const;
@@ -57,15 +77,19 @@ export const subjects = {
   task: (lane: Lane, fn: string) => `baton.tasks.${lane}.${subjectToken(fn)}`,
   tasksOfLane: (lane: Lane) => `baton.tasks.${lane}.>`,
   allTasks: "baton.tasks.>",
-  events: (execution: string) => `baton.events.${execution}`,
+  events: (execution: string, partitions: number) =>
+    `baton.events.p.${partitionOf(execution, partitions)}.${execution}`,
+  /** Every event of one partition: what the engine owning it reads. */
+  partitionEvents: (partition: number) => `baton.events.p.${partition}.>`,
   allEvents: "baton.events.>",
   /**
-   * Where a worker reports an attempt's result (in BATON_EVENTS, beside the engine's own events).
-   * A subject of its own so that NATS permissions can let workers publish results and nothing
-   * else: the engine takes only `task.*` reports here (docs/operations.md).
+   * Where a worker reports an attempt's result (in BATON_EVENTS, beside the engine's own events):
+   * the task's `reply`. A subject of its own so that NATS permissions can let workers publish
+   * results and nothing else: the engine takes only `task.*` reports here (docs/operations.md).
    */
-  result: (execution: string) => `baton.events.${execution}.result`,
-  allResults: "baton.events.*.result",
+  result: (execution: string, partitions: number) =>
+    `baton.events.p.${partitionOf(execution, partitions)}.${execution}.result`,
+  allResults: "baton.events.p.*.*.result",
   timers: (execution: string) => `baton.timers.${execution}`,
   allTimers: "baton.timers.>",
   history: (execution: string) => `baton.history.${execution}`,
@@ -117,6 +141,8 @@ export const headers = {
   run: "Baton-Run",
   attempt: "Baton-Attempt",
   idempotencyKey: "Baton-Idempotency-Key",
+  /** Where the attempt's report goes (`TaskEnvelope.reply`): for a worker that cannot read the body. */
+  reply: "Baton-Reply",
   /** W3C trace context. */
   traceparent: "traceparent",
   tracestate: "tracestate",
@@ -242,6 +268,8 @@ export interface TaskEnvelope {
   idempotencyKey?: string;
   /** Epoch ms after which the engine stops waiting for this attempt (it fails with `Timeout`). */
   deadline: number;
+  /** The subject the attempt's report is published on (`subjects.result`). */
+  reply: string;
 }
 
 /**
@@ -260,7 +288,7 @@ export interface AttemptStartedEnvelope {
   startedAt: number;
 }
 
-/** What a worker reports on `subjects.result(execution)`. */
+/** What a worker reports on the task's `reply`. */
 export type ResultEnvelope =
   | {
       v: typeof protocolVersion;

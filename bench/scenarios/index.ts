@@ -7,7 +7,7 @@ import { floorCore } from "./floor-core.ts";
 import { floorDurable } from "./floor-durable.ts";
 import { overhead } from "./overhead.ts";
 import { peers } from "./peers.ts";
-import { recovery } from "./recovery.ts";
+import { recovery, recoveryTakeover } from "./recovery.ts";
 import { starts } from "./starts.ts";
 import { steps } from "./steps.ts";
 import { cluster } from "./cluster.ts";
@@ -26,6 +26,7 @@ export const scenarios: readonly Scenario[] = [
   waiting,
   timers,
   recovery,
+  recoveryTakeover,
   coldStart,
   tracing,
   peers,

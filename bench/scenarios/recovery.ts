@@ -4,11 +4,19 @@
  * until every execution that had not ended has made progress again (a history write), and until
  * all have finished; then checks that every execution succeeded and that its effect step
  * (`effect-counter`, which appends a line per run to a file in BATON_EFFECT_DIR) ran exactly once.
+ *
+ * recovery-takeover: the same with two engines sharing the partitions; one is killed and not
+ * restarted, and the other takes its partitions over once their leases lapse. Times from the
+ * kill, and from the takeover (the survivor holding every partition's lease).
  */
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { newExecutionId } from "../../engine/orchestrator/ids.ts";
+import { defaultPartitions } from "../../engine/nats/partitions.ts";
+import { engineStateBucket } from "../../engine/nats/topology.ts";
+import { leaseKey } from "../../engine/orchestrator/partition-leases.ts";
+import type { NatsConnection } from "nats";
 import type { EndStatus } from "../lib/history-watch.ts";
 import { sized, verdict, type Row, type Scenario } from "../lib/scenario.ts";
 import { withStack } from "../lib/stack.ts";
@@ -55,24 +63,67 @@ function effectRuns(dir: string): Map<string, number> {
   return runs;
 }
 
+/** The engines holding a live lease on each partition, by name. */
+async function leaseHolders(nc: NatsConnection): Promise<(string | undefined)[]> {
+  const kv = await nc.jetstream().views.kv(engineStateBucket);
+  const entries = await Promise.all(
+    Array.from({ length: defaultPartitions }, (_, partition) => kv.get(leaseKey(partition))),
+  );
+  return entries.map((entry) => {
+    if (!entry || entry.operation !== "PUT" || entry.value.length === 0) return undefined;
+    const { owner, until } = entry.json<{ owner: string; until: number }>();
+    return until >= Date.now() ? owner.split("/")[0] : undefined;
+  });
+}
+
 export const recovery: Scenario = {
   name: "recovery",
   summary:
     "N executions in flight, engine SIGKILLed and restarted: time until all progress, all finish; effects once",
-  async run({ options, log }) {
+  run: (context) => runRecovery(context, "restart"),
+};
+
+export const recoveryTakeover: Scenario = {
+  name: "recovery-takeover",
+  summary:
+    "N executions in flight on two engines, one SIGKILLed: time until the other takes over and all progress; effects once",
+  run: (context) => runRecovery(context, "takeover"),
+};
+
+async function runRecovery(
+  { options, log }: Parameters<Scenario["run"]>[0],
+  mode: "restart" | "takeover",
+): Promise<Row[]> {
+  const name = mode === "restart" ? "recovery" : "recovery-takeover";
+  {
     const effectDir = mkdtempSync(join(tmpdir(), "baton-bench-effects-"));
     const worker = {
       modules: ["functions/noop.ts", "functions/examples.ts"],
       env: { BATON_EFFECT_DIR: effectDir },
     };
     try {
-      return await withStack({ scenario: "recovery", workers: [worker] }, options, async (stack) => {
+      return await withStack({ scenario: name, workers: [worker] }, options, async (stack) => {
         const { executions, history } = stack;
         await executions.apply(recoveryWorkflow);
         const input = payload();
         const count = options.recoveryCount;
         const timeoutMs = sized(options, 600_000, 120_000);
 
+        const first = stack.engine!;
+        let survivor: string | undefined;
+        if (mode === "takeover") {
+          const second = (await stack.startEngine("engine-2")).name;
+          survivor = second;
+          await until(
+            "the two engines to share the partitions",
+            async () => {
+              const holders = await leaseHolders(stack.nc);
+              return holders.every((holder) => holder !== undefined) && holders.includes(second);
+            },
+            30_000,
+            50,
+          );
+        }
         // Warm-up, not counted: a few executions run to their end with the first engine.
         const warmupIds = Array.from({ length: 20 }, () => newExecutionId());
         const warmupEnds = warmupIds.map((id) => history.expectEnd(id));
@@ -105,16 +156,31 @@ export const recovery: Scenario = {
         // Kill once every start is accepted and a good part has begun, so that the engine dies
         // with executions at every stage: not begun, mid-chain, past their effect, ended.
         await until("a quarter of the executions to begin", () => begun >= count / 4, timeoutMs);
-        await stack.engine!.kill("SIGKILL");
+        const killedAt = now();
+        await first.kill("SIGKILL");
         const atKill = { ended, begun, inFlight: begun - ended, notBegun: count - begun };
         log(
           `recovery: engine killed with ${atKill.inFlight} in flight, ${atKill.notBegun} not begun, ${atKill.ended} ended`,
         );
         const pending = ids.filter((id) => tracked.get(id)!.ended === undefined);
 
-        const restartedAt = now();
-        await stack.startEngine("engine-restarted");
-        const readyAt = now();
+        let restartedAt = now();
+        let readyAt = restartedAt;
+        let takenOverAt: number | undefined;
+        if (mode === "restart") {
+          await stack.startEngine("engine-restarted");
+          readyAt = now();
+        } else {
+          // Timed from the kill; the takeover is when the survivor holds every lease.
+          restartedAt = killedAt;
+          await until(
+            "the survivor to hold every partition",
+            async () => (await leaseHolders(stack.nc)).every((holder) => holder === survivor),
+            timeoutMs,
+            20,
+          );
+          takenOverAt = now();
+        }
         await until(
           "every unfinished execution to progress",
           () => pending.every((id) => tracked.get(id)!.lastSeen > restartedAt),
@@ -132,11 +198,20 @@ export const recovery: Scenario = {
         const progressS = (progressedAt - restartedAt) / 1_000;
         const finishS = (finishedAt - restartedAt) / 1_000;
         const readyS = (readyAt - restartedAt) / 1_000;
+        const takeoverS = takenOverAt === undefined ? undefined : (takenOverAt - killedAt) / 1_000;
+        const afterTakeoverS = takeoverS === undefined ? undefined : progressS - takeoverS;
         const row: Row = {
-          scenario: "recovery",
-          result: `all progress ${progressS.toFixed(2)} s, all finish ${finishS.toFixed(2)} s; effects twice: ${twice}`,
-          target: "all progress ≤ 1 s after restart; all finish; no effect twice",
-          met: verdict(progressS <= 1, failed === 0, twice === 0, never === 0),
+          scenario: name,
+          result:
+            mode === "restart"
+              ? `all progress ${progressS.toFixed(2)} s, all finish ${finishS.toFixed(2)} s; effects twice: ${twice}`
+              : `taken over ${takeoverS!.toFixed(2)} s after the kill; all progress ${progressS.toFixed(2)} s after ` +
+                `the kill (${afterTakeoverS!.toFixed(2)} s after the takeover), all finish ${finishS.toFixed(2)} s; effects twice: ${twice}`,
+          target:
+            mode === "restart"
+              ? "all progress ≤ 1 s after restart; all finish; no effect twice"
+              : "all progress ≤ 1 s after the takeover; all finish; no effect twice",
+          met: verdict((afterTakeoverS ?? progressS) <= 1, failed === 0, twice === 0, never === 0),
           notes: [
             ...(count < 10_000
               ? [
@@ -145,8 +220,11 @@ export const recovery: Scenario = {
               : []),
             `${count} executions of a 5-step chain (noop, effect-counter as an effect step, 3× noop); at the SIGKILL ` +
               `${atKill.inFlight} were in flight, ${atKill.notBegun} not yet begun, ${atKill.ended} already ended`,
-            `times from spawning the new engine process; it logged "engine ready" after ${readyS.toFixed(2)} s ` +
-              `(so all progressed ${(progressS - readyS).toFixed(2)} s after ready)`,
+            mode === "restart"
+              ? `times from spawning the new engine process; it logged "engine ready" after ${readyS.toFixed(2)} s ` +
+                `(so all progressed ${(progressS - readyS).toFixed(2)} s after ready)`
+              : `two engines shared the ${defaultPartitions} partitions; times from the SIGKILL of one; the takeover ` +
+                "(every lease held by the survivor, polled every 20 ms) comes once the dead engine's leases (1.5 s) lapse",
             `${count - failed} of ${count} succeeded; effect-counter ran exactly once for ${count - twice - never}, ` +
               `twice or more for ${twice}, never for ${never}`,
           ],
@@ -154,6 +232,7 @@ export const recovery: Scenario = {
             count,
             ...atKill,
             readySeconds: readyS,
+            ...(takeoverS === undefined ? {} : { takeoverSeconds: takeoverS }),
             allProgressSeconds: progressS,
             allFinishSeconds: finishS,
             failed,
@@ -166,5 +245,5 @@ export const recovery: Scenario = {
     } finally {
       rmSync(effectDir, { recursive: true, force: true });
     }
-  },
-};
+  }
+}

@@ -20,7 +20,7 @@ import { compileWorkflow } from "../../engine/workflow/compile/compile-workflow.
 import { validateWorkflowText } from "../../engine/workflow/validate.ts";
 import { startExecution } from "../../engine/orchestrator/apply-event.ts";
 import { endTaskSpan, startTaskSpan } from "../../sdk/worker/task-span.ts";
-import type { TaskEnvelope } from "../../sdk/protocol.ts";
+import { protocolVersion, subjects, type TaskEnvelope } from "../../sdk/protocol.ts";
 import { sized, type Row, type Scenario } from "../lib/scenario.ts";
 import { withStack } from "../lib/stack.ts";
 import { now, summarize, type Summary } from "../lib/stats.ts";
@@ -97,7 +97,7 @@ function offPathNanosPerStep(iterations: number): number {
     at: 0,
   });
   const task: TaskEnvelope = {
-    v: 1,
+    v: protocolVersion,
     execution: "x",
     workflow: "off-path",
     step: "step-1",
@@ -107,6 +107,7 @@ function offPathNanosPerStep(iterations: number): number {
     input: {},
     effect: false,
     deadline: 0,
+    reply: subjects.result("x", 16),
   };
   const carrier = natsHeaders();
   carrier.set("traceparent", "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01");

@@ -35,9 +35,9 @@ process.once("SIGTERM", () => void messages.close().then(() => nc.drain()));
 for await (const msg of messages) {
   const task = msg.json();
   const h = headers();
-  h.set("Baton-Protocol", "1");
+  h.set("Baton-Protocol", "2");
   const body = {
-    v: 1,
+    v: 2,
     execution: task.execution,
     step: task.step,
     run: task.run,
@@ -45,7 +45,7 @@ for await (const msg of messages) {
     worker,
   };
   const id = `${task.execution}:${task.step}:${task.run}:${task.attempt}`;
-  const subject = `baton.events.${task.execution}.result`;
+  const subject = task.reply;
   await js.publish(subject, JSON.stringify({ ...body, type: "task.started" }), {
     headers: h,
     msgID: `task.started:${id}`,

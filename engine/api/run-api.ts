@@ -54,6 +54,7 @@ try {
     config: apiConfig,
     natsUrl: engineConfig.natsUrl,
     natsAccess: engineConfig.natsAccess,
+    ...(engineConfig.partitions === undefined ? {} : { partitions: engineConfig.partitions }),
   });
   const [signal] = (await stopSignal) as [NodeJS.Signals | undefined];
   process.stderr.write(`run-api: ${signal ?? "signal"} received, finishing the work under way\n`);

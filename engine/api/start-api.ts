@@ -19,6 +19,8 @@ export interface StartApiOptions {
   natsUrl: string;
   /** Credentials and TLS for NATS; default: from the environment (`NATS_CREDS`, `NATS_USER`...). */
   natsAccess?: NatsAccess;
+  /** `BATON_PARTITIONS`, when set (engine/nats/partitions.ts). */
+  partitions?: number;
   log?: Logger;
 }
 
@@ -43,6 +45,7 @@ export async function startApi({
   config,
   natsUrl,
   natsAccess = natsAccessFromEnv(),
+  partitions,
   log = consoleLogger,
 }: StartApiOptions): Promise<RunningApi> {
   checkListenAddress(config);
@@ -57,7 +60,10 @@ export async function startApi({
   );
   let app: FastifyInstance;
   try {
-    const executions = await Executions.connect(nc, { idempotencyTtlMs: config.idempotencyTtlMs });
+    const executions = await Executions.connect(nc, {
+      idempotencyTtlMs: config.idempotencyTtlMs,
+      ...(partitions === undefined ? {} : { partitions }),
+    });
     app = await buildServer({
       executions,
       config,

@@ -138,6 +138,11 @@ export class ExecutionStore<R extends Keyed> {
     return this.cache.has(id);
   }
 
+  /** Drops every cached record whose execution `matches`. */
+  forgetWhere(matches: (id: string) => boolean): void {
+    for (const id of [...this.cache.keys()]) if (matches(id)) this.cache.delete(id);
+  }
+
   forget(id: string): void {
     this.cache.delete(id);
   }

@@ -52,6 +52,7 @@ import {
 } from "../../sdk/replication.ts";
 import { emittedStream } from "./emit-stream.ts";
 import { ExecutionIndex } from "./execution-index.ts";
+import { agreePartitions, StartRefused } from "./partitions.ts";
 
 /** Executions waiting on a subject: the engine's own, not part of the worker protocol. */
 export const receivesBucket = "baton_receives";
@@ -71,7 +72,7 @@ export const poisonSubject = (execution: string) => `baton.poison.${execution}`;
 const poisonMaxAgeMs = 30 * 24 * 3_600_000;
 
 export const engineConsumers = {
-  /** Shared by every engine replica: each event goes to one of them. */
+  /** Protocol 1's one consumer of every event: removed at start when empty (see ensureTopology). */
   events: "engine_events",
   timers: "engine_timers",
   retention: "engine_retention",
@@ -150,8 +151,10 @@ export interface Topology {
   effects: KV;
   receives: KV;
   workers: KV;
-  /** Engine-wide state (`baton_engine`): the timer index's promotion cursor. */
+  /** Engine-wide state (`baton_engine`): the timer index's promotion cursor, the partition count. */
   engineState: KV;
+  /** How many partitions executions are shared in (partitions.ts). */
+  partitions: number;
   /** Top-level executions, for listing them (execution-index.ts). */
   executionIndex: ExecutionIndex;
 }
@@ -161,20 +164,23 @@ export interface Topology {
  * except for its replica count (`BATON_NATS_REPLICAS`, replication.ts), which it brings to the one
  * configured.
  */
-export async function ensureTopology(nc: NatsConnection, replicas = natsReplicas()): Promise<Topology> {
+export async function ensureTopology(
+  nc: NatsConnection,
+  replicas = natsReplicas(),
+  partitions?: number,
+): Promise<Topology> {
   const jsm = await nc.jetstreamManager();
   for (const config of engineStreams) await ensureStream(jsm, config, replicas);
   // Created with the first workflow that emits (emit-stream.ts); when it exists, it is brought to
   // the configured replica count at start like the others.
   await reconcileStream(jsm, emittedStream, { num_replicas: replicas });
-  await ensureConsumer(jsm, streams.events, replicas, {
-    durable_name: engineConsumers.events,
-    ack_policy: AckPolicy.Explicit,
-    ack_wait: nanos(eventAckWaitMs),
-    max_ack_pending: 20_000,
-    deliver_policy: DeliverPolicy.All,
-    max_deliver: -1,
-  });
+  const js = nc.jetstream();
+  const kv = (bucket: string) => openBucket(js, bucket, { history: 1, storage: StorageType.File }, replicas);
+  const engineState = await kv(engineStateBucket);
+  const agreed = await agreePartitions(engineState, partitions);
+  await retireProtocol1Consumer(jsm);
+  for (let partition = 0; partition < agreed; partition++)
+    await ensurePartitionConsumer(jsm, partition, replicas);
   await ensureConsumer(jsm, streams.timers, replicas, {
     durable_name: engineConsumers.timers,
     ack_policy: AckPolicy.Explicit,
@@ -192,8 +198,6 @@ export async function ensureTopology(nc: NatsConnection, replicas = natsReplicas
     deliver_policy: DeliverPolicy.All,
     max_deliver: -1,
   });
-  const js = nc.jetstream();
-  const kv = (bucket: string) => openBucket(js, bucket, { history: 1, storage: StorageType.File }, replicas);
   const executions = await kv(buckets.executions);
   return {
     js,
@@ -202,7 +206,8 @@ export async function ensureTopology(nc: NatsConnection, replicas = natsReplicas
     workflows: await kv(buckets.workflows),
     effects: await kv(buckets.effects),
     receives: await kv(receivesBucket),
-    engineState: await kv(engineStateBucket),
+    engineState,
+    partitions: agreed,
     workers: await openWorkersBucket(js, replicas),
     executionIndex: await ExecutionIndex.open(js, executions),
   };
@@ -257,6 +262,63 @@ export async function ensureConsumer(
     }
   }
   await reconcileConsumer(jsm, stream, config.durable_name!, replicas);
+}
+
+/** The consumer of one partition's events (`baton.events.p.<partition>.>`), read by the engine holding it. */
+export const partitionConsumer = (partition: number) => `engine_events_p${partition}`;
+
+/**
+ * Creates a partition's consumer when missing. `fresh`: deletes it first, so that what it had
+ * delivered and nobody acknowledged (its holder died) is delivered again at once, not after the
+ * ack wait. The stream is a work queue: deleting the consumer loses no event.
+ */
+export async function ensurePartitionConsumer(
+  jsm: JetStreamManager,
+  partition: number,
+  replicas: number | undefined,
+  { fresh = false } = {},
+): Promise<void> {
+  if (fresh)
+    await retryNats(() => jsm.consumers.delete(streams.events, partitionConsumer(partition))).catch(
+      (error: unknown) => {
+        if (!isNotFound(error)) throw error;
+      },
+    );
+  await ensureConsumer(jsm, streams.events, replicas, {
+    durable_name: partitionConsumer(partition),
+    filter_subject: subjects.partitionEvents(partition),
+    ack_policy: AckPolicy.Explicit,
+    ack_wait: nanos(eventAckWaitMs),
+    max_ack_pending: 20_000,
+    deliver_policy: DeliverPolicy.All,
+    max_deliver: -1,
+  });
+}
+
+/**
+ * Protocol 1 had one consumer of every event, which overlaps the partitions' (a work queue's
+ * consumers may not). It goes when nothing waits in it; events waiting there are on protocol 1's
+ * subjects, which no partition reads, so the start stops and says what to do.
+ */
+async function retireProtocol1Consumer(jsm: JetStreamManager): Promise<void> {
+  let info;
+  try {
+    info = await retryNats(() => jsm.consumers.info(streams.events, engineConsumers.events));
+  } catch (error) {
+    if (isNotFound(error)) return;
+    throw error;
+  }
+  if (info.num_pending + info.num_ack_pending > 0)
+    throw new StartRefused(
+      `${streams.events} holds ${info.num_pending + info.num_ack_pending} events of Baton's protocol 1, which this ` +
+        "version does not read: run the previous version until they are applied (the consumer " +
+        `${engineConsumers.events} has none pending), then start this one`,
+    );
+  await retryNats(() => jsm.consumers.delete(streams.events, engineConsumers.events)).catch(
+    (error: unknown) => {
+      if (!isNotFound(error)) throw error;
+    },
+  );
 }
 
 export function isNotFound(error: unknown): boolean {

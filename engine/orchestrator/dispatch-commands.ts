@@ -51,6 +51,8 @@ export interface DispatchDeps {
   ledger: EffectLedger;
   receives: ReceiveSubscriptions;
   retentionMs: number;
+  /** How many partitions executions are shared in: an event's subject names its execution's. */
+  partitions: number;
   /** The timer index's slot length (timer-index.ts): wake-ups due later than two slots wait there. */
   timerSlotMs: number;
   /** A submitted workflow revision, compiled (a child's input is checked against it). */
@@ -97,12 +99,12 @@ async function dispatchOne(deps: DispatchDeps, record: ExecutionRecord, command:
     case "startItem":
       return startItem(deps, record, params, command.traceparent);
     case "cancelItems":
-      await Promise.all(itemCancels(record, params as CancelItems).map((cancel) => publish(js, cancel)));
+      await Promise.all(itemCancels(record, params as CancelItems).map((cancel) => publish(deps, cancel)));
       return;
     case "startChild":
       return startChild(deps, record, params, command.traceparent);
     case "cancelChild":
-      return publish(js, childCancel(record, params));
+      return publish(deps, childCancel(record, params));
     case "emitEvent": {
       const { subject, data, id } = params as EmitEvent;
       // The emit step refuses such subjects (SubjectRefused); this fences records written before it did.
@@ -150,6 +152,7 @@ async function dispatchTask(
       // Completed once: answer from the ledger, never run it again.
       await publishEvent(
         js,
+        deps.partitions,
         record.id,
         {
           type: "task.succeeded",
@@ -181,8 +184,9 @@ async function dispatchTask(
     effect: task.effect,
     ...(task.idempotencyKey ? { idempotencyKey: task.idempotencyKey } : {}),
     deadline: Date.now() + task.timeoutMs,
+    reply: subjects.result(record.id, deps.partitions),
   };
-  const h = taskHeaders(record, task, traceparent);
+  const h = taskHeaders(record, task, traceparent, envelope.reply);
   const body = JSON.stringify(envelope);
   await retryNats(() =>
     js.publish(subjects.task(task.effect ? "effect" : "pure", task.function), body, {
@@ -192,9 +196,15 @@ async function dispatchTask(
   );
 }
 
-function taskHeaders(record: ExecutionRecord, task: DispatchTask, traceparent: string | undefined): MsgHdrs {
+function taskHeaders(
+  record: ExecutionRecord,
+  task: DispatchTask,
+  traceparent: string | undefined,
+  reply: string,
+): MsgHdrs {
   const h = natsHeaders();
   h.set(headers.protocol, String(protocolVersion));
+  h.set(headers.reply, reply);
   h.set(headers.execution, record.id);
   h.set(headers.step, task.step);
   h.set(headers.run, String(task.run));
@@ -241,7 +251,7 @@ async function startItem(
   item: StartItem,
   traceparent: string | undefined,
 ): Promise<void> {
-  await publish(deps.js, itemStart(record, item, traceparent));
+  await publish(deps, itemStart(record, item, traceparent));
 }
 
 async function startChild(
@@ -253,13 +263,13 @@ async function startChild(
   const stored = await deps.workflows.get(child.workflow);
   const compiled = stored && (await deps.compiledFor(stored.name, stored.revision));
   const workflow = stored && compiled && { ...stored, checkInput: compiled.checkInput };
-  await publish(deps.js, childStart(record, child, workflow, traceparent));
+  await publish(deps, childStart(record, child, workflow, traceparent));
 }
 
 async function finish(deps: DispatchDeps, record: ExecutionRecord, end: Finish): Promise<void> {
   const { js } = deps;
   const answer = parentAnswer(record, end);
-  if (answer) await publish(js, answer);
+  if (answer) await publish(deps, answer);
   // Retention: the record and its history go once the retention time has passed, on retention's
   // own stream (topology.ts), not among the timers. One removal per end: an execution retried and
   // ended again gets another (the first, when due, finds a later end and goes), so no removal
@@ -365,16 +375,17 @@ async function isCaptured(js: JetStreamClient, subject: string): Promise<boolean
   }
 }
 
-const publish = (js: JetStreamClient, outgoing: OutgoingEvent) =>
-  publishEvent(js, outgoing.execution, outgoing.event, outgoing.id);
+const publish = (deps: DispatchDeps, outgoing: OutgoingEvent) =>
+  publishEvent(deps.js, deps.partitions, outgoing.execution, outgoing.event, outgoing.id);
 
 /** Publishes an event to an execution, deduplicated by `id`. */
 export async function publishEvent(
   js: JetStreamClient,
+  partitions: number,
   execution: string,
   event: object,
   id: string,
 ): Promise<void> {
   const body = JSON.stringify({ at: Date.now(), ...event });
-  await retryNats(() => js.publish(subjects.events(execution), body, { msgID: id }));
+  await retryNats(() => js.publish(subjects.events(execution, partitions), body, { msgID: id }));
 }

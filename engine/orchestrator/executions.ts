@@ -75,6 +75,8 @@ export interface ListQuery {
 export interface ConnectOptions {
   /** How long an idempotency key of a start is remembered (the bucket's TTL, set when it is created). Default 24h. */
   idempotencyTtlMs?: number;
+  /** `BATON_PARTITIONS`, when set: what a deployment that is new is started with (engine/nats/partitions.ts). */
+  partitions?: number;
 }
 
 /** How long after its claim an idempotency key whose execution cannot be found is started again. */
@@ -105,7 +107,7 @@ export class Executions {
   ) {}
 
   static async connect(nc: NatsConnection, options: ConnectOptions = {}): Promise<Executions> {
-    const topology = await ensureTopology(nc);
+    const topology = await ensureTopology(nc, undefined, options.partitions);
     return new Executions(nc, topology.js, topology, new WorkflowStore(topology.workflows), options);
   }
 
@@ -247,6 +249,7 @@ export class Executions {
     const links = options.links ?? (active ? [active] : []);
     await publishEvent(
       this.js,
+      this.topology.partitions,
       id,
       {
         type: "execution.start",
@@ -275,7 +278,7 @@ export class Executions {
     await retryNats(
       () =>
         this.js.publish(
-          subjects.events(id),
+          subjects.events(id, this.topology.partitions),
           JSON.stringify({
             type: "signal",
             name,
@@ -290,13 +293,17 @@ export class Executions {
   }
 
   async cancel(id: string, reason = "cancelled by request"): Promise<void> {
-    await publishEvent(this.js, id, { type: "cancel", reason }, `cancel:${id}`);
+    await publishEvent(this.js, this.topology.partitions, id, { type: "cancel", reason }, `cancel:${id}`);
   }
 
   /** Re-runs a failed execution from the step that failed; completed steps keep their results. */
   async retry(id: string): Promise<void> {
     await retryNats(
-      () => this.js.publish(subjects.events(id), JSON.stringify({ type: "retry", at: Date.now() })),
+      () =>
+        this.js.publish(
+          subjects.events(id, this.topology.partitions),
+          JSON.stringify({ type: "retry", at: Date.now() }),
+        ),
       { idempotent: false },
     );
   }
@@ -338,7 +345,7 @@ export class Executions {
       // nats-server's message-get API since 2.9, though not in nats.js's type.
       const message = await this.topology.jsm.streams.getMessage(streams.events, {
         seq: 0,
-        next_by_subj: subjects.events(id),
+        next_by_subj: subjects.events(id, this.topology.partitions),
       } as never);
       event = message.json<Partial<StartEvent>>();
     } catch (error) {

@@ -17,13 +17,15 @@
  * compare-and-set keeps any two from both advancing an execution.
  */
 import { NatsError, type ConsumerMessages, type JsMsg, type NatsConnection } from "nats";
-import { streams, subjects } from "../../sdk/protocol.ts";
+import { partitionOf, streams, subjects } from "../../sdk/protocol.ts";
 import { defaultTimerSlotMs, type EngineConfig } from "../config.ts";
 import { stepError } from "../errors.ts";
 import { ExecutionStore, RevisionConflict, type StoredRecord } from "../nats/execution-store.ts";
 import {
   engineConsumers,
+  ensurePartitionConsumer,
   ensureTopology,
+  partitionConsumer,
   eventAckWaitMs,
   poisonSubject,
   retentionStream,
@@ -59,11 +61,12 @@ import type { HistoryEntry } from "./history.ts";
 import { isExecutionId } from "./ids.ts";
 import { ReceiveSubscriptions } from "./receive-subscriptions.ts";
 import { TimerIndexPromoter } from "./timer-index.ts";
+import { PartitionLeases } from "./partition-leases.ts";
 import { itemResult, joinItems, joinsCompleted, resultsKey, withJoinResults } from "./map-join.ts";
 import type { Json } from "../workflow/definition.ts";
 
-/** A worker's report subject is its execution's events subject with this suffix (`subjects.result`). */
-const resultSuffix = subjects.result("").slice(subjects.events("").length);
+/** Events are on `baton.events.p.<partition>.<execution>`, and a worker's reports on `….result`. */
+const eventSubject = /^baton\.events\.p\.(\d+)\.([^.]+)(\.result)?$/;
 /** What the engine takes on a worker's report subject. */
 const workerEventTypes = new Set(["task.started", "task.succeeded", "task.failed"]);
 
@@ -137,6 +140,12 @@ export class Orchestrator {
   private readonly deps: DispatchDeps;
   private readonly receives: ReceiveSubscriptions;
   private readonly timerIndex: TimerIndexPromoter;
+  private readonly leases: PartitionLeases;
+  /** The reads of the partitions this engine holds. */
+  private readonly partitionReads = new Map<
+    number,
+    { active: boolean; reading: Promise<void>; stop: () => void }
+  >();
   private stopped = false;
 
   private constructor(
@@ -147,8 +156,18 @@ export class Orchestrator {
   ) {
     this.store = new ExecutionStore(topology.executions, config.cacheSize, topology.executionIndex);
     this.workflows = new WorkflowStore(topology.workflows);
-    this.receives = new ReceiveSubscriptions(nc, topology.js, topology.receives);
+    this.receives = new ReceiveSubscriptions(nc, topology.js, topology.receives, topology.partitions);
     this.served = new ServedFunctions(nc);
+    this.leases = new PartitionLeases(
+      topology.engineState,
+      config.engineId,
+      topology.partitions,
+      {
+        acquire: (partition, takenOver) => this.acquirePartition(partition, takenOver),
+        release: (partition) => this.releasePartition(partition),
+      },
+      log,
+    );
     this.timerIndex = new TimerIndexPromoter(
       topology.js,
       topology.jsm,
@@ -164,6 +183,7 @@ export class Orchestrator {
       ledger: new EffectLedger(topology.effects),
       receives: this.receives,
       retentionMs: config.retentionMs,
+      partitions: topology.partitions,
       timerSlotMs: config.timerSlotMs ?? defaultTimerSlotMs,
       compiledFor: (name, revision) => this.compiledFor(name, revision),
       log,
@@ -175,21 +195,27 @@ export class Orchestrator {
     config: EngineConfig,
     log: Logger = consoleLogger,
   ): Promise<Orchestrator> {
-    return new Orchestrator(nc, await ensureTopology(nc, config.natsReplicas), config, log);
+    return new Orchestrator(
+      nc,
+      await ensureTopology(nc, config.natsReplicas, config.partitions),
+      config,
+      log,
+    );
   }
 
   async start(): Promise<void> {
     await this.receives.start();
     this.served.start();
-    // start() resolves once every read is open, and fails when one cannot be opened.
+    // start() resolves once every read is open (and this engine holds its first partitions), and
+    // fails when one cannot be opened.
     const reads = [
-      this.consume(streams.events, engineConsumers.events, 2_000, (message) => this.receiveEvent(message)),
       this.consume(streams.timers, engineConsumers.timers, 2_000, (message) => this.receiveTimer(message)),
       this.consume(retentionStream, engineConsumers.retention, retentionWindow, (message) =>
         this.receiveTimer(message, { retention: true }),
       ),
     ];
     await Promise.all(reads.map((read) => read.opened));
+    await this.leases.start();
     this.timerIndex.start();
     // Events queued behind a write, or in a write that takes long (NATS slow or away), stay this
     // engine's: JetStream would otherwise hand them to another replica after the ack wait.
@@ -202,10 +228,66 @@ export class Orchestrator {
     this.stopped = true;
     clearInterval(this.keepAlive);
     this.served.stop();
+    // Partitions are handed back once the batches under way in them are done: another engine
+    // takes them at its next tick.
+    const handingBack = this.leases.stop();
     const promoting = this.timerIndex.stop();
     for (const consumer of this.consumers) consumer.stop();
     this.receives.stop();
-    await Promise.allSettled([...this.draining.values(), promoting, ...this.reads]);
+    await Promise.allSettled([...this.draining.values(), promoting, handingBack, ...this.reads]);
+  }
+
+  /**
+   * This engine now holds a partition: it reads the partition's events, and holds their records
+   * in memory as the authority (the compare-and-set stays the fence). What it had cached of the
+   * partition's executions from an earlier hold may be behind another engine's writes, so it goes.
+   */
+  private async acquirePartition(partition: number, takenOver: boolean): Promise<void> {
+    const { partitions } = this.topology;
+    this.store.forgetWhere((execution) => partitionOf(execution, partitions) === partition);
+    for (const execution of [...this.sentOutbox.keys()])
+      if (partitionOf(execution, partitions) === partition) this.sentOutbox.delete(execution);
+    // From an engine that died: what it was handed and never acknowledged comes at once, not
+    // after the ack wait (deleting a work queue's consumer loses no message).
+    await ensurePartitionConsumer(this.topology.jsm, partition, this.config.natsReplicas, {
+      fresh: takenOver,
+    });
+    const state = { active: true, reading: Promise.resolve(), stop: () => undefined as void };
+    const read = this.consume(
+      streams.events,
+      partitionConsumer(partition),
+      2_000,
+      (message) => this.receiveEvent(message),
+      () => !this.stopped && state.active,
+    );
+    state.reading = read.reading;
+    state.stop = read.stop;
+    this.partitionReads.set(partition, state);
+    await read.opened;
+  }
+
+  /** Stops reading a partition, and lets the batches under way in it finish. */
+  private async releasePartition(partition: number): Promise<void> {
+    const read = this.partitionReads.get(partition);
+    if (!read) return;
+    this.partitionReads.delete(partition);
+    read.active = false;
+    read.stop();
+    await read.reading;
+    const { partitions } = this.topology;
+    await Promise.allSettled(
+      [...this.draining].flatMap(([execution, drained]) =>
+        partitionOf(execution, partitions) === partition ? [drained] : [],
+      ),
+    );
+  }
+
+  /** What this engine did: batches written, and compare-and-set conflicts met (another engine wrote first). */
+  readonly counts = { conflicts: 0, writes: 0 };
+
+  /** The partitions this engine holds now (for tests and the API). */
+  get partitionsHeld(): number[] {
+    return this.leases.holding;
   }
 
   /** Says "still working" for every event held longer than a third of the ack wait. */
@@ -232,7 +314,8 @@ export class Orchestrator {
     consumer: string,
     maxMessages: number,
     handle: (message: JsMsg) => void | Promise<void>,
-  ): { opened: Promise<void> } {
+    wanted: () => boolean = () => !this.stopped,
+  ): { opened: Promise<void>; reading: Promise<void>; stop: () => void } {
     let opened!: () => void;
     let failed!: (error: unknown) => void;
     const first = new Promise<void>((resolve, reject) => {
@@ -240,15 +323,17 @@ export class Orchestrator {
       failed = reject;
     });
     let isFirst = true;
+    let current: ConsumerMessages | undefined;
     const reading = (async () => {
-      while (!this.stopped) {
+      while (wanted()) {
         let messages: ConsumerMessages | undefined;
         try {
           messages = await (
             await this.topology.js.consumers.get(stream, consumer)
           ).consume({ max_messages: maxMessages });
           this.consumers.push(messages);
-          if (this.stopped) messages.stop();
+          current = messages;
+          if (!wanted()) messages.stop();
           if (isFirst) opened();
           isFirst = false;
           for await (const message of messages) {
@@ -262,11 +347,11 @@ export class Orchestrator {
               message.nak(retryDelayMs);
             }
           }
-          if (this.stopped) return;
+          if (!wanted()) return;
           this.log.warn("a read of a consumer ended; reading again", { stream, consumer });
         } catch (error) {
           if (isFirst) return failed(error);
-          if (this.stopped) return;
+          if (!wanted()) return;
           this.log.warn("a read of a consumer failed; reading again", {
             stream,
             consumer,
@@ -281,15 +366,14 @@ export class Orchestrator {
     })();
     // stop() waits for the message in hand (a removal half done, a timer being fired).
     this.reads.push(reading);
-    return { opened: first };
+    return { opened: first, reading, stop: () => current?.stop() };
   }
 
   private receiveEvent(message: JsMsg): void {
-    // `baton.events.<id>`: the engine's and the API's events; `baton.events.<id>.result`: a
+    // `baton.events.p.<partition>.<id>`: the engine's and the API's events; `….<id>.result`: a
     // worker's report, where only reports are taken (a worker may publish there and nowhere else).
-    const rest = message.subject.slice(subjects.events("").length);
-    const fromWorker = rest.endsWith(resultSuffix);
-    const execution = fromWorker ? rest.slice(0, -resultSuffix.length) : rest;
+    const [, partition, execution = "", result] = eventSubject.exec(message.subject) ?? [];
+    const fromWorker = result !== undefined;
     let parsed: unknown;
     try {
       parsed = message.json();
@@ -299,11 +383,14 @@ export class Orchestrator {
     let checked = checkEngineEvent(parsed);
     if (checked.ok && fromWorker && !workerEventTypes.has(checked.event.type))
       checked = { ok: false, reason: `${checked.event.type}: not a worker's report, on a worker's subject` };
-    if (!isExecutionId(execution) || !checked.ok) {
+    // An execution's events are on its own partition's subjects, and nowhere else.
+    const misplaced =
+      !isExecutionId(execution) || Number(partition) !== partitionOf(execution, this.topology.partitions);
+    if (misplaced || !checked.ok) {
       // A malformed event would fail the same way forever: log it and drop it for good.
       this.log.warn("dropping a malformed event", {
         subject: message.subject,
-        reason: checked.ok ? "bad execution id in subject" : checked.reason,
+        reason: misplaced ? "bad execution id or partition in subject" : checked.ok ? "" : checked.reason,
       });
       message.term();
       return;
@@ -467,6 +554,7 @@ export class Orchestrator {
         if (changed || fresh) return;
       } catch (error) {
         if (!(error instanceof RevisionConflict) || attempt >= 50) throw error;
+        this.counts.conflicts += 1;
       }
     }
   }
@@ -524,6 +612,7 @@ export class Orchestrator {
     const applied = this.fold(compiled, { record, commands: [], history: [], spans: [] }, deliveries);
     if (applied.record === record) return false;
     const next = await this.store.update(applied.record, stored.revision);
+    this.counts.writes += 1;
     await this.send(next, applied);
     return true;
   }
@@ -671,7 +760,7 @@ export class Orchestrator {
       }
     } else {
       const fired = timerFired(timer);
-      await publishEvent(this.topology.js, fired.execution, fired.event, fired.id);
+      await publishEvent(this.topology.js, this.topology.partitions, fired.execution, fired.event, fired.id);
     }
     message.ack();
   }

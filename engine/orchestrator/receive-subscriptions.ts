@@ -28,6 +28,8 @@ export class ReceiveSubscriptions {
     private readonly nc: NatsConnection,
     private readonly js: JetStreamClient,
     private readonly kv: KV,
+    /** How many partitions executions are shared in (an event's subject names its execution's). */
+    private readonly partitions: number,
     private readonly markers = receiveMarkers,
   ) {}
 
@@ -77,7 +79,7 @@ export class ReceiveSubscriptions {
               const execution = waiting.slice(0, waiting.lastIndexOf("."));
               void this.js
                 .publish(
-                  subjects.events(execution),
+                  subjects.events(execution, this.partitions),
                   JSON.stringify({ type: "message", subject: message.subject, data, at: Date.now() }),
                 )
                 .catch(() => undefined);

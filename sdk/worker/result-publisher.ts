@@ -52,7 +52,7 @@ export class ResultPublisher {
    * Publishes `report` and resolves once JetStream has stored it (or recognised it as a
    * duplicate). Retries a failed publish twice; throws when it still fails.
    */
-  async publish(report: ResultEnvelope, from: ReportHeaders): Promise<void> {
+  async publish(report: ResultEnvelope, from: ReportHeaders, subject: string): Promise<void> {
     const body = new TextEncoder().encode(JSON.stringify(report));
     const limit = this.#maxPayload() - headerAllowance;
     if (body.length > limit) {
@@ -68,7 +68,7 @@ export class ResultPublisher {
     // Election weather (no leader for a moment) is waited out; other failures are tried again twice.
     for (let attempt = 0; ; attempt++) {
       try {
-        await retryNats(() => this.#js.publish(subjects.result(report.execution), body, options));
+        await retryNats(() => this.#js.publish(subject, body, options));
         return;
       } catch (error) {
         const delay = retryDelaysMs[attempt];

@@ -10,6 +10,8 @@ export interface AttemptIdentity {
   readonly step: string;
   readonly run: number;
   readonly attempt: number;
+  /** Where its report goes: the task's `reply` (or `Baton-Reply` header). */
+  readonly reply: string;
 }
 
 export type ParsedTask =
@@ -20,8 +22,15 @@ export type ParsedTask =
       readonly identity: AttemptIdentity | undefined;
     };
 
-/** An execution id is one subject token: results go to `baton.events.<execution>.result`. */
+/** An execution id is one subject token: results go to `baton.events.p.<partition>.<execution>.result`. */
 const subjectTokenPattern = /^[^\s.*>]+$/;
+
+/** A report subject the engine can have named for `execution` (a worker reports nowhere else). */
+const isReplyFor = (reply: unknown, execution: string): reply is string =>
+  typeof reply === "string" &&
+  reply.startsWith("baton.events.p.") &&
+  /^baton\.events\.p\.\d+\.[^\s.*>]+\.result$/.test(reply) &&
+  reply.endsWith(`.${execution}.result`);
 
 /** Parses and checks a task message pulled for `fn` on `lane`. */
 export function parseTask(
@@ -77,6 +86,9 @@ export function parseTask(
   if (typeof task.deadline !== "number" || !Number.isFinite(task.deadline)) {
     problems.push("deadline must be a number (epoch milliseconds)");
   }
+  if (typeof task.execution === "string" && !isReplyFor(task.reply, task.execution)) {
+    problems.push("reply must be baton.events.p.<partition>.<execution>.result for the task's execution");
+  }
   if (problems.length > 0) return invalid(problems, identityOf(task), messageHeaders);
   return { ok: true, task: body as TaskEnvelope };
 }
@@ -90,12 +102,13 @@ function invalid(
 }
 
 function identityOf(fields: Record<string, unknown>): AttemptIdentity | undefined {
-  const { execution, step, run, attempt } = fields;
+  const { execution, step, run, attempt, reply } = fields;
   if (typeof execution !== "string" || !subjectTokenPattern.test(execution)) return undefined;
   if (typeof step !== "string" || step === "" || !isWholeNumber(run, 0) || !isWholeNumber(attempt, 1)) {
     return undefined;
   }
-  return { execution, step, run, attempt };
+  if (!isReplyFor(reply, execution)) return undefined;
+  return { execution, step, run, attempt, reply };
 }
 
 function identityOfHeaders(messageHeaders: MsgHdrs | undefined): AttemptIdentity | undefined {
@@ -109,6 +122,7 @@ function identityOfHeaders(messageHeaders: MsgHdrs | undefined): AttemptIdentity
     step: messageHeaders.get(headers.step),
     run: number(headers.run),
     attempt: number(headers.attempt),
+    reply: messageHeaders.get(headers.reply),
   });
 }
 

@@ -406,7 +406,7 @@ export class TaskRunner {
     );
     try {
       try {
-        await this.#options.publisher.publish(report, from);
+        await this.#options.publisher.publish(report, from, task.reply);
       } catch (error) {
         if (!(error instanceof ResultTooLargeError)) throw error;
         report = this.#report(task, {
@@ -418,7 +418,7 @@ export class TaskRunner {
             false,
           ),
         });
-        await this.#options.publisher.publish(report, from);
+        await this.#options.publisher.publish(report, from, task.reply);
       }
     } catch (error) {
       if (isElectionWeather(error))
@@ -454,7 +454,11 @@ export class TaskRunner {
         false,
       );
       await this.#options.publisher
-        .publish(this.#report(identity, { type: "task.failed", error }), reportHeadersOf(msg, undefined))
+        .publish(
+          this.#report(identity, { type: "task.failed", error }),
+          reportHeadersOf(msg, undefined),
+          identity.reply,
+        )
         .catch((reason: unknown) =>
           this.#options.logger.error("could not report an unreadable task", errorFields(reason)),
         );

@@ -77,7 +77,7 @@ export async function serveScripted(
         const type = (result as { type: string }).type;
         const h = natsHeaders();
         h.set(headers.protocol, String(protocolVersion));
-        await js.publish(subjects.events(task.execution), JSON.stringify(result), {
+        await js.publish(task.reply, JSON.stringify(result), {
           msgID: resultMessageId(task.execution, task.step, task.run, task.attempt, type),
           headers: h,
         });

@@ -36,7 +36,10 @@ it("erases a key pattern's values and leaves the other keys", async () => {
 
 it("purges the delete markers of finished receives once they are old enough", async () => {
   // Short ages for the test; the engine keeps markers an hour (receiveMarkers).
-  const receives = new ReceiveSubscriptions(nc, topology.js, topology.receives, { ageMs: 200, everyMs: 100 });
+  const receives = new ReceiveSubscriptions(nc, topology.js, topology.receives, topology.partitions, {
+    ageMs: 200,
+    everyMs: 100,
+  });
   await receives.start();
   try {
     await receives.add("swept", "wait", "orders.swept");

@@ -7,6 +7,7 @@
 import { connect, type ConsumerMessages, type NatsConnection } from "nats";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { loadEngineConfig } from "../../engine/config.ts";
+import { defaultPartitions } from "../../engine/nats/partitions.ts";
 import { Executions } from "../../engine/orchestrator/executions.ts";
 import { Orchestrator } from "../../engine/orchestrator/orchestrator.ts";
 import { useNatsServer } from "../helpers/nats-server.ts";
@@ -31,10 +32,12 @@ afterAll(async () => {
 it("reads its events and timers again when a read ends with an error", async () => {
   const reads = (engine as unknown as { consumers: ConsumerMessages[] }).consumers;
   const before = [...reads];
-  expect(before).toHaveLength(3);
+  // Timers, removals, and the events of each partition the engine holds (all of them: it is alone).
+  const count = 2 + defaultPartitions;
+  expect(before).toHaveLength(count);
   for (const read of before) read.stop(new Error("400 Bad Request (stand-in for the server's answer)"));
   await waitUntil("every read to be open again", () =>
-    reads.length === 3 && reads.every((read) => !before.includes(read)) ? true : undefined,
+    reads.length === count && reads.every((read) => !before.includes(read)) ? true : undefined,
   );
   const executions = await Executions.connect(nc);
   await executions.apply(`baton: v1

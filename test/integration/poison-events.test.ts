@@ -5,13 +5,14 @@
  * a running execution (an operator's slip, or a bucket restored from an old backup), so applying
  * any event to it fails the same way every time.
  */
+import { eventsHeld } from "../helpers/event-consumers.ts";
 import { connect, type NatsConnection } from "nats";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { loadEngineConfig } from "../../engine/config.ts";
 import { Executions } from "../../engine/orchestrator/executions.ts";
 import { Orchestrator } from "../../engine/orchestrator/orchestrator.ts";
-import { engineConsumers, poisonStream } from "../../engine/nats/topology.ts";
-import { buckets, streams } from "../../sdk/protocol.ts";
+import { poisonStream } from "../../engine/nats/topology.ts";
+import { buckets } from "../../sdk/protocol.ts";
 import { useNatsServer } from "../helpers/nats-server.ts";
 import { waitUntil } from "../helpers/processes.ts";
 import { testLogger } from "../helpers/test-logger.ts";
@@ -77,7 +78,7 @@ steps:
   const poison = await jsm.streams.getMessage(poisonStream, { last_by_subj: `baton.poison.${id}` });
   expect(poison.json()).toMatchObject({ execution: id, event: { type: "signal", name: "approve" } });
   await waitUntil("the events consumer to hold nothing", async () => {
-    const info = await jsm.consumers.info(streams.events, engineConsumers.events);
-    return info.num_pending === 0 && info.num_ack_pending === 0 ? true : undefined;
+    const held = await eventsHeld(jsm);
+    return held.pending === 0 && held.unacknowledged === 0 ? true : undefined;
   });
 });

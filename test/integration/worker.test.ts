@@ -1,5 +1,6 @@
 // The worker kit against a real nats-server, with the test in the engine's seat: it publishes
 // task envelopes as protocol.ts describes them and reads the reports from the events stream.
+import { defaultPartitions } from "../../engine/nats/partitions.ts";
 import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -93,15 +94,15 @@ describe("serving functions", () => {
     const outcome = await engine.waitForOutcome(envelope.execution);
     expect(succeeded(outcome)).toEqual({ hello: "world" });
     expect(outcome.envelope).toMatchObject({
-      v: 1,
+      v: 2,
       execution: envelope.execution,
       step: "greet",
       run: 4,
       attempt: 2,
     });
     expect(outcome.envelope.worker).toBe(worker.id);
-    expect(outcome.subject).toBe(subjects.result(envelope.execution));
-    expect(outcome.headers?.get(headers.protocol)).toBe("1");
+    expect(outcome.subject).toBe(subjects.result(envelope.execution, defaultPartitions));
+    expect(outcome.headers?.get(headers.protocol)).toBe("2");
     expect(outcome.headers?.get(headers.execution)).toBe(envelope.execution);
     expect(outcome.headers?.get(headers.run)).toBe("4");
     expect(outcome.headers?.get(headers.traceparent)).toBe(traceparent);
@@ -349,7 +350,7 @@ describe("malformed tasks", () => {
   it("answers TaskInvalid when the body names its attempt but breaks the protocol", async () => {
     const execution = newExecutionId();
     const body = {
-      v: 1,
+      v: 2,
       execution,
       workflow: "w",
       step: "s",
@@ -357,6 +358,7 @@ describe("malformed tasks", () => {
       attempt: 1,
       function: "echo",
       effect: false,
+      reply: subjects.result(execution, defaultPartitions),
     };
     await engine.publishRaw("pure", "echo", JSON.stringify(body)); // no input, no deadline
     const error = failed(await engine.waitForOutcome(execution));
@@ -373,6 +375,7 @@ describe("malformed tasks", () => {
       [headers.step]: "s",
       [headers.run]: "2",
       [headers.attempt]: "1",
+      [headers.reply]: subjects.result(execution, defaultPartitions),
     });
     expect(failed(await engine.waitForOutcome(execution)).code).toBe("TaskInvalid");
 
@@ -381,17 +384,18 @@ describe("malformed tasks", () => {
       "pure",
       "echo",
       JSON.stringify({
-        v: 2,
+        v: 3,
         execution: future,
         workflow: "w",
         step: "s",
         run: 1,
         attempt: 1,
         function: "echo",
+        reply: subjects.result(future, defaultPartitions),
       }),
     );
     expect(failed(await engine.waitForOutcome(future)).message).toMatch(
-      /protocol version 2 is not one this worker speaks/,
+      /protocol version 3 is not one this worker speaks/,
     );
     await expectStillServing();
   });
@@ -506,7 +510,7 @@ describe("concurrency and ordering", () => {
     await waitUntil("the task's ack", () => (order.some(isAckOfTask) ? true : undefined));
     acks.unsubscribe();
     results.unsubscribe();
-    const resultAt = order.indexOf(`event ${subjects.result(envelope.execution)}`);
+    const resultAt = order.indexOf(`event ${subjects.result(envelope.execution, defaultPartitions)}`);
     const ackAt = order.findIndex(isAckOfTask);
     expect(resultAt).toBeGreaterThanOrEqual(0);
     expect(ackAt).toBeGreaterThan(resultAt);
@@ -524,7 +528,7 @@ describe("heartbeats", () => {
       });
     });
     expect(beat).toMatchObject({
-      v: 1,
+      v: 2,
       worker: worker.id,
       concurrency: PURE_SLOTS,
       effectConcurrency: EFFECT_SLOTS,

@@ -19,13 +19,13 @@
  * below, as long as nothing waits on them. On a failure the test prints the tasks and events
  * streams and their consumers (dumpTasks).
  */
+import { eventsHeld } from "../helpers/event-consumers.ts";
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { connect, type NatsConnection } from "nats";
 import { afterAll, beforeAll, expect, it, vi } from "vitest";
 import { subjectCovers } from "../../engine/nats/emit-stream.ts";
-import { engineConsumers } from "../../engine/nats/topology.ts";
 import { isEnded } from "../../engine/orchestrator/execution-record.ts";
 import { Executions } from "../../engine/orchestrator/executions.ts";
 import { buckets, streams } from "../../sdk/protocol.ts";
@@ -355,8 +355,7 @@ async function expectAllRight(started: Map<string, number>): Promise<void> {
   ).catch((error: unknown) => {
     throw new Error(`${(error as Error).message}: ${left.join("; ")}`);
   });
-  const events = await jsm.consumers.info(streams.events, engineConsumers.events);
-  expect(events.num_ack_pending).toBe(0);
+  expect((await eventsHeld(jsm)).unacknowledged).toBe(0);
   if (stranded.size > 0)
     console.info(
       `${stranded.size} message(s) left in work queues by nats-server, none that anything waits on`,

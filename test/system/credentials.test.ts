@@ -11,6 +11,7 @@
  * a pull of a task, writes to other buckets' keys and a stream delete are refused. A bad
  * credential stops a process at start with one line naming the variable.
  */
+import { defaultPartitions } from "../../engine/nats/partitions.ts";
 import { randomBytes } from "node:crypto";
 import { mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -247,8 +248,8 @@ describe("the shipped nats-server configuration", () => {
     await expectRefused(jsm.streams.purge(streams.events), `$JS.API.STREAM.PURGE.${streams.events}`);
     const forged = "forged-by-a-worker";
     await expectRefused(
-      asWorker.jetstream().publish(subjects.events(forged), forgedStart),
-      subjects.events(forged),
+      asWorker.jetstream().publish(subjects.events(forged, defaultPartitions), forgedStart),
+      subjects.events(forged, defaultPartitions),
     );
     // Nor another bucket's keys (an execution record), nor deleting a stream.
     await expectRefused(
@@ -387,11 +388,14 @@ steps:
 
     await refused(jsm.streams.purge(streams.events), `$JS.API.STREAM.PURGE.${streams.events}`);
     const forged = "forged-by-a-pool";
-    await refused(asPool.jetstream().publish(subjects.events(forged), forgedStart), subjects.events(forged));
+    await refused(
+      asPool.jetstream().publish(subjects.events(forged, defaultPartitions), forgedStart),
+      subjects.events(forged, defaultPartitions),
+    );
     // Nor a worker's report (the pool runs no task).
     await refused(
-      asPool.jetstream().publish(`${subjects.events(forged)}.result`, "{}"),
-      `${subjects.events(forged)}.result`,
+      asPool.jetstream().publish(`${subjects.events(forged, defaultPartitions)}.result`, "{}"),
+      `${subjects.events(forged, defaultPartitions)}.result`,
     );
     // It reads the task consumers' state, and takes no task.
     const consumer = taskConsumerConfig("pure", "triple").durable_name;

@@ -1,6 +1,7 @@
 // A worker written without the SDK, from docs/protocol.md and the `nats` client alone
 // (test/fixtures/worker/foreign-worker.mjs), serves tasks published the way the engine publishes
 // them: the protocol page is enough to join Baton from another language.
+import { defaultPartitions } from "../../engine/nats/partitions.ts";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
@@ -53,7 +54,7 @@ describe("a worker written from docs/protocol.md alone", () => {
     );
     const outcome = await engine.waitForOutcome(envelope.execution);
     expect(outcome.envelope).toEqual({
-      v: 1,
+      v: 2,
       type: "task.succeeded",
       execution: envelope.execution,
       step: "loud",
@@ -62,8 +63,8 @@ describe("a worker written from docs/protocol.md alone", () => {
       worker: workerId,
       output: { text: "HELLO", worker: workerId },
     });
-    expect(outcome.subject).toBe(subjects.result(envelope.execution));
-    expect(outcome.headers?.get(headers.protocol)).toBe("1");
+    expect(outcome.subject).toBe(subjects.result(envelope.execution, defaultPartitions));
+    expect(outcome.headers?.get(headers.protocol)).toBe("2");
     expect(outcome.headers?.get(headers.traceparent)).toBe(traceparent);
     expect(outcome.headers?.get(headers.messageId)).toBe(
       resultMessageId(envelope.execution, "loud", 2, 3, "task.succeeded"),
@@ -95,7 +96,16 @@ describe("a worker written from docs/protocol.md alone", () => {
     await engine.publishRaw(
       "pure",
       "shout",
-      JSON.stringify({ v: 9, execution, workflow: "w", step: "s", run: 1, attempt: 1, function: "shout" }),
+      JSON.stringify({
+        v: 9,
+        execution,
+        workflow: "w",
+        step: "s",
+        run: 1,
+        attempt: 1,
+        function: "shout",
+        reply: subjects.result(execution, defaultPartitions),
+      }),
     );
     expect(await errorOf(execution)).toMatchObject({
       code: "TaskInvalid",
@@ -166,7 +176,7 @@ describe("a worker written from docs/protocol.md alone", () => {
     await leaving;
     sub.unsubscribe();
     expect(await worker.waitForExit()).toEqual({ code: 0, signal: null });
-    expect(beats[0]).toMatchObject({ v: 1, worker: workerId, concurrency: 4 });
+    expect(beats[0]).toMatchObject({ v: 2, worker: workerId, concurrency: 4 });
     expect(beats[0]?.functions).toEqual([
       { name: "shout", lane: "pure" },
       { name: "refuse", lane: "pure" },

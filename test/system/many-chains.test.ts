@@ -6,12 +6,11 @@
  * for good. (In one process with a scripted worker the timing never hits it; across processes it
  * does every time.)
  */
+import { eventsHeld } from "../helpers/event-consumers.ts";
 import { join } from "node:path";
 import { connect, type NatsConnection } from "nats";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { Executions } from "../../engine/orchestrator/executions.ts";
-import { engineConsumers } from "../../engine/nats/topology.ts";
-import { streams } from "../../sdk/protocol.ts";
 import { useNatsServer } from "../helpers/nats-server.ts";
 import { killAllProcesses, spawnProcess, waitUntil } from "../helpers/processes.ts";
 
@@ -58,7 +57,7 @@ it("finishes every one of 64 ten-step chains started at once, and holds no event
   records.forEach((record, n) => expect(record!.output).toEqual({ n }));
   const jsm = await nc.jetstreamManager();
   await waitUntil("the engine to hold no event", async () => {
-    const info = await jsm.consumers.info(streams.events, engineConsumers.events);
-    return info.num_ack_pending === 0 && info.num_pending === 0 ? true : undefined;
+    const held = await eventsHeld(jsm);
+    return held.unacknowledged === 0 && held.pending === 0 ? true : undefined;
   });
 }, 90_000);

@@ -1,0 +1,88 @@
+/**
+ * An engine that dies loses its partitions to the others (docs/operations.md, "Scaling and
+ * failure"): two real engine processes share the partitions; one is killed with SIGKILL while
+ * executions of its partitions wait for a signal; the other takes its partitions over once their
+ * leases lapse, and every execution finishes, its signal applied once. Real nats-server and
+ * `baton engine` processes.
+ */
+import { join } from "node:path";
+import { connect, type NatsConnection } from "nats";
+import { afterAll, beforeAll, expect, it } from "vitest";
+import { defaultPartitions } from "../../engine/nats/partitions.ts";
+import { engineStateBucket } from "../../engine/nats/topology.ts";
+import { Executions } from "../../engine/orchestrator/executions.ts";
+import { leaseKey } from "../../engine/orchestrator/partition-leases.ts";
+import { partitionOf, streams } from "../../sdk/protocol.ts";
+import { useNatsServer } from "../helpers/nats-server.ts";
+import { killAllProcesses, spawnProcess, waitUntil, type TestProcess } from "../helpers/processes.ts";
+
+const root = join(import.meta.dirname, "../..");
+const server = useNatsServer();
+let nc: NatsConnection;
+let executions: Executions;
+
+async function startEngine(name: string): Promise<TestProcess> {
+  const engine = spawnProcess(process.execPath, [join(root, "bin/baton.mjs"), "engine"], {
+    name,
+    env: { ...process.env, NATS_URL: server().url, BATON_ENGINE_ID: name, BATON_LOG_LEVEL: "warn" },
+  });
+  await engine.waitForLine(/engine ready/);
+  return engine;
+}
+
+/** Who holds each partition now, by engine name (`undefined`: nobody). */
+async function holders(): Promise<(string | undefined)[]> {
+  const kv = await nc.jetstream().views.kv(engineStateBucket);
+  const entries = await Promise.all(
+    Array.from({ length: defaultPartitions }, (_, partition) => kv.get(leaseKey(partition))),
+  );
+  return entries.map((entry) => {
+    if (!entry || entry.operation !== "PUT" || entry.value.length === 0) return undefined;
+    const { owner, until } = entry.json<{ owner: string; until: number }>();
+    return until >= Date.now() ? owner.split("/")[0] : undefined;
+  });
+}
+
+beforeAll(async () => {
+  nc = await connect({ servers: server().url });
+  executions = await Executions.connect(nc);
+  await executions.apply(`baton: v1
+name: gated
+steps:
+  - { name: gate, receive: { signal: go } }
+  - { name: done, return: "\${ $steps.gate.output.n }" }
+`);
+});
+
+afterAll(async () => {
+  await killAllProcesses();
+  await nc?.close();
+});
+
+it("moves a killed engine's partitions to the other engine, and every execution finishes", async () => {
+  const a = await startEngine("engine-a");
+  const b = await startEngine("engine-b");
+  const shared = await waitUntil("the partitions to be shared", async () => {
+    const now = await holders();
+    const ofA = now.filter((owner) => owner === "engine-a").length;
+    return ofA === defaultPartitions / 2 && now.every((owner) => owner !== undefined) ? now : undefined;
+  });
+
+  const started = await Promise.all(Array.from({ length: 60 }, () => executions.start("gated", {})));
+  const ofB = started.filter(({ id }) => shared[partitionOf(id, defaultPartitions)] === "engine-b");
+  expect(ofB.length).toBeGreaterThan(0);
+  const jsm = await nc.jetstreamManager();
+  await waitUntil("every start to be applied", async () =>
+    (await jsm.streams.info(streams.events)).state.messages === 0 ? true : undefined,
+  );
+
+  await b.kill("SIGKILL");
+  const killedAt = Date.now();
+  await Promise.all(started.map(({ id }, n) => executions.signal(id, "go", { n }, `go-${n}`)));
+  const ended = await Promise.all(started.map(({ id }) => executions.waitForEnd(id, 60_000)));
+  console.log(`partitions.test: every execution ended ${Date.now() - killedAt} ms after the kill`);
+  expect(ended.map((record) => record?.status)).toEqual(started.map(() => "succeeded"));
+  expect(ended.map((record) => record?.output)).toEqual(started.map((_, n) => n));
+  expect(await holders()).toEqual(Array.from({ length: defaultPartitions }, () => "engine-a"));
+  expect(a.exit).toBeUndefined();
+}, 120_000);
