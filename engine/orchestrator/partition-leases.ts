@@ -133,25 +133,35 @@ export class PartitionLeases {
       (partition) => !this.held.has(partition),
     );
     const entries = await Promise.all(free.map((partition) => this.kv.get(leaseKey(partition))));
-    for (const [i, partition] of free.entries()) {
-      if (this.held.size >= fair) break;
+    const takeable = free.flatMap((partition, i) => {
       const entry = entries[i];
       const lease =
         entry && entry.operation === "PUT" && entry.value.length > 0 ? entry.json<Lease>() : undefined;
-      if (lease && lease.until >= now) continue;
-      try {
-        const revision = entry
-          ? await this.kv.update(leaseKey(partition), this.encode(until), entry.revision)
-          : await this.kv.create(leaseKey(partition), this.encode(until));
-        this.held.set(partition, revision);
-        const takenOver = lease !== undefined && lease.owner !== this.owner;
-        if (takenOver)
-          this.log.info("took over a partition whose engine is gone", { partition, from: lease.owner });
-        await this.hooks.acquire(partition, takenOver);
-      } catch (error) {
-        if (!/wrong last sequence|key exists/i.test(String(error))) throw error;
-      }
-    }
+      return lease && lease.until >= now ? [] : [{ partition, entry, lease }];
+    });
+    // Claimed together, then opened together: a loaded engine taking over many partitions one
+    // after another would take seconds, and its own leases could lapse meanwhile.
+    const claimed = await Promise.all(
+      takeable.slice(0, fair - this.held.size).map(async ({ partition, entry, lease }) => {
+        try {
+          const revision = entry
+            ? await this.kv.update(leaseKey(partition), this.encode(until), entry.revision)
+            : await this.kv.create(leaseKey(partition), this.encode(until));
+          this.held.set(partition, revision);
+          const takenOver = lease !== undefined && lease.owner !== this.owner;
+          if (takenOver)
+            this.log.info("took over a partition whose engine is gone", { partition, from: lease.owner });
+          return [{ partition, takenOver }];
+        } catch (error) {
+          // Another engine claimed it first.
+          if (!/wrong last sequence|key exists/i.test(String(error))) throw error;
+          return [];
+        }
+      }),
+    );
+    await Promise.all(
+      claimed.flat().map(({ partition, takenOver }) => this.hooks.acquire(partition, takenOver)),
+    );
   }
 
   /** Hands back beyond the fair share (another engine joined), highest first. */
