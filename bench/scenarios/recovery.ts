@@ -63,17 +63,17 @@ function effectRuns(dir: string): Map<string, number> {
   return runs;
 }
 
-/** The engines holding a live lease on each partition, by name. */
+/** The engine each partition's lease names, by name. */
 async function leaseHolders(nc: NatsConnection): Promise<(string | undefined)[]> {
   const kv = await nc.jetstream().views.kv(engineStateBucket);
   const entries = await Promise.all(
     Array.from({ length: defaultPartitions }, (_, partition) => kv.get(leaseKey(partition))),
   );
-  return entries.map((entry) => {
-    if (!entry || entry.operation !== "PUT" || entry.value.length === 0) return undefined;
-    const { owner, until } = entry.json<{ owner: string; until: number }>();
-    return until >= Date.now() ? owner.split("/")[0] : undefined;
-  });
+  return entries.map((entry) =>
+    !entry || entry.operation !== "PUT" || entry.value.length === 0
+      ? undefined
+      : entry.json<{ owner: string }>().owner.split("/")[0],
+  );
 }
 
 export const recovery: Scenario = {

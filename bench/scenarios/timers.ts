@@ -10,7 +10,7 @@
  * wake-up is.
  */
 import { defaultTimerSlotMs } from "../../engine/config.ts";
-import { engineConsumers, timerIndexStream } from "../../engine/nats/topology.ts";
+import { engineConsumers, engineStateBucket, timerIndexStream } from "../../engine/nats/topology.ts";
 import { newExecutionId } from "../../engine/orchestrator/ids.ts";
 import { armTimer } from "../../engine/orchestrator/timer-index.ts";
 import { wakeTimer } from "../../engine/orchestrator/execution-record.ts";
@@ -44,6 +44,7 @@ export const timers: Scenario = {
       const { nc, executions } = stack;
       const js = nc.jetstream();
       const jsm = await nc.jetstreamManager();
+      const engineState = await js.views.kv(engineStateBucket);
       await executions.apply(shortWaitWorkflow);
 
       log(`timers-1m: parking ${parked.toLocaleString("en-US")} wake-ups`);
@@ -56,6 +57,7 @@ export const timers: Scenario = {
         const due = base + 600_000 + Math.floor((index / parked) * dayMs);
         await armTimer(
           js,
+          engineState,
           { execution, timer: wakeTimer, token: `${execution}.w1`, due, event: { type: wakeTimer } },
           defaultTimerSlotMs,
         );

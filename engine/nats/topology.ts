@@ -168,6 +168,11 @@ export async function ensureTopology(
   nc: NatsConnection,
   replicas = natsReplicas(),
   partitions?: number,
+  /**
+   * Engines only: the partitions' event consumers (and the removal of protocol 1's). The API and
+   * other clients publish events and never read them; nor may their NATS users delete consumers.
+   */
+  { eventConsumers = false } = {},
 ): Promise<Topology> {
   const jsm = await nc.jetstreamManager();
   for (const config of engineStreams) await ensureStream(jsm, config, replicas);
@@ -178,9 +183,11 @@ export async function ensureTopology(
   const kv = (bucket: string) => openBucket(js, bucket, { history: 1, storage: StorageType.File }, replicas);
   const engineState = await kv(engineStateBucket);
   const agreed = await agreePartitions(engineState, partitions);
-  await retireProtocol1Consumer(jsm);
-  for (let partition = 0; partition < agreed; partition++)
-    await ensurePartitionConsumer(jsm, partition, replicas);
+  if (eventConsumers) {
+    await retireProtocol1Consumer(jsm);
+    for (let partition = 0; partition < agreed; partition++)
+      await ensurePartitionConsumer(jsm, partition, replicas);
+  }
   await ensureConsumer(jsm, streams.timers, replicas, {
     durable_name: engineConsumers.timers,
     ack_policy: AckPolicy.Explicit,

@@ -4,7 +4,13 @@
  * so sending a record's outbox twice (after a crash, or by two replicas) changes nothing.
  */
 import { retryNats } from "../../sdk/nats-retry.ts";
-import { headers as natsHeaders, type JetStreamClient, type NatsConnection, type MsgHdrs } from "nats";
+import {
+  headers as natsHeaders,
+  type JetStreamClient,
+  type KV,
+  type NatsConnection,
+  type MsgHdrs,
+} from "nats";
 import {
   headers,
   protocolVersion,
@@ -53,6 +59,8 @@ export interface DispatchDeps {
   retentionMs: number;
   /** How many partitions executions are shared in: an event's subject names its execution's. */
   partitions: number;
+  /** Engine-wide state (`baton_engine`): where the timer index's promotion has come to. */
+  engineState: KV;
   /** The timer index's slot length (timer-index.ts): wake-ups due later than two slots wait there. */
   timerSlotMs: number;
   /** A submitted workflow revision, compiled (a child's input is checked against it). */
@@ -94,7 +102,7 @@ async function dispatchOne(deps: DispatchDeps, record: ExecutionRecord, command:
     }
     case "armTimer": {
       const timer: TimerMessage = { ...(params as ArmTimer), execution: record.id };
-      return armTimer(js, timer, deps.timerSlotMs);
+      return armTimer(js, deps.engineState, timer, deps.timerSlotMs);
     }
     case "startItem":
       return startItem(deps, record, params, command.traceparent);

@@ -184,6 +184,7 @@ export class Orchestrator {
       receives: this.receives,
       retentionMs: config.retentionMs,
       partitions: topology.partitions,
+      engineState: topology.engineState,
       timerSlotMs: config.timerSlotMs ?? defaultTimerSlotMs,
       compiledFor: (name, revision) => this.compiledFor(name, revision),
       log,
@@ -197,7 +198,7 @@ export class Orchestrator {
   ): Promise<Orchestrator> {
     return new Orchestrator(
       nc,
-      await ensureTopology(nc, config.natsReplicas, config.partitions),
+      await ensureTopology(nc, config.natsReplicas, config.partitions, { eventConsumers: true }),
       config,
       log,
     );
@@ -363,6 +364,9 @@ export class Orchestrator {
         }
         await new Promise((resolve) => setTimeout(resolve, 1_000));
       }
+      // Not wanted before it ever opened (the engine stopped, or the partition went, meanwhile):
+      // nothing waits for it.
+      if (isFirst) opened();
     })();
     // stop() waits for the message in hand (a removal half done, a timer being fired).
     this.reads.push(reading);

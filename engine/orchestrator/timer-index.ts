@@ -65,14 +65,27 @@ const publishNear = (js: JetStreamClient, timer: TimerMessage, body: string) =>
   retryNats(() => js.publish(subjects.timers(timer.execution), body, { msgID: timer.token }));
 
 /** Arms a wake-up: on BATON_TIMERS when due within the near window, in the index otherwise. */
-export async function armTimer(js: JetStreamClient, timer: TimerMessage, slotMs: number): Promise<void> {
+export async function armTimer(
+  js: JetStreamClient,
+  state: KV,
+  timer: TimerMessage,
+  slotMs: number,
+): Promise<void> {
   const body = JSON.stringify(timer);
   if (!goesToIndex(timer.due, Date.now(), slotMs)) return void (await publishNear(js, timer, body));
   const slot = slotStart(timer.due, slotMs);
   await retryNats(() => js.publish(timerIndexSubject(slot, timer.execution), body, { msgID: timer.token }));
-  // Stored only now: its slot may have been promoted meanwhile (or is about to be), so the
-  // promotion may not see it. Armed near as well; it fires once.
-  if (!goesToIndex(timer.due, Date.now(), slotMs)) await publishNear(js, timer, body);
+  // Stored only now: its slot may have been promoted meanwhile, or be being promoted (by this
+  // engine's clock, or by the cursor, which moves by the clock of whichever engine promotes: one
+  // that runs ahead), so the promotion may not see it. Then it is armed near as well; it fires once.
+  if (!goesToIndex(timer.due, Date.now(), slotMs) || (await promotedThrough(state)) + slotMs >= slot)
+    await publishNear(js, timer, body);
+}
+
+/** The start of the last slot promoted (the cursor), or -Infinity before the first promotion. */
+async function promotedThrough(state: KV): Promise<number> {
+  const entry = await retryNats(() => state.get(promotedKey));
+  return entry && entry.operation === "PUT" ? entry.json<{ promoted: number }>().promoted : -Infinity;
 }
 
 /**
@@ -229,6 +242,16 @@ export class TimerIndexPromoter {
       if (pending <= 0) break;
     }
     await consumer.delete().catch(() => undefined);
+    // A read that stopped short (a delivery that stalled past the fetch's expiry) must not be taken
+    // for the whole slot: the cursor would pass what is left, and nothing would read it again.
+    // The tick fails, and the slot is promoted again (its wake-ups published twice make one).
+    const left = await this.jsm.streams
+      .getMessage(timerIndexStream, { next_by_subj: filter, seq: lastSeq + 1 } as never)
+      .catch((error: unknown) => {
+        if (isNotFound(error) || /no message found/i.test(String(error))) return undefined;
+        throw error;
+      });
+    if (left !== undefined) throw new Error(`the read of timer slot ${slot} ended before its last message`);
     if (lastSeq > 0)
       await retryNats(() => this.jsm.streams.purge(timerIndexStream, { filter, seq: lastSeq + 1 }));
     this.log.info("promoted a slot of the timer index", {

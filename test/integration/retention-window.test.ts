@@ -46,6 +46,11 @@ steps:
   - { name: approval, receive: { signal: go, timeout: 1h } }
 `);
   await executions.apply(`baton: v1
+name: gate-near
+steps:
+  - { name: approval, receive: { signal: go, timeout: 90s } }
+`);
+  await executions.apply(`baton: v1
 name: pause
 steps:
   - { name: nap, wait: 200ms }
@@ -110,6 +115,31 @@ it("removes the wake-ups an execution leaves armed when it ends, so they hold no
     const info = await jsm.streams.info(timerIndexStream, { subjects_filter: timerIndexSubject("*", "*") });
     const subjects = Object.keys(info.state.subjects ?? {});
     return ids.filter((id) => subjects.some((subject) => subject.endsWith(`.${id}`)));
+  };
+  await waitUntil("every wake-up to be armed", async () =>
+    (await armed()).length === ids.length ? true : undefined,
+  );
+  await Promise.all(ids.map((id) => executions.signal(id, "go", { ok: true })));
+  for (const id of ids) expect((await executions.waitForEnd(id, 30_000))?.status).toBe("succeeded");
+  await waitUntil("the ended executions' wake-ups to be gone", async () =>
+    (await armed()).length === 0 ? true : undefined,
+  );
+  await waitUntil("no timer to be parked", async () => {
+    const info = await jsm.consumers.info(streams.timers, engineConsumers.timers);
+    return info.num_ack_pending === 0 && info.num_pending === 0 ? true : undefined;
+  });
+});
+
+it("removes the near wake-ups an execution leaves armed when it ends, so they hold no place until due", async () => {
+  // A receive's timeout 90 s away: within the near window, so parked among the timers.
+  const ids = (await Promise.all(Array.from({ length: 50 }, () => executions.start("gate-near", {})))).map(
+    (started) => started.id,
+  );
+  const jsm = await nc.jetstreamManager();
+  const armed = async () => {
+    const info = await jsm.streams.info(streams.timers, { subjects_filter: subjects.allTimers });
+    const subjectsNow = Object.keys(info.state.subjects ?? {});
+    return ids.filter((id) => subjectsNow.includes(subjects.timers(id)));
   };
   await waitUntil("every wake-up to be armed", async () =>
     (await armed()).length === ids.length ? true : undefined,

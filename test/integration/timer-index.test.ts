@@ -16,8 +16,9 @@ import {
 } from "../../engine/nats/topology.ts";
 import { Executions } from "../../engine/orchestrator/executions.ts";
 import { Orchestrator } from "../../engine/orchestrator/orchestrator.ts";
-import { goesToIndex, promotedKey } from "../../engine/orchestrator/timer-index.ts";
-import { streams } from "../../sdk/protocol.ts";
+import { armTimer, goesToIndex, promotedKey, slotStart } from "../../engine/orchestrator/timer-index.ts";
+import { wakeTimer } from "../../engine/orchestrator/execution-record.ts";
+import { streams, subjects } from "../../sdk/protocol.ts";
 import { useNatsServer } from "../helpers/nats-server.ts";
 import { waitUntil } from "../helpers/processes.ts";
 import { testLogger } from "../helpers/test-logger.ts";
@@ -129,7 +130,7 @@ it("keeps far wake-ups out of the parked timers, so a full room of them never ho
 
 it("promotes a slot as it comes near: the wake-up fires on time and the slot is purged", async () => {
   await startEngine();
-  const wait = 2_500;
+  const wait = 5_000;
   expect(goesToIndex(Date.now() + wait, Date.now(), slotMs)).toBe(true);
   const started = Date.now();
   const { id } = await executions.start("nap", { until: new Date(started + wait).toISOString() });
@@ -146,7 +147,7 @@ it("promotes a slot as it comes near: the wake-up fires on time and the slot is 
 
 it("promotes the slots that passed while no engine ran, at the next start", async () => {
   const engine = await startEngine();
-  const { id } = await executions.start("nap", { until: new Date(Date.now() + 2_000).toISOString() });
+  const { id } = await executions.start("nap", { until: new Date(Date.now() + 5_000).toISOString() });
   await waitUntil("the wake-up to wait in the index", async () =>
     (await indexed(id)).length === 1 ? true : undefined,
   );
@@ -173,4 +174,31 @@ it("promotes the slots that passed while no engine ran, at the next start", asyn
   await waitUntil("the cursor to pass the wake-up's slot", async () =>
     (await kv.get(promotedKey))!.json<{ promoted: number }>().promoted > dueAt - slotMs ? true : undefined,
   );
+});
+
+it("arms near as well a wake-up whose slot the cursor has passed (an engine whose clock runs ahead promoted it)", async () => {
+  const js = nc.jetstream();
+  const kv = await js.views.kv(engineStateBucket);
+  const before = await kv.get(promotedKey);
+  const now = Date.now();
+  // Another engine, its clock ten slots ahead, has promoted that far.
+  await kv.put(promotedKey, JSON.stringify({ promoted: slotStart(now + 10 * slotMs, slotMs) }));
+  try {
+    const execution = "xskewedclockexecution0001";
+    const due = now + 5 * slotMs;
+    expect(goesToIndex(due, Date.now(), slotMs)).toBe(true);
+    await armTimer(
+      js,
+      kv,
+      { execution, timer: wakeTimer, token: `${execution}.w1`, due, event: { type: wakeTimer } },
+      slotMs,
+    );
+    const jsm = await nc.jetstreamManager();
+    const near = await jsm.streams
+      .getMessage(streams.timers, { last_by_subj: subjects.timers(execution) })
+      .catch(() => undefined);
+    expect(near?.json<{ token: string }>().token).toBe(`${execution}.w1`);
+  } finally {
+    if (before) await kv.put(promotedKey, before.value);
+  }
 });
