@@ -216,10 +216,12 @@ export class Orchestrator {
       ),
     ];
     await Promise.all(reads.map((read) => read.opened));
+    if (this.stopped) return; // stopped while starting: take no partition
     await this.leases.start();
     this.timerIndex.start();
     // Events queued behind a write, or in a write that takes long (NATS slow or away), stay this
     // engine's: JetStream would otherwise hand them to another replica after the ack wait.
+    if (this.stopped) return;
     this.keepAlive = setInterval(() => this.keepEventsAlive(), eventAckWaitMs / 3);
     this.keepAlive.unref();
   }

@@ -65,6 +65,10 @@ export class PartitionLeases {
   private readonly releasing = new Set<Promise<void>>();
   /** The partitions being let go: their leases still name this engine until the batches finish. */
   private readonly leaving = new Set<number>();
+  /** Leases handed back whose removal failed (NATS away): removed at a later tick. Partition → revision. */
+  private readonly orphans = new Map<number, number>();
+  /** When this process last read the `engines` entry (its monotonic clock). */
+  private lastRead: number | undefined;
   /** Each engine's last beat seen, and when (this process's monotonic clock) it last moved. */
   private readonly beats = new Map<string, { beat: number; movedAt: number }>();
   private beat = 0;
@@ -90,7 +94,9 @@ export class PartitionLeases {
 
   /** Runs the first tick (resolves once it is done), then ticks until stopped. */
   async start(): Promise<void> {
-    await this.tick();
+    if (this.stopped) return;
+    this.running = this.tick();
+    await this.running;
     const loop = () => {
       if (this.stopped) return;
       this.running = this.tick()
@@ -120,6 +126,15 @@ export class PartitionLeases {
     const live = await this.changeEngines((engines) => {
       engines[this.owner] = ++this.beat;
     });
+    // Hand-backs whose lease could not be removed: removed now (unless it changed hands).
+    for (const [partition, revision] of [...this.orphans]) {
+      try {
+        await this.kv.delete(leaseKey(partition), { previousSeq: revision });
+        this.orphans.delete(partition);
+      } catch (error) {
+        if (isCasRefusal(error)) this.orphans.delete(partition);
+      }
+    }
     // Still ours? A lease another engine took (this one looked gone to it) is given up.
     const held = [...this.held];
     const current = await Promise.all(held.map(([partition]) => this.kv.get(leaseKey(partition))));
@@ -156,6 +171,7 @@ export class PartitionLeases {
     const claimed = await Promise.all(
       free.slice(0, fair - this.held.size).map(async ({ partition, entry, lease }) => {
         const value = JSON.stringify({ owner: this.owner } satisfies Lease);
+        // Each claim on its own: one that fails must not keep the others from being opened.
         try {
           const revision = entry
             ? await this.kv.update(leaseKey(partition), value, entry.revision)
@@ -166,7 +182,9 @@ export class PartitionLeases {
             this.log.info("took over a partition whose engine is gone", { partition, from: lease.owner });
           return [{ partition, revision, takenOver }];
         } catch (error) {
-          if (!isCasRefusal(error)) throw error; // another engine claimed it first
+          // Another engine claimed it first; or NATS failed the write, and a next tick tries again.
+          if (!isCasRefusal(error))
+            this.log.warn("could not claim a partition", { partition, error: String(error) });
           return [];
         }
       }),
@@ -200,7 +218,13 @@ export class PartitionLeases {
     if (revision === undefined) return;
     this.let(partition, async () => {
       await this.hooks.release(partition, false);
-      await this.kv.delete(leaseKey(partition), { previousSeq: revision }).catch(() => undefined);
+      try {
+        await this.kv.delete(leaseKey(partition), { previousSeq: revision });
+      } catch (error) {
+        // Still naming this engine, the lease would keep the partition from everyone: removed at
+        // a later tick (unless it changed hands meanwhile).
+        if (!isCasRefusal(error)) this.orphans.set(partition, revision);
+      }
     });
   }
 
@@ -230,6 +254,11 @@ export class PartitionLeases {
           ? entry.json<Record<string, number>>()
           : {};
       const now = performance.now();
+      // This process's own gap (paused, or NATS away) is not the others' silence: after one,
+      // every beat is timed afresh.
+      const gap = this.lastRead !== undefined && now - this.lastRead > this.timing.leaseMs / 2;
+      this.lastRead = now;
+      if (gap) for (const seen of this.beats.values()) seen.movedAt = now;
       for (const [owner, beat] of Object.entries(engines)) {
         const seen = this.beats.get(owner);
         if (seen?.beat !== beat) this.beats.set(owner, { beat, movedAt: now });

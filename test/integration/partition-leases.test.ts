@@ -102,3 +102,34 @@ it("gives up at once a lease another engine took while this one was cut off", as
     await leases.stop();
   }
 });
+
+it("removes a handed-back lease whose removal failed, so the partition does not stay held by nobody", async () => {
+  const kv = await freshKv();
+  const idle: PartitionHooks = { acquire: () => Promise.resolve(), release: () => Promise.resolve() };
+  // The injected fault: engine A's first removal of a lease fails, as it would with NATS away.
+  let failDelete = true;
+  const flaky = new Proxy(kv, {
+    get(target, property, receiver) {
+      if (property === "delete" && failDelete) {
+        failDelete = false;
+        return () => Promise.reject(new Error("TIMEOUT (injected)"));
+      }
+      const value: unknown = Reflect.get(target, property, receiver);
+      return typeof value === "function" ? (value as (...args: unknown[]) => unknown).bind(target) : value;
+    },
+  });
+  const a = new PartitionLeases(flaky, "engine-a", 4, idle, testLogger, timing);
+  await a.start();
+  const b = new PartitionLeases(kv, "engine-b", 4, idle, testLogger, timing);
+  await b.start();
+  try {
+    await waitUntil("the partitions to be shared two and two", () =>
+      a.holding.length === 2 && b.holding.length === 2 ? true : undefined,
+    );
+    expect(failDelete).toBe(false);
+    expect([...a.holding, ...b.holding].sort()).toEqual([0, 1, 2, 3]);
+  } finally {
+    await b.stop();
+    await a.stop();
+  }
+});
