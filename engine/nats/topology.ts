@@ -4,7 +4,8 @@
  *
  * | name                | kind    | holds                                                        |
  * |---------------------|---------|--------------------------------------------------------------|
- * | BATON_EVENTS        | stream  | everything that advances an execution (`baton.events.<id>`)    |
+ * | BATON_EVENTS        | stream  | everything that advances an execution                          |
+ * |                     |         | (`baton.events.p.<partition>.<id>`), a consumer per partition   |
  * | BATON_TASKS         | stream  | work queue of tasks for workers (`baton.tasks.<lane>.<fn>`)    |
  * | BATON_TIMERS        | stream  | durable timers (`baton.timers.<id>`), redelivered when due     |
  * | BATON_RETENTION     | stream  | finished executions' removals (`baton.retention.<id>`), in due   |

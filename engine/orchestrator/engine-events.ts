@@ -1,5 +1,5 @@
 /**
- * Events on `baton.events.<execution>` as the orchestrator reads them: the machine's own events
+ * Events on `baton.events.p.<partition>.<execution>` as the orchestrator reads them: the machine's own events
  * (machine-types.ts) plus those only the orchestrator understands (start, timer fired, a task
  * picked up by a worker). Anything else on the subject is refused as malformed.
  */

@@ -28,7 +28,6 @@ const subjectTokenPattern = /^[^\s.*>]+$/;
 /** A report subject the engine can have named for `execution` (a worker reports nowhere else). */
 const isReplyFor = (reply: unknown, execution: string): reply is string =>
   typeof reply === "string" &&
-  reply.startsWith("baton.events.p.") &&
   /^baton\.events\.p\.\d+\.[^\s.*>]+\.result$/.test(reply) &&
   reply.endsWith(`.${execution}.result`);
 

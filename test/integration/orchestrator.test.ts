@@ -321,7 +321,7 @@ steps:
         input: { n: 1 },
         at: Date.now(),
       });
-    // A start on the worker's subject (what a worker allowed only `baton.events.*.result` could
+    // A start on the worker's subject (what a worker allowed only `baton.events.p.*.*.result` could
     // send) is dropped; the same start on the events subject is taken, so the test can fail.
     await nc.jetstream().publish(subjects.result("forged-on-result", defaultPartitions), start());
     await nc.jetstream().publish(subjects.events("started-on-events", defaultPartitions), start());
