@@ -15,7 +15,7 @@ import { join } from "node:path";
 import { newExecutionId } from "../../engine/orchestrator/ids.ts";
 import { defaultPartitions } from "../../engine/nats/partitions.ts";
 import { engineStateBucket } from "../../engine/nats/topology.ts";
-import { leaseKey } from "../../engine/orchestrator/partition-leases.ts";
+import { leaseHolders } from "../../engine/orchestrator/partition-leases.ts";
 import type { NatsConnection } from "nats";
 import type { EndStatus } from "../lib/history-watch.ts";
 import { sized, verdict, type Row, type Scenario } from "../lib/scenario.ts";
@@ -63,17 +63,9 @@ function effectRuns(dir: string): Map<string, number> {
   return runs;
 }
 
-/** The engine each partition's lease names, by name. */
-async function leaseHolders(nc: NatsConnection): Promise<(string | undefined)[]> {
-  const kv = await nc.jetstream().views.kv(engineStateBucket);
-  const entries = await Promise.all(
-    Array.from({ length: defaultPartitions }, (_, partition) => kv.get(leaseKey(partition))),
-  );
-  return entries.map((entry) =>
-    !entry || entry.operation !== "PUT" || entry.value.length === 0
-      ? undefined
-      : entry.json<{ owner: string }>().owner.split("/")[0],
-  );
+/** Who each partition's lease names now, by engine name. */
+async function leaseHoldersNow(nc: NatsConnection): Promise<(string | undefined)[]> {
+  return leaseHolders(await nc.jetstream().views.kv(engineStateBucket), defaultPartitions);
 }
 
 export const recovery: Scenario = {
@@ -117,7 +109,7 @@ async function runRecovery(
           await until(
             "the two engines to share the partitions",
             async () => {
-              const holders = await leaseHolders(stack.nc);
+              const holders = await leaseHoldersNow(stack.nc);
               return holders.every((holder) => holder !== undefined) && holders.includes(second);
             },
             30_000,
@@ -175,7 +167,7 @@ async function runRecovery(
           restartedAt = killedAt;
           await until(
             "the survivor to hold every partition",
-            async () => (await leaseHolders(stack.nc)).every((holder) => holder === survivor),
+            async () => (await leaseHoldersNow(stack.nc)).every((holder) => holder === survivor),
             timeoutMs,
             20,
           );

@@ -44,7 +44,6 @@ import {
   expireEvent,
   publishEvent,
   type DispatchDeps,
-  type TimerMessage,
 } from "./dispatch-commands.ts";
 import { timerFired } from "./command-events.ts";
 import { EffectLedger } from "./effect-ledger.ts";
@@ -60,7 +59,7 @@ import {
 import type { HistoryEntry } from "./history.ts";
 import { isExecutionId } from "./ids.ts";
 import { ReceiveSubscriptions } from "./receive-subscriptions.ts";
-import { TimerIndexPromoter } from "./timer-index.ts";
+import { checkTimer, TimerIndexPromoter } from "./timer-index.ts";
 import { PartitionLeases } from "./partition-leases.ts";
 import { itemResult, joinItems, joinsCompleted, resultsKey, withJoinResults } from "./map-join.ts";
 import type { Json } from "../workflow/definition.ts";
@@ -732,19 +731,10 @@ export class Orchestrator {
    * there). Removals armed before retention had its own stream still come on BATON_TIMERS.
    */
   private async receiveTimer(message: JsMsg, { retention = false } = {}): Promise<void> {
-    let timer: TimerMessage;
-    try {
-      timer = message.json<TimerMessage>();
-    } catch {
-      message.term();
-      return;
-    }
-    if (
-      typeof timer?.due !== "number" ||
-      typeof timer.execution !== "string" ||
-      !isExecutionId(timer.execution) ||
-      (retention && timer.event?.type !== expireEvent)
-    ) {
+    // The index's check (timer-index.ts): one without an event or a token was never armed by an
+    // engine, and would fail the same way at every delivery.
+    const timer = checkTimer(message);
+    if (!timer || (retention && timer.event.type !== expireEvent)) {
       this.log.warn("dropping a malformed timer", { subject: message.subject });
       message.term();
       return;

@@ -40,6 +40,14 @@ interface Lease {
 }
 
 export const leaseKey = (partition: number) => `lease.${partition}`;
+
+/** Who each partition's lease names, by engine id (`BATON_ENGINE_ID`); `undefined`: nobody. */
+export async function leaseHolders(kv: KV, partitions: number): Promise<(string | undefined)[]> {
+  const entries = await Promise.all(
+    Array.from({ length: partitions }, (_, partition) => kv.get(leaseKey(partition))),
+  );
+  return entries.map((entry) => leaseOf(entry)?.owner.split("/")[0]);
+}
 export const enginesKey = "engines";
 
 export interface LeaseTiming {

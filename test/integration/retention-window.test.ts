@@ -104,56 +104,43 @@ it("parks finished executions' removals on their own stream, a window at a time,
   expect(paused?.output).toBe("woke");
 });
 
-it("removes the wake-ups an execution leaves armed when it ends, so they hold no room until due", async () => {
-  // Each arms a wake-up for its receive's timeout (1 h); the signal ends it long before.
-  const ids = (await Promise.all(Array.from({ length: 50 }, () => executions.start("gate", {})))).map(
-    (started) => started.id,
-  );
+/** The executions among `ids` with a wake-up armed in the timer index, or on BATON_TIMERS. */
+async function armedIn(where: "index" | "near", ids: string[]): Promise<string[]> {
   const jsm = await nc.jetstreamManager();
-  // Due in an hour: they wait in the timer index (timer-index.test.ts), found by execution.
-  const armed = async () => {
-    const info = await jsm.streams.info(timerIndexStream, { subjects_filter: timerIndexSubject("*", "*") });
-    const subjects = Object.keys(info.state.subjects ?? {});
-    return ids.filter((id) => subjects.some((subject) => subject.endsWith(`.${id}`)));
-  };
-  await waitUntil("every wake-up to be armed", async () =>
-    (await armed()).length === ids.length ? true : undefined,
-  );
-  await Promise.all(ids.map((id) => executions.signal(id, "go", { ok: true })));
-  for (const id of ids) expect((await executions.waitForEnd(id, 30_000))?.status).toBe("succeeded");
-  await waitUntil("the ended executions' wake-ups to be gone", async () =>
-    (await armed()).length === 0 ? true : undefined,
-  );
-  await waitUntil("no timer to be parked", async () => {
-    const info = await jsm.consumers.info(streams.timers, engineConsumers.timers);
-    return info.num_ack_pending === 0 && info.num_pending === 0 ? true : undefined;
-  });
-});
+  const info =
+    where === "index"
+      ? await jsm.streams.info(timerIndexStream, { subjects_filter: timerIndexSubject("*", "*") })
+      : await jsm.streams.info(streams.timers, { subjects_filter: subjects.allTimers });
+  const armed = Object.keys(info.state.subjects ?? {});
+  return ids.filter((id) => armed.some((subject) => subject.endsWith(`.${id}`)));
+}
 
-it("removes the near wake-ups an execution leaves armed when it ends, so they hold no place until due", async () => {
-  // A receive's timeout 90 s away: within the near window, so parked among the timers.
-  const ids = (await Promise.all(Array.from({ length: 50 }, () => executions.start("gate-near", {})))).map(
-    (started) => started.id,
-  );
-  const jsm = await nc.jetstreamManager();
-  const armed = async () => {
-    const info = await jsm.streams.info(streams.timers, { subjects_filter: subjects.allTimers });
-    const subjectsNow = Object.keys(info.state.subjects ?? {});
-    return ids.filter((id) => subjectsNow.includes(subjects.timers(id)));
-  };
-  await waitUntil("every wake-up to be armed", async () =>
-    (await armed()).length === ids.length ? true : undefined,
-  );
-  await Promise.all(ids.map((id) => executions.signal(id, "go", { ok: true })));
-  for (const id of ids) expect((await executions.waitForEnd(id, 30_000))?.status).toBe("succeeded");
-  await waitUntil("the ended executions' wake-ups to be gone", async () =>
-    (await armed()).length === 0 ? true : undefined,
-  );
-  await waitUntil("no timer to be parked", async () => {
-    const info = await jsm.consumers.info(streams.timers, engineConsumers.timers);
-    return info.num_ack_pending === 0 && info.num_pending === 0 ? true : undefined;
-  });
-});
+// Each arms a wake-up for its receive's timeout; the signal ends it long before. Due in an hour,
+// it waits in the timer index (timer-index.test.ts); due in 90 s, it is parked among the timers.
+it.each([
+  { workflow: "gate", where: "index" as const },
+  { workflow: "gate-near", where: "near" as const },
+])(
+  "removes the wake-ups an execution leaves armed when it ends ($where), so they hold no room until due",
+  async ({ workflow, where }) => {
+    const ids = (await Promise.all(Array.from({ length: 50 }, () => executions.start(workflow, {})))).map(
+      (started) => started.id,
+    );
+    await waitUntil("every wake-up to be armed", async () =>
+      (await armedIn(where, ids)).length === ids.length ? true : undefined,
+    );
+    await Promise.all(ids.map((id) => executions.signal(id, "go", { ok: true })));
+    for (const id of ids) expect((await executions.waitForEnd(id, 30_000))?.status).toBe("succeeded");
+    await waitUntil("the ended executions' wake-ups to be gone", async () =>
+      (await armedIn(where, ids)).length === 0 ? true : undefined,
+    );
+    const jsm = await nc.jetstreamManager();
+    await waitUntil("no timer to be parked", async () => {
+      const info = await jsm.consumers.info(streams.timers, engineConsumers.timers);
+      return info.num_ack_pending === 0 && info.num_pending === 0 ? true : undefined;
+    });
+  },
+);
 
 it("leaves a wake-up armed since the end (the execution retried) and everything behind it", async () => {
   // A finish sent again after the execution was retried and armed a new wake-up (an outbox

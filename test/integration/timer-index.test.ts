@@ -202,3 +202,23 @@ it("arms near as well a wake-up whose slot the cursor has passed (an engine whos
     if (before) await kv.put(promotedKey, before.value);
   }
 });
+
+it("drops a malformed timer for good instead of failing on it at every delivery", async () => {
+  await startEngine();
+  const js = nc.jetstream();
+  const execution = "xmalformedtimer000000001";
+  // Due, well-formed but for its missing event: an engine could never fire it.
+  await js.publish(
+    subjects.timers(execution),
+    JSON.stringify({ execution, token: `${execution}.w1`, due: 0 }),
+  );
+  await js.publish(subjects.timers(execution), "{ not json");
+  const jsm = await nc.jetstreamManager();
+  await waitUntil("the malformed timers to be gone, neither pending nor held", async () => {
+    const stream = await jsm.streams.info(streams.timers, { subjects_filter: subjects.timers(execution) });
+    const consumer = await jsm.consumers.info(streams.timers, engineConsumers.timers);
+    return (stream.state.subjects?.[subjects.timers(execution)] ?? 0) === 0 && consumer.num_ack_pending === 0
+      ? true
+      : undefined;
+  });
+});

@@ -11,7 +11,7 @@ import { afterAll, beforeAll, expect, it } from "vitest";
 import { defaultPartitions } from "../../engine/nats/partitions.ts";
 import { engineStateBucket, partitionConsumer } from "../../engine/nats/topology.ts";
 import { Executions } from "../../engine/orchestrator/executions.ts";
-import { leaseKey } from "../../engine/orchestrator/partition-leases.ts";
+import { leaseHolders } from "../../engine/orchestrator/partition-leases.ts";
 import { partitionOf, streams } from "../../sdk/protocol.ts";
 import { useNatsServer } from "../helpers/nats-server.ts";
 import { killAllProcesses, spawnProcess, waitUntil, type TestProcess } from "../helpers/processes.ts";
@@ -30,18 +30,8 @@ async function startEngine(name: string): Promise<TestProcess> {
   return engine;
 }
 
-/** Who holds each partition now, by engine name (`undefined`: nobody). */
-async function holders(): Promise<(string | undefined)[]> {
-  const kv = await nc.jetstream().views.kv(engineStateBucket);
-  const entries = await Promise.all(
-    Array.from({ length: defaultPartitions }, (_, partition) => kv.get(leaseKey(partition))),
-  );
-  return entries.map((entry) =>
-    !entry || entry.operation !== "PUT" || entry.value.length === 0
-      ? undefined
-      : entry.json<{ owner: string }>().owner.split("/")[0],
-  );
-}
+/** Who each partition's lease names now, by engine name. */
+const holders = async () => leaseHolders(await nc.jetstream().views.kv(engineStateBucket), defaultPartitions);
 
 beforeAll(async () => {
   nc = await connect({ servers: server().url });
