@@ -119,22 +119,6 @@ export interface ApplyOptions {
   unserved?: (fn: string) => boolean;
 }
 
-/**
- * Whether `event` reports on an attempt the record has not dispatched yet: a run it has not
- * reached, or a later attempt of the current run. Only a task sent ahead of its write
- * (orchestrator.ts `sendAhead`) can be answered that early, when the write failed and is being
- * made again: the report then waits for it rather than being passed over as stale (its id would be
- * taken, and the task sent again deduplicated, so the attempt would never be settled).
- */
-export function isEarlyReport(record: ExecutionRecord, event: EngineEvent): boolean {
-  if (event.type !== "task.succeeded" && event.type !== "task.failed") return false;
-  const context = record.snapshot.context as unknown as MachineContext | null;
-  if (!context) return false;
-  if (event.run > context.runs) return true;
-  const pending = context.pending[event.step];
-  return pending?.run === event.run && event.attempt > pending.attempt;
-}
-
 export function applyEvent(
   compiled: CompiledWorkflow,
   current: ExecutionRecord,

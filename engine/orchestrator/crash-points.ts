@@ -2,10 +2,7 @@
  * Named points where a test can make an engine or API process die at once (SIGKILL to itself), to
  * prove that nothing is lost and no effect runs twice whatever moment a crash picks:
  *
- * - `before-write`: a transition's tasks sent ahead of its write (orchestrator.ts `sendAhead`) are
- *   published and acknowledged, its record is not written;
- * - `after-write`: the record (with its outbox and history) is written, nothing sent yet but the
- *   tasks sent ahead;
+ * - `after-write`: the record (with its outbox and history) is written, nothing sent yet;
  * - `mid-send`: the commands are sent, the history is not (or not acknowledged);
  * - `before-ack`: everything sent, the events not acknowledged;
  * - `package-after-bundle`, `package-after-version`: an upload of a function package (the API
@@ -20,12 +17,7 @@ let passes = 0;
 const crashOn = Number(nth ?? 1) || 1;
 
 export type CrashPointName =
-  | "before-write"
-  | "after-write"
-  | "mid-send"
-  | "before-ack"
-  | "package-after-bundle"
-  | "package-after-version";
+  "after-write" | "mid-send" | "before-ack" | "package-after-bundle" | "package-after-version";
 
 export function crashPointArmed(point: CrashPointName): boolean {
   return armedPoint === point;

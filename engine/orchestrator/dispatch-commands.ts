@@ -72,16 +72,6 @@ export type { TimerMessage } from "./command-events.ts";
 
 export const expireEvent = "execution.expire";
 
-/**
- * Whether a command may leave before the write of its transition lands (the orchestrator's
- * `sendAhead`): a task of a step that is not an effect. Should the write never land, the function
- * ran for nothing (a pure function may run more than once anyway); what the outside world sees
- * (history, effects, child and item starts, emits, timers, the end) waits for the write.
- */
-export function sendsAhead(command: OutboxEntry): boolean {
-  return command.type === "dispatchTask" && !(command.params as unknown as DispatchTask).effect;
-}
-
 export async function dispatchCommands(
   deps: DispatchDeps,
   record: ExecutionRecord,

@@ -36,21 +36,13 @@ import { WorkflowStore } from "../nats/workflow-store.ts";
 import { eraseKeys } from "../nats/kv-erase.ts";
 import { exportPlannedSpans, tracingEnabled } from "../telemetry/tracing.ts";
 import { compileWorkflow, type CompiledWorkflow } from "../workflow/compile/compile-workflow.ts";
-import {
-  applyEvent,
-  failExecution,
-  isEarlyReport,
-  startExecution,
-  type Applied,
-  type ApplyOptions,
-} from "./apply-event.ts";
+import { applyEvent, failExecution, startExecution, type Applied, type ApplyOptions } from "./apply-event.ts";
 import { ServedFunctions } from "./served-functions.ts";
 import {
   armRemoval,
   dispatchCommands,
   expireEvent,
   publishEvent,
-  sendsAhead,
   type DispatchDeps,
 } from "./dispatch-commands.ts";
 import { timerFired } from "./command-events.ts";
@@ -95,8 +87,6 @@ interface Delivery {
   message: JsMsg;
   /** When JetStream last heard from this engine about it (received, or "still working"). */
   touchedAt: number;
-  /** A report on an attempt not dispatched yet (`isEarlyReport`): left unapplied, to come again. */
-  early?: boolean;
 }
 
 /**
@@ -123,25 +113,6 @@ const isTransient = (error: unknown): boolean =>
   error instanceof RevisionConflict ||
   error instanceof NatsError ||
   /timeout|no responders|503|connection|disconnect|wrong last sequence|stream not found/i.test(String(error));
-
-/**
- * Whether an event that cannot be applied yet (its execution not started, a report on an attempt
- * not dispatched yet) is still waited for: for 60 s from when it was published (see
- * `unknownExecutionPatienceMs`). After that it is applied as it is, or dropped.
- */
-const patient = (delivery: Delivery): boolean =>
-  Date.now() - delivery.message.info.timestampNanos / 1e6 < unknownExecutionPatienceMs;
-
-/** How long an event that cannot be applied yet waits before it comes again: doubling, up to 2 s. */
-const backoffMs = (delivery: Delivery): number =>
-  Math.min(100 * 2 ** ((delivery.message.info.redeliveryCount ?? 1) - 1), 2_000);
-
-/** The `before-write` crash point (crash-points.ts): tasks sent ahead, the write not made. */
-async function crashBeforeWrite(ahead: Promise<boolean> | undefined): Promise<void> {
-  if (ahead === undefined || !crashPointArmed("before-write")) return;
-  await ahead;
-  crashPoint("before-write");
-}
 
 class ExecutionNotYetStarted extends Error {
   override name = "ExecutionNotYetStarted";
@@ -475,13 +446,15 @@ export class Orchestrator {
         await this.applyBatch(execution, batch);
         crashPoint("before-ack");
         for (const delivery of batch) {
-          if (delivery.early) delivery.message.nak(backoffMs(delivery));
-          else delivery.message.ack();
+          delivery.message.ack();
           this.failures.delete(delivery.id);
         }
       } catch (error) {
         if (error instanceof ExecutionNotYetStarted) {
-          for (const delivery of batch) delivery.message.nak(backoffMs(delivery));
+          for (const delivery of batch) {
+            const tries = delivery.message.info.redeliveryCount ?? 1;
+            delivery.message.nak(Math.min(100 * 2 ** (tries - 1), 2_000));
+          }
           continue;
         }
         this.store.forget(execution);
@@ -573,7 +546,6 @@ export class Orchestrator {
 
   private async applyBatch(execution: string, batch: Delivery[]): Promise<void> {
     for (let attempt = 0; ; attempt++) {
-      for (const delivery of batch) delivery.early = false;
       const fresh = attempt > 0;
       // A batch that opens with its start is almost always a new execution: skip the look-up
       // and let the create's compare-and-set tell otherwise.
@@ -598,7 +570,10 @@ export class Orchestrator {
     if (!start) {
       // Its start may still be on its way (another replica holds it): try again shortly, and
       // give up only after many tries. Events for an execution removed by retention never get here.
-      if (batch.some(patient)) throw new ExecutionNotYetStarted(execution);
+      const patient = batch.filter(
+        (delivery) => Date.now() - delivery.message.info.timestampNanos / 1e6 < unknownExecutionPatienceMs,
+      );
+      if (patient.length > 0) throw new ExecutionNotYetStarted(execution);
       this.log.warn("dropping events for an execution that never started", {
         execution,
         events: batch.map((d) => d.event.type),
@@ -621,10 +596,8 @@ export class Orchestrator {
     // The start's own history rides in the record like any other: a lost publish is sent again.
     applied.record.outbox = applied.commands;
     applied.record.outboxHistory = applied.history;
-    const ahead = this.sendAhead(applied);
-    await crashBeforeWrite(ahead);
     const stored = await this.store.create(applied.record);
-    await this.send(stored, applied, ahead);
+    await this.send(stored, applied);
   }
 
   /** Applies a batch to a stored record; resolves to whether anything changed. */
@@ -643,40 +616,10 @@ export class Orchestrator {
     const deliveries = await this.withJoinResults(record, batch);
     const applied = this.fold(compiled, { record, commands: [], history: [], spans: [] }, deliveries);
     if (applied.record === record) return false;
-    const ahead = this.sendAhead(applied);
-    await crashBeforeWrite(ahead);
     const next = await this.store.update(applied.record, stored.revision);
     this.counts.writes += 1;
-    await this.send(next, applied, ahead);
+    await this.send(next, applied);
     return true;
-  }
-
-  /**
-   * Speculative dispatch, as Netherite does it: a transition's tasks of steps that are not effects
-   * are published now, beside its write, not after it (they leave in the same socket write as the
-   * compare-and-set, and the worker starts while the write is on its way). What the outside world
-   * sees (history, effects, child and item starts, emits, timers, the end) still waits for the
-   * write. A write that never lands (a crash, a lost compare-and-set, NATS away) leaves a task
-   * that ran for nothing, or ran early: the transition made again sends the same task, which
-   * JetStream deduplicates, and its report, should it come before the attempt is on record, waits
-   * for it (`isEarlyReport`) instead of being passed over.
-   *
-   * Resolves to whether the sends all went: when one did not, `send` sends them again after the write.
-   */
-  private sendAhead(applied: Applied): Promise<boolean> | undefined {
-    const ahead = applied.commands.filter(sendsAhead);
-    if (ahead.length === 0) return undefined;
-    const { record } = applied;
-    return dispatchCommands(this.deps, record, ahead).then(
-      () => true,
-      (error: unknown) => {
-        this.log.warn("could not send tasks ahead of their write; they go after it", {
-          execution: record.id,
-          error: String(error),
-        });
-        return false;
-      },
-    );
   }
 
   /**
@@ -723,10 +666,6 @@ export class Orchestrator {
     const spans = [...initial.spans];
     for (const delivery of deliveries) {
       if (!takesEvent(record, delivery.event)) continue;
-      if (isEarlyReport(record, delivery.event) && patient(delivery)) {
-        delivery.early = true;
-        continue;
-      }
       const applied = applyEvent(compiled, record, delivery.event, delivery.id, this.applyOptions);
       if (!applied) continue;
       record = applied.record;
@@ -741,23 +680,14 @@ export class Orchestrator {
     return { record, commands, history, spans };
   }
 
-  private async send(
-    stored: StoredRecord<ExecutionRecord>,
-    applied: Applied,
-    ahead?: Promise<boolean>,
-  ): Promise<void> {
+  private async send(stored: StoredRecord<ExecutionRecord>, applied: Applied): Promise<void> {
     const { record } = stored;
     // Spans leave once what they describe is persisted (a write that lost a race exports nothing),
     // and before the sends: a failed send redelivers events that are then already applied, and
     // whose spans would not be planned again.
     exportPlannedSpans(applied.spans);
     crashPoint("after-write");
-    const wentAhead = ahead !== undefined && (await ahead);
-    await this.sendOutbox(
-      record,
-      wentAhead ? applied.commands.filter((command) => !sendsAhead(command)) : applied.commands,
-      applied.history,
-    );
+    await this.sendOutbox(record, applied.commands, applied.history);
     this.sentOutbox.set(record.id, stored.revision);
     if (this.sentOutbox.size > this.config.cacheSize)
       this.sentOutbox.delete(this.sentOutbox.keys().next().value!);

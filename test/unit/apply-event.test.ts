@@ -1,11 +1,6 @@
 /** The orchestrator's pure core: records, events and the commands and history they produce. */
 import { describe, expect, it } from "vitest";
-import {
-  applyEvent,
-  isEarlyReport,
-  startExecution,
-  type Applied,
-} from "../../engine/orchestrator/apply-event.ts";
+import { applyEvent, startExecution, type Applied } from "../../engine/orchestrator/apply-event.ts";
 import type { EngineEvent } from "../../engine/orchestrator/engine-events.ts";
 import { compileWorkflow } from "../../engine/workflow/compile/compile-workflow.ts";
 import { validateWorkflowText } from "../../engine/workflow/validate.ts";
@@ -85,22 +80,6 @@ describe("applyEvent", () => {
       },
     });
     expect(second.record.status).toBe("waiting");
-  });
-
-  it("tells a report on an attempt not dispatched yet from a stale one", () => {
-    const report = (step: string, run: number, attempt: number) =>
-      ({ type: "task.succeeded", step, run, attempt, output: 1, at }) as const;
-    const started = start();
-    expect(isEarlyReport(started.record, report("one", 1, 1))).toBe(false);
-    // `two` is run 2, dispatched by the answer of `one`: a report on it before that is early.
-    expect(isEarlyReport(started.record, report("two", 2, 1))).toBe(true);
-    // A later attempt of the current run is early too; a signal is never a report.
-    expect(isEarlyReport(started.record, report("one", 1, 2))).toBe(true);
-    expect(isEarlyReport(started.record, { type: "signal", name: "go", payload: null, at })).toBe(false);
-    const first = apply(started, { type: "task.succeeded", step: "one", run: 1, attempt: 1, output: 2 });
-    expect(isEarlyReport(first.record, report("two", 2, 1))).toBe(false);
-    // Settled attempts are stale, not early.
-    expect(isEarlyReport(first.record, report("one", 1, 1))).toBe(false);
   });
 
   it("does not apply an event twice", () => {
