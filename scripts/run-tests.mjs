@@ -21,7 +21,11 @@ const vitest = join(root, "node_modules", ".bin", "vitest");
 const resultsDir = mkdtempSync(join(tmpdir(), "baton-test-results-"));
 
 /** Files run by themselves, after the others (see the comment at the top). */
-const alone = ["test/system/cluster.test.ts", "test/integration/replication.test.ts"];
+const alone = [
+  "test/system/cluster.test.ts",
+  "test/system/cluster-leaders.test.ts",
+  "test/integration/replication.test.ts",
+];
 
 /** Counts from vitest's JSON report (Jest's format); undefined when there is no usable report. */
 function readCounts(file) {

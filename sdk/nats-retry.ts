@@ -38,6 +38,15 @@ export interface RetryNatsOptions {
  */
 export const readPatienceMs = 30_000;
 
+/**
+ * How long a pull request waits on the server before the client renews it; every pull of Baton's
+ * (workers' fetches, the engine's and triggers' `consume`) sets it. A pull is lost when its
+ * consumer's leader changes on a cluster; nats.js notices from two missed idle heartbeats (each
+ * half of this), so what was pulled from the old leader is pulled again within about this long.
+ * With nats.js's default of 30 s an execution stalled about 40 s after a leader stepdown.
+ */
+export const pullExpiresMs = 5_000;
+
 /** Whether `error` is NATS having no leader to answer for now (or being away a moment), not a refusal. */
 export function isElectionWeather(error: unknown, { idempotent = true } = {}): boolean {
   if (isNoResponders(error)) return true;

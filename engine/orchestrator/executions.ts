@@ -3,7 +3,7 @@
  * test): submit workflows, start, signal, cancel, read, await. Starting checks the input
  * against the workflow's schema first; a bad input creates nothing.
  */
-import { readPatienceMs, retryNats } from "../../sdk/nats-retry.ts";
+import { pullExpiresMs, readPatienceMs, retryNats } from "../../sdk/nats-retry.ts";
 import { listKeys } from "../nats/kv-keys.ts";
 import type { JetStreamClient, NatsConnection } from "nats";
 import { streams, subjects } from "../../sdk/protocol.ts";
@@ -479,7 +479,7 @@ export class Executions {
   async *followHistory(id: string, signal: AbortSignal): AsyncGenerator<HistoryEntry[]> {
     if (signal.aborted) return;
     const consumer = await this.js.consumers.get(streams.history, { filterSubjects: subjects.history(id) });
-    const messages = await consumer.consume();
+    const messages = await consumer.consume({ expires: pullExpiresMs });
     const stop = () => messages.stop();
     // An abort while the consumer was being set up has already fired: stop now.
     if (signal.aborted) stop();

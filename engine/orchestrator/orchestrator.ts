@@ -16,6 +16,7 @@
  * large `map` is many answers and few writes). Several replicas share the consumers; the
  * compare-and-set keeps any two from both advancing an execution.
  */
+import { pullExpiresMs } from "../../sdk/nats-retry.ts";
 import { NatsError, type ConsumerMessages, type JsMsg, type NatsConnection } from "nats";
 import { partitionOf, streams, subjects } from "../../sdk/protocol.ts";
 import { defaultTimerSlotMs, type EngineConfig } from "../config.ts";
@@ -332,7 +333,7 @@ export class Orchestrator {
         try {
           messages = await (
             await this.topology.js.consumers.get(stream, consumer)
-          ).consume({ max_messages: maxMessages });
+          ).consume({ max_messages: maxMessages, expires: pullExpiresMs });
           this.consumers.push(messages);
           current = messages;
           if (!wanted()) messages.stop();

@@ -14,6 +14,7 @@
  * one delivery at once start the same derived ids, which JetStream and the execution record's
  * compare-and-set make one execution each, and merge their records.
  */
+import { pullExpiresMs } from "../../sdk/nats-retry.ts";
 import { natsReplicas, openBucket } from "../../sdk/replication.ts";
 import {
   AckPolicy,
@@ -350,7 +351,7 @@ export class TriggerMatcher {
       max_ack_pending: 1_000,
     });
     const consumer = await nc.jetstream().consumers.get(triggerStream, matcherConsumer);
-    this.messages = await consumer.consume({ max_messages: 100 });
+    this.messages = await consumer.consume({ max_messages: 100, expires: pullExpiresMs });
     const messages = this.messages;
     this.loop = (async () => {
       for await (const message of messages) await this.handle(message);

@@ -18,6 +18,7 @@
  * Consumers of subjects no workflow wants any more are stopped, not deleted: a workflow that
  * comes back finds the messages it missed.
  */
+import { pullExpiresMs } from "../../sdk/nats-retry.ts";
 import { createHash } from "node:crypto";
 import {
   AckPolicy,
@@ -215,7 +216,7 @@ export class QueueService {
       while (!consuming.stopped && !this.stopped) {
         try {
           const consumer = await this.options.js.consumers.get(stream, queueConsumer(subject));
-          consuming.messages = await consumer.consume({ max_messages: 64 });
+          consuming.messages = await consumer.consume({ max_messages: 64, expires: pullExpiresMs });
           if (consuming.stopped) consuming.messages.stop();
           for await (const message of consuming.messages) await this.handOver(subject, message);
         } catch (error) {

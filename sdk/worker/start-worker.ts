@@ -1,6 +1,7 @@
 // The worker once `serve` has checked its options and started the first isolate: connect, create
 // the streams and consumers, check the isolate found every function, then start the pullers,
 // the cancel subscription, progress and heartbeats; and stop them in the reverse order.
+import { pullExpiresMs } from "../nats-retry.ts";
 import { answerHoldQueries, holderAlive } from "./attempt-holder.ts";
 import { openBucket } from "../replication.ts";
 import { attemptProgress } from "./progress-reporter.ts";
@@ -30,8 +31,6 @@ import { TaskPuller } from "./task-puller.ts";
 import { EffectLedger } from "../effect-ledger.ts";
 import { TaskRunner, type ServedFunction } from "./task-runner.ts";
 
-/** Pull requests wait this long on the server before the worker renews them. */
-const pullExpiresMs = 5_000;
 const retryReportDelayMs = 2_000;
 
 interface Served extends ServedFunction {
