@@ -176,8 +176,8 @@ export async function runDev(options: DevOptions = {}): Promise<number> {
     if (stopReason !== undefined) return finish();
 
     // 5. A plain worker for the modules of functions/ that are not deployed as packages (all of
-    // them without a project file; with one, those it does not declare, such as a module with a
-    // native addon, which a package cannot hold).
+    // them without a project file; with one, those it does not declare, such as this repository's
+    // modules that use sharp).
     const modules = findFunctionModules(functionsDir).filter((module) => !packaged.has(resolve(module)));
     let workersLine =
       packaged.size > 0 ? "none besides the pool's" : `none (no modules in ${functionsDir}/: see below)`;

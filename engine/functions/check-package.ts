@@ -1,16 +1,18 @@
 /**
  * What a package must be before it is stored (docs/functions.md): one self-contained ES module
- * (JavaScript that parses and imports nothing but Node's built-in modules), that loads in an
- * isolate without throwing, and that defines, with `defineFunction`, the function it is
- * uploaded as. Each refusal says which of these failed.
+ * (JavaScript that parses and imports nothing but Node's built-in modules), or an archive of one
+ * with the packages it loads at run time (package-archive.ts), that loads in an isolate without
+ * throwing, and that defines, with `defineFunction`, the function it is uploaded as. Each
+ * refusal says which of these failed.
  */
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { builtinModules } from "node:module";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { build } from "esbuild";
 import { Isolate } from "../../sdk/worker/isolate.ts";
+import { ArchiveError, bundleEntry, isArchive, unpackArchive } from "./package-archive.ts";
 
 export class PackageRefusedError extends Error {
   override name = "PackageRefusedError";
@@ -41,26 +43,41 @@ export async function checkPackage(name: string, bundle: Uint8Array): Promise<Ch
   return { functions };
 }
 
-/** Checks that a bundle is one and loads; the functions it defines (at least one). */
+/** Checks that a package is one and loads; the functions it defines (at least one). */
 export async function inspectBundle(bundle: Uint8Array): Promise<string[]> {
-  let text: string;
+  const dir = await mkdtemp(join(tmpdir(), "baton-package-check-"));
   try {
-    text = new TextDecoder("utf-8", { fatal: true }).decode(bundle);
-  } catch {
-    throw new PackageRefusedError(
-      "PackageInvalid",
-      "not a bundle: the body is not UTF-8 text (send the ES module that `baton function deploy` builds)",
-    );
+    let file = join(dir, bundleEntry);
+    if (isArchive(bundle)) {
+      try {
+        file = await unpackArchive(bundle, dir);
+      } catch (error) {
+        if (error instanceof ArchiveError) throw new PackageRefusedError("PackageInvalid", error.message);
+        throw error;
+      }
+    } else await writeFile(file, bundle);
+    let text: string;
+    try {
+      text = new TextDecoder("utf-8", { fatal: true }).decode(await readFile(file));
+    } catch {
+      throw new PackageRefusedError(
+        "PackageInvalid",
+        "not a bundle: the body is not UTF-8 text (send the ES module, or the archive, that `baton function deploy` builds)",
+      );
+    }
+    if (text.trim() === "")
+      throw new PackageRefusedError("PackageInvalid", "not a bundle: the body is empty");
+    await checkSelfContained(text);
+    const functions = await loadInIsolate(file);
+    if (functions.length === 0)
+      throw new PackageRefusedError(
+        "PackageInvalid",
+        "the bundle defines no function: export a defineFunction(...) result from the module",
+      );
+    return functions;
+  } finally {
+    await rm(dir, { recursive: true, force: true });
   }
-  if (text.trim() === "") throw new PackageRefusedError("PackageInvalid", "not a bundle: the body is empty");
-  await checkSelfContained(text);
-  const functions = await loadInIsolate(text);
-  if (functions.length === 0)
-    throw new PackageRefusedError(
-      "PackageInvalid",
-      "the bundle defines no function: export a defineFunction(...) result from the module",
-    );
-  return functions;
 }
 
 /** Parses the module and refuses any import that is not one of Node's built-in modules. */
@@ -108,13 +125,10 @@ async function checkSelfContained(text: string): Promise<void> {
 }
 
 /** Imports the bundle in an isolate, as a worker would; the functions it defines. */
-async function loadInIsolate(text: string): Promise<string[]> {
-  const dir = await mkdtemp(join(tmpdir(), "baton-package-check-"));
-  const file = join(dir, "bundle.mjs");
+async function loadInIsolate(file: string): Promise<string[]> {
   let isolate: Isolate | undefined;
   let timer: NodeJS.Timeout | undefined;
   try {
-    await writeFile(file, text);
     const url = pathToFileURL(file).href;
     isolate = new Isolate({ modules: [url], heapMb: 256 });
     const timeout = new Promise<never>((_resolve, reject) => {
@@ -149,6 +163,5 @@ async function loadInIsolate(text: string): Promise<string[]> {
   } finally {
     clearTimeout(timer);
     await isolate?.terminate();
-    await rm(dir, { recursive: true, force: true });
   }
 }

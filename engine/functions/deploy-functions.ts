@@ -6,6 +6,7 @@
 import type { Transport } from "../../sdk/client/transport.ts";
 import { BatonApiError } from "../../sdk/client/errors.ts";
 import { parseDuration } from "../workflow/duration.ts";
+import { packageContentType } from "./package-archive.ts";
 import type { PlannedFunction } from "./project.ts";
 
 interface DeployedView {
@@ -48,8 +49,8 @@ export async function deployFunctions(
       continue;
     }
     const answer = await api.request("PUT", `/v1/functions/${fn.name}`, {
-      text: new TextDecoder().decode(fn.bundle),
-      contentType: "application/javascript",
+      bytes: fn.bundle,
+      contentType: packageContentType(fn.bundle),
       query: fn.query,
     });
     const deployed = answer.body as DeployedView;

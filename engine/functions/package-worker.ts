@@ -1,12 +1,12 @@
 /**
  * A worker of a deployed function package (`baton worker --package NAME[@VERSION]`, and every
  * worker the pool starts): reads the version (default: the latest) from JetStream, checks its
- * digest, writes it to a local cache file, imports it and serves the function, naming the
- * package and version in its heartbeats.
+ * digest, writes it to a local cache (a module as a file, an archive unpacked in a directory),
+ * imports it and serves the function, naming the package and version in its heartbeats.
  */
 import { natsAccessFromEnv } from "../../sdk/nats-access.ts";
 import { connectNats } from "../../sdk/nats-connect.ts";
-import { mkdir, rename, stat, writeFile } from "node:fs/promises";
+import { mkdir, rename, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
@@ -15,6 +15,7 @@ import { discardPrewarmed, prewarmIsolate } from "../../sdk/worker/isolate-pool.
 import { runWorker } from "../../sdk/worker/run-worker.ts";
 import { isolateHeapMb } from "../../sdk/worker/worker-env.ts";
 import type { NatsConnection } from "nats";
+import { bundleEntry, isArchive, unpackArchive } from "./package-archive.ts";
 import { PackageStore } from "./package-store.ts";
 
 export class PackageNotFoundError extends Error {
@@ -66,15 +67,34 @@ export async function fetchPackage(
     if (info === undefined)
       throw new PackageNotFoundError(`function package "${name}" has no version ${wanted}`);
     const dir = join(packageCacheDir(env), name);
-    const file = join(dir, `v${wanted}-${info.digest.replace(/^sha256:/, "").slice(0, 16)}.mjs`);
-    if (!(await exists(file))) {
+    const base = join(dir, `v${wanted}-${info.digest.replace(/^sha256:/, "").slice(0, 16)}`);
+    // A module is kept as `<base>.mjs`; an archive (package-archive.ts) unpacked in `<base>/`.
+    let file = (await exists(`${base}.mjs`))
+      ? `${base}.mjs`
+      : (await exists(join(base, bundleEntry)))
+        ? join(base, bundleEntry)
+        : undefined;
+    if (file === undefined) {
       const found = await store.bundle(name, wanted);
       if (found === undefined)
         throw new PackageNotFoundError(`the bundle of function package "${name}" version ${wanted} is gone`);
       await mkdir(dir, { recursive: true });
-      const partial = `${file}.${process.pid}.partial`;
-      await writeFile(partial, found.bundle);
-      await rename(partial, file);
+      const partial = `${base}.${process.pid}.partial`;
+      if (isArchive(found.bundle)) {
+        await rm(partial, { recursive: true, force: true });
+        await mkdir(partial);
+        await unpackArchive(found.bundle, partial);
+        // Another worker on this machine may have unpacked the same version meanwhile: keep its.
+        await rename(partial, base).catch(async (error: NodeJS.ErrnoException) => {
+          if (error.code !== "ENOTEMPTY" && error.code !== "EEXIST") throw error;
+          await rm(partial, { recursive: true, force: true });
+        });
+        file = join(base, bundleEntry);
+      } else {
+        await writeFile(partial, found.bundle);
+        await rename(partial, `${base}.mjs`);
+        file = `${base}.mjs`;
+      }
     }
     return { file, version: wanted, digest: info.digest };
   } finally {

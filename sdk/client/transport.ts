@@ -10,9 +10,10 @@ import { BatonConnectionError, errorFromResponse } from "./errors.ts";
 
 export interface RequestOptions {
   readonly query?: Readonly<Record<string, string | number | undefined>>;
-  /** A JSON value to send (serialised here), or raw text with `contentType`. */
+  /** A JSON value to send (serialised here), or raw text or bytes with `contentType`. */
   readonly json?: unknown;
   readonly text?: string;
+  readonly bytes?: Uint8Array;
   readonly contentType?: string;
   readonly headers?: Readonly<Record<string, string>>;
   /** How much longer than the usual deadline the server may take (a long poll's wait). */
@@ -81,13 +82,16 @@ export class Transport {
       ...this.authHeaders(),
       ...options.headers,
     };
-    let body: string | undefined;
+    let body: string | Uint8Array | undefined;
     if (options.json !== undefined) {
       body = JSON.stringify(options.json);
       headers["content-type"] = "application/json";
     } else if (options.text !== undefined) {
       body = options.text;
       headers["content-type"] = options.contentType ?? "text/plain";
+    } else if (options.bytes !== undefined) {
+      body = options.bytes;
+      headers["content-type"] = options.contentType ?? "application/octet-stream";
     }
     if (body !== undefined) headers["content-length"] = String(Buffer.byteLength(body));
     const timeoutMs = this.requestTimeoutMs + (options.extraTimeoutMs ?? 0);
@@ -127,7 +131,7 @@ export class Transport {
 async function send(
   url: URL,
   options: HttpOptions & { signal: AbortSignal },
-  body: string | undefined,
+  body: string | Uint8Array | undefined,
 ): Promise<{ status: number; headers: AnswerHeaders; text: string }> {
   const request = url.protocol === "https:" ? (await import("node:https")).request : httpRequest;
   return new Promise((resolve, reject) => {

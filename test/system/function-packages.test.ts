@@ -239,6 +239,57 @@ describe("baton function deploy", () => {
   });
 });
 
+describe("a package with a native addon", () => {
+  // sharp loads its addon (@img/sharp-<platform>, and libvips beside it) at run time: no bundle
+  // can hold it, so the package is an archive of the bundle and those packages' files.
+  it("is deployed as an archive, the same archive again is unchanged, and a package worker runs it", async () => {
+    const file = join(dir, "resize.ts");
+    writeFileSync(
+      file,
+      `import { defineFunction } from ${JSON.stringify(sdk)};
+import sharp from "sharp";
+export const resize = defineFunction({
+  name: "resize",
+  handler: async (input: { width: number }) => {
+    const png = await sharp({ create: { width: 40, height: 20, channels: 3, background: "#336699" } }).png().toBuffer();
+    const meta = await sharp(await sharp(png).resize({ width: input.width }).png().toBuffer()).metadata();
+    return { width: meta.width, height: meta.height, format: meta.format };
+  },
+});
+`,
+    );
+    // An API that takes packages of the default size (this file's own takes 512 KiB).
+    const { url } = await startApi("engine+api (default package limit)", {
+      BATON_API_PACKAGE_LIMIT: undefined,
+    });
+    const first = await cli(["function", "deploy", file], url);
+    expect(first.stderr).toBe("");
+    const [, size] = /^resize version 1 \(created\) sha256:[0-9a-f]+ (\d+) bytes$/m.exec(first.stdout) ?? [];
+    // The addon and libvips travel with it: megabytes, where the bundle alone is far less.
+    expect(Number(size)).toBeGreaterThan(2_000_000);
+    const again = await cli(["function", "deploy", file], url);
+    expect(again.stdout).toMatch(/^resize version 1 \(unchanged\)/m);
+
+    await client.workflows.apply(`baton: v1
+name: resize-once
+steps:
+  - name: resize
+    call: resize
+    with:
+      width: \${ $input.width }
+`);
+    const worker = spawnProcess(process.execPath, [baton, "worker", "--package", "resize"], {
+      name: "worker resize",
+      // A cache of its own: the archive comes from JetStream and is unpacked there.
+      env: { NATS_URL: server().url, BATON_PACKAGE_CACHE: join(dir, "cache-native") },
+    });
+    await worker.waitForLine(/"msg":"serving"/, { timeoutMs: 60_000 });
+    const execution = await client.start("resize-once", { width: 10 });
+    expect(await execution.result()).toEqual({ width: 10, height: 5, format: "png" });
+    await worker.kill("SIGTERM");
+  });
+});
+
 describe("an upload cut short by a crash of the API process", () => {
   // The API process kills itself (SIGKILL) at a named point of the upload
   // (engine/orchestrator/crash-points.ts); the other API process then serves the function.

@@ -24,7 +24,12 @@ import { ApiError } from "../problems.ts";
 import { problemResponses } from "../schemas.ts";
 
 const tags = ["functions"];
-export const packageContentTypes = ["application/javascript", "text/javascript", "application/octet-stream"];
+export const packageContentTypes = [
+  "application/javascript",
+  "text/javascript",
+  "application/gzip",
+  "application/octet-stream",
+];
 
 /** The function-name pattern of defineFunction and the workflow language. */
 const functionNameSchema = {
@@ -215,7 +220,7 @@ export function functionRoutes({ executions, limits }: ApiContext): FastifyPlugi
         if (!Buffer.isBuffer(body) || body.byteLength === 0)
           throw new ApiError(
             "PackageInvalid",
-            "send the bundle (one ES module) as the body, with Content-Type: application/javascript",
+            "send the package as the body: the bundle (one ES module, Content-Type: application/javascript), or an archive of it and the packages it loads at run time (application/gzip), as `baton function deploy` builds them",
           );
         const scale = scaleFrom(request.query);
         try {

@@ -68,6 +68,7 @@ export async function deployFunction(
   request: DeployRequest,
 ): Promise<{ fn: FunctionView; outcome: string }> {
   const { bundleFunction, BundleError } = await import("../../functions/bundle.ts");
+  const { packageContentType } = await import("../../functions/package-archive.ts");
   let bundle: Uint8Array;
   try {
     bundle = await bundleFunction(request.path);
@@ -78,8 +79,8 @@ export async function deployFunction(
   }
   const name = request.name ?? (await onlyFunctionOf(request.path, bundle));
   const answer = await api.request("PUT", `/v1/functions/${encodeURIComponent(name)}`, {
-    text: new TextDecoder().decode(bundle),
-    contentType: "application/javascript",
+    bytes: bundle,
+    contentType: packageContentType(bundle),
     query: {
       environment: request.environment,
       minScale: request.minScale,
