@@ -1,17 +1,18 @@
 /**
  * What a package must be before it is stored (docs/functions.md): one self-contained ES module
  * (JavaScript that parses and imports nothing but Node's built-in modules), or an archive of one
- * with the packages it loads at run time (package-archive.ts), that loads in an isolate without
+ * with the packages it loads at run time (package-archive.ts), that loads in a process of its own without
  * throwing, and that defines, with `defineFunction`, the function it is uploaded as. Each
  * refusal says which of these failed.
  */
+import { spawn } from "node:child_process";
+import { once } from "node:events";
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { builtinModules } from "node:module";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { build } from "esbuild";
-import { Isolate } from "../../sdk/worker/isolate.ts";
 import { ArchiveError, bundleEntry, isArchive, unpackArchive } from "./package-archive.ts";
 
 export class PackageRefusedError extends Error {
@@ -29,8 +30,9 @@ export interface CheckedPackage {
   functions: string[];
 }
 
-/** How long a bundle may take to load in the checking isolate. */
+/** How long a bundle may take to load in the checking process, and the heap it has. */
 const loadTimeoutMs = 15_000;
+const checkHeapMb = 256;
 const builtins = new Set([...builtinModules, ...builtinModules.map((name) => `node:${name}`)]);
 
 export async function checkPackage(name: string, bundle: Uint8Array): Promise<CheckedPackage> {
@@ -68,7 +70,7 @@ export async function inspectBundle(bundle: Uint8Array): Promise<string[]> {
     if (text.trim() === "")
       throw new PackageRefusedError("PackageInvalid", "not a bundle: the body is empty");
     await checkSelfContained(text);
-    const functions = await loadInIsolate(file);
+    const functions = await loadInChild(file);
     if (functions.length === 0)
       throw new PackageRefusedError(
         "PackageInvalid",
@@ -124,44 +126,67 @@ async function checkSelfContained(text: string): Promise<void> {
     );
 }
 
-/** Imports the bundle in an isolate, as a worker would; the functions it defines. */
-async function loadInIsolate(file: string): Promise<string[]> {
-  let isolate: Isolate | undefined;
-  let timer: NodeJS.Timeout | undefined;
-  try {
-    const url = pathToFileURL(file).href;
-    isolate = new Isolate({ modules: [url], heapMb: 256 });
-    const timeout = new Promise<never>((_resolve, reject) => {
-      timer = setTimeout(
-        () =>
-          reject(
-            new PackageRefusedError(
-              "PackageInvalid",
-              `the module did not finish loading within ${loadTimeoutMs / 1000} s`,
-            ),
-          ),
-        loadTimeoutMs,
-      );
-    });
-    let ready;
-    try {
-      ready = await Promise.race([isolate.ready, timeout]);
-    } catch (error) {
-      if (error instanceof PackageRefusedError) throw error;
+/** How the checking process reports: one line, after whatever the module itself printed. */
+const reportPrefix = "baton-package-check:";
+
+/**
+ * What the checking process runs: it imports the bundle as a worker's isolate does (marked as an
+ * isolate, so a module that serves itself does not connect anywhere), then names the functions
+ * `defineFunction` recorded (the SDK keeps them on `globalThis`, sdk/worker/define-function.ts).
+ */
+const probe = `
+globalThis[Symbol.for("baton.insideIsolate")] = true;
+let failure;
+try {
+  await import(process.argv[1]);
+} catch (error) {
+  failure = error instanceof Error ? error.message : String(error);
+}
+const registry = globalThis[Symbol.for("baton.functions")];
+process.stdout.write("\\n${reportPrefix}" + JSON.stringify({ failure, functions: [...(registry?.keys() ?? [])] }) + "\\n");
+process.exit(0);
+`;
+
+/**
+ * Imports the bundle in a Node process of its own and returns the functions it defines. A process,
+ * not a thread of the API's: the package's code sees none of the API's environment (its NATS
+ * credentials, its tokens), a native addon it loads (sharp) is mapped into that process and gone
+ * with it, and a crash at load (an abort, a fault in an addon) ends only that process.
+ */
+async function loadInChild(file: string): Promise<string[]> {
+  const child = spawn(
+    process.execPath,
+    [`--max-old-space-size=${checkHeapMb}`, "--input-type=module", "-e", probe, pathToFileURL(file).href],
+    { cwd: dirname(file), env: {}, stdio: ["ignore", "pipe", "pipe"] },
+  );
+  let stdout = "";
+  let stderr = "";
+  child.stdout.setEncoding("utf8").on("data", (text: string) => (stdout += text));
+  child.stderr.setEncoding("utf8").on("data", (text: string) => (stderr = (stderr + text).slice(-2_000)));
+  let timedOut = false;
+  const timer = setTimeout(() => {
+    timedOut = true;
+    child.kill("SIGKILL");
+  }, loadTimeoutMs);
+  const [code, signal] = (await once(child, "close").finally(() => clearTimeout(timer))) as [
+    number | null,
+    NodeJS.Signals | null,
+  ];
+  const line = stdout.split("\n").findLast((text) => text.startsWith(reportPrefix));
+  if (line === undefined) {
+    if (timedOut)
       throw new PackageRefusedError(
         "PackageInvalid",
-        `the module crashed while loading: ${error instanceof Error ? error.message : String(error)}`,
+        `the module did not finish loading within ${loadTimeoutMs / 1000} s`,
       );
-    }
-    const failure = ready.failures[0];
-    if (failure !== undefined)
-      throw new PackageRefusedError(
-        "PackageInvalid",
-        `the module throws when it is loaded: ${failure.message}`,
-      );
-    return [...ready.functions];
-  } finally {
-    clearTimeout(timer);
-    await isolate?.terminate();
+    const last = stderr.trim().split("\n").slice(-3).join(" ").trim();
+    throw new PackageRefusedError(
+      "PackageInvalid",
+      `the module crashed while loading (${signal === null ? `exit code ${code}` : signal})${last === "" ? "" : `: ${last}`}`,
+    );
   }
+  const report = JSON.parse(line.slice(reportPrefix.length)) as { failure?: string; functions: string[] };
+  if (report.failure !== undefined)
+    throw new PackageRefusedError("PackageInvalid", `the module throws when it is loaded: ${report.failure}`);
+  return report.functions;
 }

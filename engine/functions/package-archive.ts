@@ -15,12 +15,14 @@ import { tmpdir } from "node:os";
 import { dirname, join, relative, sep } from "node:path";
 import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
+import { promisify } from "node:util";
+import { gunzip } from "node:zlib";
 
 /** The bundle's name inside an archive. */
 export const bundleEntry = "bundle.mjs";
 
 /** At most this many files and bytes come out of one archive (a package is code, not a data set). */
-export const archiveLimits = { entries: 20_000, bytes: 512 * 1024 * 1024 };
+export const archiveLimits = { entries: 20_000, bytes: 256 * 1024 * 1024 };
 
 export class ArchiveError extends Error {
   override name = "ArchiveError";
@@ -69,49 +71,77 @@ export async function packArchive(
 
 /**
  * Unpacks an archive into `dir` (which must be empty or missing) and returns the bundle's path.
- * Refuses, with the entry it stopped at, anything but regular files and directories under
- * `bundle.mjs` and `node_modules/`, and archives past {@link archiveLimits}.
+ * Refuses, with the entry it stopped at, anything but regular files and directories (without
+ * set-id bits) under `bundle.mjs` and `node_modules/`, and archives past {@link archiveLimits}.
+ * The gzip layer is inflated first, in the thread pool and bounded by the byte limit, so a small
+ * upload that inflates to gigabytes is refused without ever being held whole.
  */
 export async function unpackArchive(bytes: Uint8Array, dir: string): Promise<string> {
+  let tarBytes: Buffer;
+  try {
+    tarBytes = await promisify(gunzip)(bytes, { maxOutputLength: archiveLimits.bytes + tarOverhead });
+  } catch (error) {
+    if ((error as { code?: string }).code === "ERR_BUFFER_TOO_LARGE")
+      throw new ArchiveError(`the package archive holds more than ${archiveLimits.bytes} bytes unpacked`);
+    throw new ArchiveError(
+      `not a package archive: ${error instanceof Error ? error.message : String(error)}`,
+    );
+  }
   let entries = 0;
   let size = 0;
   let refused: string | undefined;
-  const refuse = (reason: string) => {
-    refused ??= reason;
-    return false;
-  };
   const { extract } = await import("tar");
   const unpack = extract({
     cwd: dir,
     strict: true,
     preservePaths: false,
+    preserveOwner: false,
     filter: (path, entry) => {
-      const type = "type" in entry ? entry.type : undefined;
-      const clean = path.replace(/^\.\//, "");
-      if (clean.split("/").includes("..") || clean.startsWith("/"))
-        return refuse(`an entry leaves the package: ${path}`);
-      if (clean !== bundleEntry && !clean.startsWith("node_modules/"))
-        return refuse(`an entry outside ${bundleEntry} and node_modules/: ${path}`);
-      if (type !== "File" && type !== "OldFile" && type !== "Directory")
-        return refuse(`an entry that is not a file or a directory (${String(type)}): ${path}`);
-      entries += 1;
-      size += "size" in entry ? (entry.size ?? 0) : 0;
-      if (entries > archiveLimits.entries) return refuse(`more than ${archiveLimits.entries} files`);
-      if (size > archiveLimits.bytes) return refuse(`more than ${archiveLimits.bytes} bytes unpacked`);
+      const reason = refusal(path, entry);
+      if (reason !== undefined) {
+        // Nothing after the first refusal is written: the whole archive is refused.
+        refused ??= reason;
+        unpack.abort(new ArchiveError(reason));
+        return false;
+      }
       return refused === undefined;
     },
   });
+  const refusal = (path: string, entry: { type?: string; size?: number; mode?: number }) => {
+    const clean = path.replace(/^\.\//, "");
+    if (clean.split("/").includes("..") || clean.startsWith("/"))
+      return `an entry that leaves the package: ${path}`;
+    if (clean !== bundleEntry && !clean.startsWith("node_modules/"))
+      return `an entry outside ${bundleEntry} and node_modules/: ${path}`;
+    if (entry.type !== "File" && entry.type !== "OldFile" && entry.type !== "Directory")
+      return `an entry that is not a file or a directory (${String(entry.type)}): ${path}`;
+    if (((entry.mode ?? 0) & 0o7000) !== 0) return `an entry with set-id or sticky bits: ${path}`;
+    entries += 1;
+    size += entry.size ?? 0;
+    if (entries > archiveLimits.entries) return `more than ${archiveLimits.entries} files`;
+    if (size > archiveLimits.bytes) return `more than ${archiveLimits.bytes} bytes unpacked`;
+    return undefined;
+  };
   try {
-    await pipeline(Readable.from([Buffer.from(bytes)]), unpack);
+    await pipeline(Readable.from(slices(tarBytes)), unpack);
   } catch (error) {
-    throw new ArchiveError(
-      `not a package archive: ${error instanceof Error ? error.message : String(error)}`,
-    );
+    if (refused === undefined)
+      throw new ArchiveError(
+        `not a package archive: ${error instanceof Error ? error.message : String(error)}`,
+      );
   }
   if (refused !== undefined) throw new ArchiveError(`the package archive holds ${refused}`);
   const bundle = join(dir, bundleEntry);
   if (!(await isFile(bundle))) throw new ArchiveError(`the package archive holds no ${bundleEntry}`);
   return bundle;
+}
+
+/** Room for tar's own headers and padding beyond the files' bytes (512 bytes and more per entry). */
+const tarOverhead = archiveLimits.entries * 1_024 + 1_024 * 1_024;
+
+/** A buffer in 64 KiB pieces, so that tar parses it as a stream (and can stop early). */
+function* slices(buffer: Buffer): Generator<Buffer> {
+  for (let at = 0; at < buffer.length; at += 65_536) yield buffer.subarray(at, at + 65_536);
 }
 
 /**

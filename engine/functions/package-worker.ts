@@ -83,12 +83,15 @@ export async function fetchPackage(
       if (isArchive(found.bundle)) {
         await rm(partial, { recursive: true, force: true });
         await mkdir(partial);
-        await unpackArchive(found.bundle, partial);
-        // Another worker on this machine may have unpacked the same version meanwhile: keep its.
-        await rename(partial, base).catch(async (error: NodeJS.ErrnoException) => {
-          if (error.code !== "ENOTEMPTY" && error.code !== "EEXIST") throw error;
+        try {
+          await unpackArchive(found.bundle, partial);
+          // Another worker on this machine may have unpacked the same version meanwhile: keep its.
+          await rename(partial, base).catch((error: NodeJS.ErrnoException) => {
+            if (error.code !== "ENOTEMPTY" && error.code !== "EEXIST") throw error;
+          });
+        } finally {
           await rm(partial, { recursive: true, force: true });
-        });
+        }
         file = join(base, bundleEntry);
       } else {
         await writeFile(partial, found.bundle);

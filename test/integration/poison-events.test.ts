@@ -70,7 +70,11 @@ steps:
     details: { event: "signal" },
   });
   expect(failed.error!.message).toMatch(/revision 1 is missing/);
-  const history = await executions.history(id);
+  // The history of the failing write is published after the write: wait for it to be there.
+  const history = await waitUntil("the failure in the history", async () => {
+    const entries = await executions.history(id);
+    return entries.at(-1)?.type === "ExecutionFailed" ? entries : undefined;
+  });
   expect(history.at(-1)).toMatchObject({ type: "ExecutionFailed" });
 
   // The event is kept, with the reason, for a person to look at; and it is gone from the events.

@@ -166,6 +166,14 @@ describe("baton function deploy", () => {
         detail: /throws when it is loaded: boom at load/,
       },
       {
+        // A crash at load (an abort, a fault in a native addon) ends the checking process, not the
+        // API: the next case is answered by the same API.
+        name: "aborts",
+        body: "process.abort();",
+        code: "PackageInvalid",
+        detail: /crashed while loading \(SIGABRT\)/,
+      },
+      {
         name: "too-large",
         body: `export const a = "${"x".repeat(packageLimit)}";`,
         code: "PackageTooLarge",
@@ -191,6 +199,19 @@ describe("baton function deploy", () => {
     expect(throws.code).toBe(1);
     expect(throws.stderr).toMatch(/PackageInvalid: the module throws when it is loaded: no config/);
     expect((await getFunction("greet")).body.version).toBe(1);
+  });
+
+  it("checks an upload in a process that sees none of the API's environment", async () => {
+    // The API runs with NATS_URL (and, deployed, its credentials and tokens): code being checked
+    // must not read them. This module refuses to load if it can.
+    const peek = `const seen = Object.keys(process.env).filter((name) => /^(NATS|BATON)_/.test(name));
+if (seen.length > 0) throw new Error("it sees " + seen.join(", "));
+export {};
+`;
+    const { status, body } = await put("peek", peek);
+    expect(status).toBe(400);
+    // Loaded, saw nothing, and defines no function: the refusal that comes after loading.
+    expect(String(body.detail)).toMatch(/defines no function/);
   });
 
   it("a worker serves a package version, says which in its heartbeats, and a new version runs on a new worker", async () => {

@@ -3,13 +3,15 @@
  * which installed packages go in, that the archive is the same for the same files, and that an
  * archive is refused when it would write outside its directory, holds links or lacks its bundle.
  */
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { gzipSync } from "node:zlib";
 import { create } from "tar";
 import { afterAll, describe, expect, it } from "vitest";
 import { digestOf } from "../../engine/functions/package-store.ts";
 import {
+  archiveLimits,
   isArchive,
   packArchive,
   runtimePackages,
@@ -121,6 +123,37 @@ describe("packArchive and unpackArchive", () => {
       /leaves the package/,
     );
     expect(() => readFileSync(join(into, "outside.txt"))).toThrow();
+  });
+
+  it("refuses an archive past its limits before holding it whole, and set-id bits", async () => {
+    const limits = { ...archiveLimits };
+    try {
+      archiveLimits.bytes = 1024 * 1024;
+      // 64 MiB of zeros: about 64 KiB on the wire, refused while inflating, past 1 MiB (+ headers).
+      const bomb = gzipSync(Buffer.alloc(64 * 1024 * 1024));
+      await expect(unpackArchive(bomb, mkdtempSync(join(root, "bomb-")))).rejects.toThrow(
+        /more than 1048576 bytes unpacked/,
+      );
+      archiveLimits.entries = 2;
+      const many = await archiveOf({
+        "bundle.mjs": "x",
+        "node_modules/a/1.js": "x",
+        "node_modules/a/2.js": "x",
+      });
+      const into = mkdtempSync(join(root, "many-"));
+      await expect(unpackArchive(many, into)).rejects.toThrow(/more than 2 files/);
+    } finally {
+      Object.assign(archiveLimits, limits);
+    }
+    const dir = mkdtempSync(join(root, "setuid-"));
+    tree(dir, { "bundle.mjs": "x", "node_modules/a/run": "x" });
+    chmodSync(join(dir, "node_modules/a/run"), 0o4755);
+    const chunks: Buffer[] = [];
+    for await (const chunk of create({ cwd: dir, gzip: true }, ["bundle.mjs", "node_modules/a/run"]))
+      chunks.push(chunk);
+    await expect(
+      unpackArchive(Buffer.concat(chunks), mkdtempSync(join(root, "setuid-into-"))),
+    ).rejects.toThrow(/set-id or sticky bits: node_modules\/a\/run/);
   });
 
   it("refuses bytes that only look like an archive", async () => {
