@@ -4,10 +4,9 @@
 //
 //   node --import tsx bench/tools/message-census.ts [chains=20]
 import { readFileSync } from "node:fs";
-import { newExecutionId } from "../../engine/orchestrator/ids.ts";
 import { parseOptions } from "../lib/options.ts";
 import { withStack } from "../lib/stack.ts";
-import { chainWorkflow, payload } from "../lib/workflows.ts";
+import { sequentialChains } from "../lib/workflows.ts";
 
 const chains = Number(process.argv[2] ?? 20);
 const steps = 10;
@@ -49,15 +48,7 @@ function usage(pid: number): { cpuMs: number; reads: number; writes: number } {
 
 await withStack({ scenario: "census" }, parseOptions([]), async (stack) => {
   const { nc, executions, history } = stack;
-  const workflow = "census-chain";
-  await executions.apply(chainWorkflow(workflow, steps));
-  const runChain = async (): Promise<void> => {
-    const id = newExecutionId();
-    const end = history.expectEnd(id);
-    await executions.start(workflow, payload(), { id });
-    await end;
-  };
-  for (let i = 0; i < 10; i++) await runChain();
+  const runChain = await sequentialChains({ executions, history }, "census-chain", steps);
   const counts = new Map<string, number>();
   const subscription = nc.subscribe(">", {
     callback: (_error, message) =>

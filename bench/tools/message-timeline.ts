@@ -5,10 +5,9 @@
 // published, and the median gap between the kinds of message across all chains.
 //
 //   node --import tsx bench/tools/message-timeline.ts [chains=50]
-import { newExecutionId } from "../../engine/orchestrator/ids.ts";
 import { parseOptions } from "../lib/options.ts";
 import { withStack } from "../lib/stack.ts";
-import { chainWorkflow, payload } from "../lib/workflows.ts";
+import { sequentialChains } from "../lib/workflows.ts";
 
 const chains = Number(process.argv[2] ?? 50);
 const steps = 10;
@@ -29,15 +28,7 @@ interface Seen {
 }
 
 await withStack({ scenario: "timeline" }, parseOptions([]), async ({ nc, executions, history }) => {
-  const workflow = "timeline-chain";
-  await executions.apply(chainWorkflow(workflow, steps));
-  const runChain = async (): Promise<void> => {
-    const id = newExecutionId();
-    const end = history.expectEnd(id);
-    await executions.start(workflow, payload(), { id });
-    await end;
-  };
-  for (let i = 0; i < 10; i++) await runChain();
+  const runChain = await sequentialChains({ executions, history }, "timeline-chain", steps);
   let seen: Seen[] = [];
   const subscription = nc.subscribe(">", {
     callback: (_error, message) => seen.push({ at: performance.now(), kind: kind(message.subject) }),
