@@ -1072,8 +1072,15 @@ describe("the event stream (websocket)", () => {
   it("goes on past a failure that a retry undoes", async () => {
     const id = await start("fragile");
     await result(id);
-    const stream = await follow(`/v1/executions/${id}/events`);
     expect((await call("POST", `/v1/executions/${id}/retry`)).statusCode).toBe(202);
+    // Once the retry is applied the record has moved past its failure: a stream that reads the
+    // failure then must go on. (Followed before that, the stream may rightly end at the failure.)
+    await waitUntil("the retry to be applied", async () =>
+      (await call("GET", `/v1/executions/${id}`)).json<{ status: string }>().status !== "failed"
+        ? true
+        : undefined,
+    );
+    const stream = await follow(`/v1/executions/${id}/events`);
     await stream.end;
     const types = stream.messages.map((message) => message.type);
     expect(types).toContain("ExecutionFailed");
