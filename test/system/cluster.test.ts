@@ -338,7 +338,12 @@ async function expectAllRight(started: Map<string, number>): Promise<void> {
           // nats-server 2.9.10 may keep, after a leader change, messages its R3 consumer no longer
           // counts as pending or unacknowledged: tolerated only when nothing waits on them (the
           // execution they belong to has ended: its attempt was answered by a later delivery).
-          const execution = message.json<{ execution?: string }>().execution ?? "";
+          // A task names its execution in its body; an event only in its subject
+          // (`baton.events.p.<partition>.<execution>[.result]`).
+          const execution =
+            message.json<{ execution?: string }>().execution ??
+            /^baton\.events\.p\.\d+\.([^.]+)/.exec(message.subject)?.[1] ??
+            "";
           const record = records.get(execution) ?? (await executions.get(execution).catch(() => undefined));
           if (record && isEnded(record.status)) {
             stranded.add(`${stream} #${seq}`);
